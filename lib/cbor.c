@@ -1,0 +1,2 @@
+/* cbor.c - placeholder, implementation in progress. */
+#include "cloister/cbor.h"

@@ -1,0 +1,2 @@
+/* coap.c - placeholder, implementation in progress. */
+#include "cloister/coap.h"

@@ -1,0 +1,2 @@
+/* cose.c - placeholder, implementation in progress. */
+#include "cloister/cose.h"

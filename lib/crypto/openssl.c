@@ -1,0 +1,2 @@
+/* openssl.c - placeholder, implementation in progress. */
+#include "cloister/crypto_openssl.h"

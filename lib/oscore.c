@@ -1,0 +1,2 @@
+/* oscore.c - placeholder, implementation in progress. */
+#include "cloister/oscore.h"
