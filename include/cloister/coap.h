@@ -191,6 +191,20 @@ cl_status_t cl_coap_build_option_uint(cl_coap_builder_t *b, uint16_t number, uin
 cl_status_t cl_coap_build_payload(cl_coap_builder_t *b, const uint8_t *p, size_t len);
 cl_status_t cl_coap_build_finish(const cl_coap_builder_t *b, size_t *len) CL_MUST_CHECK;
 
+/**
+ * Encodes one option (header + value) following an option numbered `prev`
+ * into out; *out_len = bytes written. Used for message bodies that are not
+ * whole messages (the OSCORE plaintext). number < prev is CL_ERR_INVALID_ARG.
+ */
+cl_status_t cl_coap_option_encode(uint8_t *out, size_t out_size, size_t *out_len, uint16_t prev,
+                                  uint16_t number, const uint8_t *value, size_t len) CL_MUST_CHECK;
+/**
+ * Parses the part of a message that follows the token (options, then an
+ * optional payload marker and payload) into m->options / m->payload (other
+ * fields untouched). Same strictness as cl_coap_parse.
+ */
+cl_status_t cl_coap_options_parse(cl_coap_msg_t *m, const uint8_t *buf, size_t len) CL_MUST_CHECK;
+
 /** Name of a code ("2.05") into out[5]. */
 void cl_coap_code_str(uint8_t code, char out[5]);
 
