@@ -649,6 +649,113 @@ static cl_status_t get_oscore_option(const cl_coap_msg_t *m, cl_oscore_option_t 
 /* Requests                                                            */
 /* ------------------------------------------------------------------ */
 
+static int hexval(uint8_t c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (uint8_t)(c | 0x20);
+    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes src[0..len) into *dst (advanced); RFC 7252 6.4 steps 8-9. */
+static cl_status_t pct_decode(const uint8_t *src, size_t len, uint8_t **dst, const uint8_t *end,
+                              size_t *out_len)
+{
+    uint8_t *d = *dst;
+    for (size_t i = 0; i < len; i++) {
+        if (d == end)
+            return CL_FAIL(CL_ERR_LIMIT);
+        if (src[i] == '%') {
+            int hi, lo;
+            if (i + 2 >= len || (hi = hexval(src[i + 1])) < 0 || (lo = hexval(src[i + 2])) < 0)
+                return CL_FAIL(CL_ERR_INVALID_ARG);
+            *d++ = (uint8_t)(hi << 4 | lo);
+            i += 2;
+        } else {
+            *d++ = src[i];
+        }
+    }
+    *out_len = (size_t)(d - *dst);
+    *dst = d;
+    return CL_OK;
+}
+
+/* Appends one option pointing at buf[0..len) to m (sorted later). */
+static cl_status_t add_opt(cl_coap_msg_t *m, uint16_t number, const uint8_t *v, size_t len)
+{
+    if (m->n_options == CL_COAP_MAX_OPTIONS)
+        return CL_FAIL(CL_ERR_LIMIT);
+    m->options[m->n_options++] = (cl_coap_option_t){number, (uint16_t)len, v};
+    return CL_OK;
+}
+
+/*
+ * Section 4.1.3.3: a Proxy-Uri is split so that its path and query travel
+ * inside (Uri-Path / Uri-Query, class E) and only "scheme://authority" stays
+ * outside as the Proxy-Uri. Decoded segments are written to scratch.
+ */
+static cl_status_t split_proxy_uri(cl_coap_msg_t *m, uint8_t *scratch, size_t scratch_size)
+{
+    cl_coap_option_t *pu = NULL;
+    for (size_t i = 0; i < m->n_options; i++)
+        if (m->options[i].number == CL_COAP_OPT_PROXY_URI)
+            pu = &m->options[i];
+    if (pu == NULL)
+        return CL_OK;
+    for (size_t i = 0; i < m->n_options; i++) {
+        uint16_t n = m->options[i].number;
+        if (n == CL_COAP_OPT_URI_PATH || n == CL_COAP_OPT_URI_QUERY || n == CL_COAP_OPT_URI_HOST ||
+            n == CL_COAP_OPT_URI_PORT)
+            return CL_FAIL(CL_ERR_INVALID_ARG); /* RFC 7252 5.10.2: never together */
+    }
+    const uint8_t *v = pu->value;
+    size_t len = pu->len, i = 0, auth_end, path_end;
+    while (i + 2 < len && !(v[i] == ':' && v[i + 1] == '/' && v[i + 2] == '/'))
+        i++;
+    if (i + 2 >= len || i == 0 || memchr(v, '#', len) != NULL)
+        return CL_FAIL(CL_ERR_INVALID_ARG); /* not absolute, or has a fragment */
+    auth_end = i + 3;
+    while (auth_end < len && v[auth_end] != '/' && v[auth_end] != '?')
+        auth_end++;
+    path_end = auth_end;
+    while (path_end < len && v[path_end] != '?')
+        path_end++;
+    pu->len = (uint16_t)auth_end;
+    uint8_t *d = scratch;
+    const uint8_t *end = scratch + scratch_size;
+    size_t n;
+    cl_status_t st;
+    /* Path: empty or "/" gives no option; else one Uri-Path per segment. */
+    if (path_end - auth_end > 1) {
+        size_t seg = auth_end + 1;
+        for (size_t k = seg; k <= path_end; k++) {
+            if (k < path_end && v[k] != '/')
+                continue;
+            uint8_t *start = d;
+            if ((st = pct_decode(v + seg, k - seg, &d, end, &n)) != CL_OK)
+                return st;
+            if ((st = add_opt(m, CL_COAP_OPT_URI_PATH, start, n)) != CL_OK)
+                return st;
+            seg = k + 1;
+        }
+    }
+    if (path_end < len) {
+        size_t arg = path_end + 1;
+        for (size_t k = arg; k <= len; k++) {
+            if (k < len && v[k] != '&')
+                continue;
+            uint8_t *start = d;
+            if ((st = pct_decode(v + arg, k - arg, &d, end, &n)) != CL_OK)
+                return st;
+            if ((st = add_opt(m, CL_COAP_OPT_URI_QUERY, start, n)) != CL_OK)
+                return st;
+            arg = k + 1;
+        }
+    }
+    cl_coap_sort_options(m);
+    return CL_OK;
+}
+
 cl_status_t cl_oscore_protect_request(cl_oscore_ctx_t *ctx, const uint8_t *coap, size_t coap_len,
                                       uint8_t *out, size_t out_size, size_t *out_len,
                                       cl_oscore_req_t *req)
@@ -656,6 +763,7 @@ cl_status_t cl_oscore_protect_request(cl_oscore_ctx_t *ctx, const uint8_t *coap,
     cl_coap_msg_t m;
     uint8_t piv[5], nonce[CL_AEAD_MAX_NONCE], aad[CL_OSCORE_MAX_AAD];
     uint8_t optval[1 + 5 + 1 + CL_OSCORE_MAX_ID_CONTEXT + CL_OSCORE_MAX_ID];
+    uint8_t uri_scratch[1034]; /* Proxy-Uri is at most 1034 bytes (RFC 7252 5.10) */
     size_t piv_len, aad_len, opt_len;
     uint64_t seq;
     cl_status_t st;
@@ -666,6 +774,8 @@ cl_status_t cl_oscore_protect_request(cl_oscore_ctx_t *ctx, const uint8_t *coap,
         return st == CL_ERR_LIMIT ? st : CL_FAIL(CL_ERR_INVALID_ARG);
     if (!is_request_code(m.code))
         return CL_FAIL(CL_ERR_INVALID_ARG);
+    if ((st = split_proxy_uri(&m, uri_scratch, sizeof uri_scratch)) != CL_OK)
+        return st;
     if ((st = next_ssn(ctx, &seq)) != CL_OK)
         return st;
     piv_len = encode_piv(seq, piv);

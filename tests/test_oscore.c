@@ -803,6 +803,57 @@ static void test_rederive(void **state)
     pair_free(&p);
 }
 
+/* ---- 4.1.3.3: Proxy-Uri is split; path and query travel inside ---- */
+
+static void test_proxy_uri(void **state)
+{
+    (void)state;
+    pair_t p;
+    uint8_t plain[256], prot[512], back[512];
+    size_t plain_len, prot_len, back_len;
+    cl_oscore_req_t creq, sreq;
+    pair_init(&p, false);
+    const char *uri = "coap://example.com/res%41/x?q=1&secret=yes";
+    cl_coap_builder_t b;
+    cl_coap_build_init(&b, plain, sizeof plain, CL_COAP_CON, CL_COAP_GET, 9, NULL, 0);
+    cl_coap_build_option(&b, CL_COAP_OPT_PROXY_URI, (const uint8_t *)uri, strlen(uri));
+    assert_int_equal(cl_coap_build_finish(&b, &plain_len), CL_OK);
+    assert_int_equal(cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot,
+                                               &prot_len, &creq),
+                     CL_OK);
+    assert_false(has_bytes(prot, prot_len, "secret", 6));
+    assert_false(has_bytes(prot, prot_len, "res", 3));
+    cl_coap_msg_t m;
+    assert_int_equal(cl_coap_parse(&m, prot, prot_len), CL_OK);
+    const cl_coap_option_t *pu = cl_coap_msg_get(&m, CL_COAP_OPT_PROXY_URI);
+    assert_non_null(pu);
+    tu_assert_bytes(pu->value, pu->len, (const uint8_t *)"coap://example.com", 18);
+    assert_int_equal(server_open(&p, prot, prot_len, &sreq, back, &back_len), CL_OK);
+    assert_int_equal(cl_coap_parse(&m, back, back_len), CL_OK);
+    char path[64];
+    assert_int_equal(cl_coap_uri_path(&m, path, sizeof path), CL_OK);
+    assert_string_equal(path, "/resA/x");
+    size_t pos = 0;
+    const cl_coap_option_t *q = cl_coap_msg_find(&m, CL_COAP_OPT_URI_QUERY, &pos);
+    assert_non_null(q);
+    tu_assert_bytes(q->value, q->len, (const uint8_t *)"q=1", 3);
+    pos++;
+    q = cl_coap_msg_find(&m, CL_COAP_OPT_URI_QUERY, &pos);
+    assert_non_null(q);
+    tu_assert_bytes(q->value, q->len, (const uint8_t *)"secret=yes", 10);
+    /* Malformed Proxy-Uris are the caller's error. */
+    const char *bad[] = {"coap://h/%4", "coap://h/a#frag", "no-scheme/a", "coap://h/%zz"};
+    for (size_t i = 0; i < 4; i++) {
+        cl_coap_build_init(&b, plain, sizeof plain, CL_COAP_CON, CL_COAP_GET, 9, NULL, 0);
+        cl_coap_build_option(&b, CL_COAP_OPT_PROXY_URI, (const uint8_t *)bad[i], strlen(bad[i]));
+        assert_int_equal(cl_coap_build_finish(&b, &plain_len), CL_OK);
+        assert_int_equal(cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot,
+                                                   &prot_len, &creq),
+                         CL_ERR_INVALID_ARG);
+    }
+    pair_free(&p);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -1004,6 +1055,7 @@ int main(void)
         cmocka_unit_test(test_echo_recovery),
         cmocka_unit_test(test_observe),
         cmocka_unit_test(test_rederive),
+        cmocka_unit_test(test_proxy_uri),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_option_codec),
         cmocka_unit_test(test_http_header),

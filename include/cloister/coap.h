@@ -144,7 +144,10 @@ void cl_coap_sort_options(cl_coap_msg_t *m);
 cl_status_t cl_coap_msg_add_option(cl_coap_msg_t *m, uint16_t number, const uint8_t *value,
                                    size_t len) CL_MUST_CHECK;
 
-/** Finds the first option >= index *pos with this number; *pos updated. NULL if none. */
+/**
+ * Finds the first option >= index *pos with this number and sets *pos to its
+ * index (pos++ continues after it); NULL and *pos = n_options if none.
+ */
 const cl_coap_option_t *cl_coap_msg_find(const cl_coap_msg_t *m, uint16_t number, size_t *pos);
 /** First option with this number or NULL. */
 const cl_coap_option_t *cl_coap_msg_get(const cl_coap_msg_t *m, uint16_t number);

@@ -37,14 +37,36 @@ size_t tu_hex(const char *hex, uint8_t *out, size_t out_size)
     return n / 2;
 }
 
-/* Heap buffers handed out to tests live until exit; tests are short-lived processes. */
+/*
+ * Heap buffers handed out to tests live until exit: they are chained and
+ * freed by an atexit handler, which runs before LeakSanitizer's check.
+ */
+struct tu_alloc {
+    struct tu_alloc *next;
+    uint8_t data[];
+};
+static struct tu_alloc *allocs;
+
+static void free_all(void)
+{
+    while (allocs != NULL) {
+        struct tu_alloc *next = allocs->next;
+        free(allocs);
+        allocs = next;
+    }
+}
+
 uint8_t *tu_hex_alloc(const char *hex, size_t *len)
 {
     size_t n = strlen(hex) / 2;
-    uint8_t *p = malloc(n + 1);
-    assert_non_null(p);
-    *len = tu_hex(hex, p, n + 1);
-    return p;
+    struct tu_alloc *a = malloc(sizeof *a + n + 1);
+    assert_non_null(a);
+    if (allocs == NULL)
+        atexit(free_all);
+    a->next = allocs;
+    allocs = a;
+    *len = tu_hex(hex, a->data, n + 1);
+    return a->data;
 }
 
 cJSON *tu_load_vectors(const char *name)

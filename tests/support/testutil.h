@@ -17,7 +17,7 @@
 
 /** Decodes lowercase/uppercase hex into out; returns the byte count or fails the test. */
 size_t tu_hex(const char *hex, uint8_t *out, size_t out_size);
-/** Decodes hex into a heap buffer (freed by tu_free_all at teardown); *len set. */
+/** Decodes hex into a heap buffer (freed automatically at exit); *len set. */
 uint8_t *tu_hex_alloc(const char *hex, size_t *len);
 /** Loads tests/vectors/<name> as a cJSON tree (fails the test if missing). */
 cJSON *tu_load_vectors(const char *name);
