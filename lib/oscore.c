@@ -1085,9 +1085,16 @@ cl_status_t cl_oscore_build_echo_response(cl_oscore_ctx_t *ctx, cl_oscore_req_t 
         return CL_FAIL(CL_ERR_INVALID_ARG);
     if ((st = request_header(request, request_len, &type, &mid, &token, &tkl)) != CL_OK)
         return st;
-    if ((st = cl_random(ctx->crypto, ctx->echo, CL_OSCORE_ECHO_LEN)) != CL_OK)
-        return st;
-    ctx->flags |= CL_OSCORE_F_ECHO_SENT;
+    /*
+     * One challenge stays valid until a request proves it: a new value per
+     * request would let anyone replaying old requests keep invalidating the
+     * real client's challenge. The value only travels encrypted.
+     */
+    if (!(ctx->flags & CL_OSCORE_F_ECHO_SENT)) {
+        if ((st = cl_random(ctx->crypto, ctx->echo, CL_OSCORE_ECHO_LEN)) != CL_OK)
+            return st;
+        ctx->flags |= CL_OSCORE_F_ECHO_SENT;
+    }
     cl_coap_build_init(&b, plain, sizeof plain, type == CL_COAP_CON ? CL_COAP_ACK : CL_COAP_NON,
                        CL_COAP_UNAUTHORIZED, type == CL_COAP_CON ? mid : non_mid, token, tkl);
     cl_coap_build_option(&b, CL_COAP_OPT_ECHO, ctx->echo, CL_OSCORE_ECHO_LEN);

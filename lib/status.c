@@ -27,6 +27,7 @@ const char *cl_status_str(cl_status_t s)
     case CL_ERR_PERSIST: return "persistence failed";
     case CL_ERR_ECHO_REQUIRED: return "echo required";
     case CL_ERR_CRITICAL: return "unknown critical item";
+    case CL_ERR_PEER_ERROR: return "peer sent an error";
     }
     return "unknown status";
 }

@@ -32,6 +32,11 @@
 #define CL_AEAD_MAX_TAG 16
 #endif
 
+/* ---- COSE ---- */
+#ifndef CL_COSE_MAX_STRUCTURE
+#define CL_COSE_MAX_STRUCTURE 1024 /**< largest Enc_structure / Sig_structure built on the stack */
+#endif
+
 /* ---- OSCORE ---- */
 #ifndef CL_OSCORE_MAX_ID
 #define CL_OSCORE_MAX_ID 7 /**< Sender/Recipient ID: nonce length (13) - 6 */

@@ -35,6 +35,7 @@ typedef enum cl_status {
     CL_ERR_PERSIST = -13,         /**< a persistence hook failed; operation aborted */
     CL_ERR_ECHO_REQUIRED = -14,   /**< OSCORE B.1.2: freshness must be proven with Echo */
     CL_ERR_CRITICAL = -15,        /**< unknown critical item / option */
+    CL_ERR_PEER_ERROR = -16,      /**< the peer sent a protocol error message */
 } cl_status_t;
 
 /** Short, stable, non-sensitive name of a status code (never NULL). */
