@@ -546,7 +546,8 @@ cl_status_t cl_edhoc_init(cl_edhoc_t *s, const cl_edhoc_config_t *cfg, cl_edhoc_
     s->state = ST_START;
     s->suite = -1;
     if (role == CL_EDHOC_INITIATOR) {
-        memcpy(s->c_i, own_cid, own_cid_len);
+        if (own_cid_len)
+            memcpy(s->c_i, own_cid, own_cid_len);
         s->c_i_len = (uint8_t)own_cid_len;
     } else {
         if (own_cid_len)
