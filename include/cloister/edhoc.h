@@ -64,9 +64,13 @@ extern "C" {
 #define CL_EDHOC_EXPORT_OSCORE_SECRET 0
 #define CL_EDHOC_EXPORT_OSCORE_SALT 1
 
-/* Content-Formats (RFC 9528 section 10.9) */
+/* Content-Formats and media types (RFC 9528 sections 10.8, 10.9): the same
+ * framing is used over CoAP and, POSTed to /.well-known/edhoc, over HTTP. */
 #define CL_EDHOC_CF_EDHOC_CBOR_SEQ 64
 #define CL_EDHOC_CF_CID_EDHOC_CBOR_SEQ 65
+#define CL_EDHOC_MEDIA_TYPE "application/edhoc+cbor-seq"
+#define CL_EDHOC_CID_MEDIA_TYPE "application/cid-edhoc+cbor-seq"
+#define CL_EDHOC_WELL_KNOWN "/.well-known/edhoc"
 
 typedef enum cl_edhoc_role {
     CL_EDHOC_INITIATOR = 1,
