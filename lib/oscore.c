@@ -739,7 +739,7 @@ static cl_status_t split_proxy_uri(cl_coap_msg_t *m, uint8_t *scratch, size_t sc
             seg = k + 1;
         }
     }
-    if (path_end < len) {
+    if (path_end + 1 < len) { /* "?" with nothing after it gives no Uri-Query */
         size_t arg = path_end + 1;
         for (size_t k = arg; k <= len; k++) {
             if (k < len && v[k] != '&')
@@ -776,6 +776,8 @@ cl_status_t cl_oscore_protect_request(cl_oscore_ctx_t *ctx, const uint8_t *coap,
         return CL_FAIL(CL_ERR_INVALID_ARG);
     if ((st = split_proxy_uri(&m, uri_scratch, sizeof uri_scratch)) != CL_OK)
         return st;
+    if (cl_coap_msg_get(&m, CL_COAP_OPT_OSCORE) != NULL) /* refused before a number is spent */
+        return CL_FAIL(CL_ERR_INVALID_ARG);
     if ((st = next_ssn(ctx, &seq)) != CL_OK)
         return st;
     piv_len = encode_piv(seq, piv);
@@ -917,7 +919,9 @@ cl_status_t cl_oscore_protect_response(cl_oscore_ctx_t *ctx, cl_oscore_req_t *re
         return CL_FAIL(CL_ERR_INVALID_ARG);
     if ((st = cl_coap_parse(&m, coap, coap_len)) != CL_OK)
         return st == CL_ERR_LIMIT ? st : CL_FAIL(CL_ERR_INVALID_ARG);
-    if (!is_response_code(m.code))
+    if (!is_response_code(m.code) || cl_coap_msg_get(&m, CL_COAP_OPT_OSCORE) != NULL)
+        return CL_FAIL(CL_ERR_INVALID_ARG);
+    if ((size_t)req->kid_len + 6 > ctx->nonce_len) /* the kid must fit the nonce's ID field */
         return CL_FAIL(CL_ERR_INVALID_ARG);
     bool notification = req->observe && cl_coap_msg_get(&m, CL_COAP_OPT_OBSERVE) != NULL;
     /*
@@ -966,7 +970,7 @@ cl_status_t cl_oscore_unprotect_response(cl_oscore_ctx_t *ctx, cl_oscore_req_t *
 
     if (ctx == NULL || !(ctx->flags & CL_OSCORE_F_VALID) || req == NULL || msg == NULL ||
         out_len == NULL || req->piv_len == 0 || req->piv_len > 5 ||
-        req->kid_len > CL_OSCORE_MAX_ID)
+        (size_t)req->kid_len + 6 > ctx->nonce_len)
         return CL_FAIL(CL_ERR_INVALID_ARG);
     if ((st = cl_coap_parse(&m, msg, len)) != CL_OK)
         return st;

@@ -28,6 +28,8 @@ PACKAGES=(
     libcmocka-dev
     libcjson-dev
     binutils             # nm, ar (scripts/check-symbols.sh)
+    libp11-kit-dev       # <p11-kit/pkcs11.h>: the PKCS#11 header of keystore/pkcs11.c
+    softhsm2             # SoftHSM2 token (libsofthsm2.so) the PKCS#11 tests create and use
 )
 
 # Known for later issues - add them to PACKAGES in the change that first needs them:
@@ -37,7 +39,6 @@ PACKAGES=(
 #   libpq-dev           host/ PostgreSQL backends (issue 5)
 #   postgresql          server the PostgreSQL tests start on loopback (issue 5)
 #   duktape-dev         core/ JS sandbox, built from /usr/share/duktape (issue 6)
-#   softhsm2 opensc     PKCS#11 keystore tests against a SoftHSM2 token (issue 3)
 
 mode=install
 case "${1:-}" in

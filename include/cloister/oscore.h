@@ -191,7 +191,9 @@ cl_status_t cl_oscore_option_encode(const cl_oscore_option_t *o, uint8_t *out, s
 /**
  * Client: protects the CoAP request coap[0..coap_len) into out. *req receives
  * what the response must be verified against. A request carrying an OSCORE
- * option is refused (no nesting).
+ * option is refused (no nesting). A protect that fails after the sequence
+ * number was taken (e.g. CL_ERR_BUFFER_TOO_SMALL) does not give it back:
+ * numbers are never reused.
  */
 cl_status_t cl_oscore_protect_request(cl_oscore_ctx_t *ctx, const uint8_t *coap, size_t coap_len,
                                       uint8_t *out, size_t out_size, size_t *out_len,
@@ -225,6 +227,9 @@ cl_status_t cl_oscore_protect_response(cl_oscore_ctx_t *ctx, cl_oscore_req_t *re
  * Client: verifies and decrypts a response (msg modified in place) to the
  * request *req into out. Notifications are checked against and update
  * req->notif_num (section 7.4.1); an older or repeated one is CL_ERR_REPLAY.
+ * At most one response without Partial IV is accepted per request. For a
+ * non-Observe request, "only one response" (section 7.4) is the caller's
+ * matching rule: forget *req once a response was accepted.
  */
 cl_status_t cl_oscore_unprotect_response(cl_oscore_ctx_t *ctx, cl_oscore_req_t *req,
                                          uint8_t *msg, size_t len, uint8_t *out, size_t out_size,
