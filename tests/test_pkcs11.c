@@ -30,6 +30,8 @@
 
 #include "cloister/crypto_openssl.h"
 #include "cloister/crypto_pkcs11.h"
+#include "cloister/cbor.h"
+#include "cloister/edhoc.h"
 #include "cloister/keystore.h"
 
 /*
@@ -878,6 +880,134 @@ static void test_two_instances(void **state)
     cl_crypto_pkcs11_free(&c2);
 }
 
+/* ---- EDHOC with the initiator's keys inside the token ---- */
+
+typedef struct edhoc_party {
+    const cl_crypto_t *c;
+    cl_edhoc_auth_t auth;
+    uint8_t id_cred[8];
+    uint8_t cred[128];
+    size_t cred_len;
+    uint8_t pub[65];
+    size_t pub_len;
+    cl_key_t verify; /* the other party's public key, in this party's provider */
+    const struct edhoc_party *other;
+} edhoc_party_t;
+
+/* CRED = a CCS {2: subject, 8: {1: COSE_Key EC2 P-256}} and ID_CRED = {4: h'kid'}. */
+static void make_ccs(edhoc_party_t *e, uint8_t kid, const char *subject)
+{
+    cl_cbor_enc_t enc;
+    cl_cbor_enc_init(&enc, e->cred, sizeof e->cred);
+    cl_cbor_enc_map(&enc, 2);
+    cl_cbor_enc_uint(&enc, 2);
+    cl_cbor_enc_tstr_z(&enc, subject);
+    cl_cbor_enc_uint(&enc, 8);
+    cl_cbor_enc_map(&enc, 1);
+    cl_cbor_enc_uint(&enc, 1);
+    cl_cbor_enc_map(&enc, 4);
+    cl_cbor_enc_uint(&enc, 1);
+    cl_cbor_enc_uint(&enc, 2);
+    cl_cbor_enc_int(&enc, -1);
+    cl_cbor_enc_uint(&enc, 1);
+    cl_cbor_enc_int(&enc, -2);
+    cl_cbor_enc_bstr(&enc, e->pub + 1, 32);
+    cl_cbor_enc_int(&enc, -3);
+    cl_cbor_enc_bstr(&enc, e->pub + 33, 32);
+    assert_int_equal(cl_cbor_enc_finish(&enc, &e->cred_len), CL_OK);
+    const uint8_t idc[4] = {0xa1, 0x04, 0x41, kid};
+    memcpy(e->id_cred, idc, 4);
+    e->auth.id_cred = e->id_cred;
+    e->auth.id_cred_len = 4;
+    e->auth.cred = e->cred;
+    e->auth.cred_len = e->cred_len;
+    e->auth.type = CL_KEY_P256;
+}
+
+static cl_status_t edhoc_peer_cb(void *arg, cl_edhoc_role_t role, const uint8_t *id_cred,
+                                 size_t len, cl_edhoc_peer_t *peer)
+{
+    (void)role;
+    const edhoc_party_t *me = arg, *o = me->other;
+    if (len != 4 || memcmp(id_cred, o->id_cred, 4) != 0)
+        return CL_ERR_NOT_FOUND;
+    peer->cred = o->cred;
+    peer->cred_len = o->cred_len;
+    peer->key = me->verify;
+    memcpy(peer->pub, o->pub, o->pub_len);
+    peer->pub_len = o->pub_len;
+    return CL_OK;
+}
+
+static void test_edhoc_handshake_with_token_keys(void **state)
+{
+    NEED_MODULE();
+    fixture_t *f = *state;
+    for (int method = 0; method <= 3; method += 3) {
+        bool dh = method == 3;
+        uint32_t usage = dh ? CL_KEY_USAGE_ECDH : CL_KEY_USAGE_SIGN;
+        edhoc_party_t ini, res;
+        memset(&ini, 0, sizeof ini);
+        memset(&res, 0, sizeof res);
+        ini.c = &f->p; /* the device: every private-key operation in the token */
+        res.c = &f->o;
+        ini.other = &res;
+        res.other = &ini;
+        char label[32];
+        snprintf(label, sizeof label, "edhoc-device-m%d", method);
+        assert_int_equal(cl_crypto_pkcs11_generate_key(&f->p, CL_KEY_P256, usage, label,
+                                                       &ini.auth.key, ini.pub, sizeof ini.pub,
+                                                       &ini.pub_len),
+                         CL_OK);
+        assert_int_equal(f->o.ops->key_generate(f->o.self, CL_KEY_P256,
+                                                usage | CL_KEY_USAGE_VERIFY, &res.auth.key,
+                                                res.pub, sizeof res.pub, &res.pub_len),
+                         CL_OK);
+        ini.auth.static_dh = res.auth.static_dh = dh;
+        make_ccs(&ini, 0x0a, "device");
+        make_ccs(&res, 0x0b, "core");
+        assert_int_equal(f->p.ops->key_import_public(f->p.self, CL_KEY_P256, res.pub, res.pub_len,
+                                                     &ini.verify),
+                         CL_OK);
+        assert_int_equal(f->o.ops->key_import_public(f->o.self, CL_KEY_P256, ini.pub, ini.pub_len,
+                                                     &res.verify),
+                         CL_OK);
+        int suites[1] = {2};
+        cl_edhoc_config_t ci = {&f->p, suites, 1, &ini.auth, 1, edhoc_peer_cb, &ini, NULL, NULL};
+        cl_edhoc_config_t cr = {&f->o, suites, 1, &res.auth, 1, edhoc_peer_cb, &res, NULL, NULL};
+        cl_edhoc_t i, r;
+        uint8_t m[512];
+        size_t len;
+        const uint8_t c_i = 0x01, c_r = 0x02;
+        assert_int_equal(cl_edhoc_init(&i, &ci, CL_EDHOC_INITIATOR, &c_i, 1), CL_OK);
+        assert_int_equal(cl_edhoc_init(&r, &cr, CL_EDHOC_RESPONDER, &c_r, 1), CL_OK);
+        assert_int_equal(cl_edhoc_message_1(&i, method, 2, NULL, 0, m, sizeof m, &len), CL_OK);
+        /* The ephemeral key was generated inside the token and cannot leave it. */
+        bool ex = true;
+        assert_int_equal(cl_crypto_pkcs11_key_is_extractable(&f->p, i.eph, &ex), CL_OK);
+        assert_false(ex);
+        assert_int_equal(cl_edhoc_process_message_1(&r, m, len), CL_OK);
+        assert_int_equal(cl_edhoc_message_2(&r, NULL, 0, m, sizeof m, &len), CL_OK);
+        assert_int_equal(cl_edhoc_process_message_2(&i, m, len), CL_OK);
+        assert_int_equal(cl_edhoc_message_3(&i, NULL, 0, m, sizeof m, &len), CL_OK);
+        assert_int_equal(cl_edhoc_process_message_3(&r, m, len), CL_OK);
+        assert_int_equal(cl_edhoc_message_4(&r, NULL, 0, m, sizeof m, &len), CL_OK);
+        assert_int_equal(cl_edhoc_process_message_4(&i, m, len), CL_OK);
+        uint8_t ki[16], kr[16];
+        assert_int_equal(cl_edhoc_exporter(&i, 0, NULL, 0, ki, 16), CL_OK);
+        assert_int_equal(cl_edhoc_exporter(&r, 0, NULL, 0, kr, 16), CL_OK);
+        tu_assert_bytes(ki, 16, kr, 16);
+        /* The authentication key stayed sealed in the token through the handshake. */
+        assert_token_private_key_sealed(f, ini.auth.key, CK_TRUE);
+        cl_edhoc_free(&i);
+        cl_edhoc_free(&r);
+        assert_int_equal(cl_crypto_pkcs11_delete_key(&f->p, ini.auth.key), CL_OK);
+        cl_key_destroy(&f->p, ini.verify);
+        cl_key_destroy(&f->o, res.verify);
+        cl_key_destroy(&f->o, res.auth.key);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -892,6 +1022,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delegated_operations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_setup_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_instances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edhoc_handshake_with_token_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
