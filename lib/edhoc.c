@@ -566,6 +566,45 @@ void cl_edhoc_free(cl_edhoc_t *s)
     cl_wipe(s, sizeof *s);
 }
 
+cl_status_t cl_edhoc_restart(cl_edhoc_t *s)
+{
+    cl_edhoc_t keep;
+    if (s == NULL || s->cfg == NULL || s->role != CL_EDHOC_INITIATOR)
+        return CL_FAIL(CL_ERR_STATE);
+    keep = *s;
+    cl_key_destroy(s->cfg->crypto, s->eph);
+    cl_wipe(s, sizeof *s);
+    s->cfg = keep.cfg;
+    s->role = keep.role;
+    s->state = ST_START;
+    s->suite = -1;
+    memcpy(s->c_i, keep.c_i, sizeof s->c_i);
+    s->c_i_len = keep.c_i_len;
+    memcpy(s->suites_peer, keep.suites_peer, sizeof s->suites_peer);
+    s->n_suites_peer = keep.n_suites_peer;
+    cl_wipe(&keep, sizeof keep);
+    return CL_OK;
+}
+
+cl_status_t cl_edhoc_set_cid(cl_edhoc_t *s, const uint8_t *cid, size_t cid_len)
+{
+    if (s == NULL || cid_len > CL_EDHOC_MAX_CID || (cid_len > 0 && cid == NULL))
+        return CL_FAIL(CL_ERR_INVALID_ARG);
+    if (s->role == CL_EDHOC_RESPONDER && (s->state == ST_START || s->state == ST_HAVE_M1)) {
+        if (cid_len)
+            memcpy(s->c_r, cid, cid_len);
+        s->c_r_len = (uint8_t)cid_len;
+        return CL_OK;
+    }
+    if (s->role == CL_EDHOC_INITIATOR && s->state == ST_START) {
+        if (cid_len)
+            memcpy(s->c_i, cid, cid_len);
+        s->c_i_len = (uint8_t)cid_len;
+        return CL_OK;
+    }
+    return CL_FAIL(CL_ERR_STATE);
+}
+
 cl_status_t cl_edhoc_test_set_ephemeral(cl_edhoc_t *s, cl_key_t eph)
 {
     if (s == NULL || s->state != ST_START || s->eph != CL_KEY_NONE)
@@ -754,6 +793,10 @@ cl_status_t cl_edhoc_process_message_2(cl_edhoc_t *s, const uint8_t *msg, size_t
     size_t ead_len = cl_cbor_dec_remaining(&d);
     if ((st = process_ead(s, 2, ead, ead_len)) != CL_OK)
         goto fail;
+    if (c_r_len == s->c_i_len && memcmp(c_r, s->c_i, c_r_len) == 0) {
+        st = CL_FAIL(CL_ERR_BAD_INPUT); /* C_R = C_I would give both the same OSCORE ID */
+        goto fail;
+    }
     memcpy(s->c_r, c_r, c_r_len);
     s->c_r_len = (uint8_t)c_r_len;
 
@@ -1015,6 +1058,9 @@ cl_status_t cl_edhoc_message_2(cl_edhoc_t *s, const uint8_t *ead_2, size_t ead_2
         return CL_FAIL(CL_ERR_STATE);
     if (check_ead_out(ead_2, ead_2_len) != CL_OK)
         return CL_FAIL(CL_ERR_INVALID_ARG);
+    /* 3.3.3: C_R and C_I become OSCORE Recipient IDs and must differ. */
+    if (s->c_r_len == s->c_i_len && memcmp(s->c_r, s->c_i, s->c_i_len) == 0)
+        return CL_FAIL(CL_ERR_INVALID_ARG); /* pick another C_R with cl_edhoc_set_cid */
     su = *suite_of(s);
     if ((st = ephemeral(s, su.dh, g_y)) != CL_OK)
         goto fail;
@@ -1224,8 +1270,9 @@ cl_status_t cl_edhoc_error_message(const cl_edhoc_t *s, cl_status_t why, uint8_t
     if (out_len == NULL)
         return CL_FAIL(CL_ERR_INVALID_ARG);
     cl_cbor_enc_init(&e, out, out_size);
+    /* ERR_CODE 2 only when the *suite* was refused (a refused method leaves s->suite set). */
     if (why == CL_ERR_UNSUPPORTED && s != NULL && s->role == CL_EDHOC_RESPONDER &&
-        s->cfg != NULL) {
+        s->cfg != NULL && s->suite < 0) {
         cl_cbor_enc_int(&e, CL_EDHOC_ERR_WRONG_SUITE);
         if (s->cfg->n_suites == 1) {
             cl_cbor_enc_int(&e, s->cfg->suites[0]);

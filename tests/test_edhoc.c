@@ -336,16 +336,19 @@ static void test_trace_2_with_negotiation(void **state)
     assert_int_equal(i.peer_err, CL_EDHOC_ERR_WRONG_SUITE);
     assert_int_equal(i.n_suites_peer, 1);
     assert_int_equal(i.suites_peer[0], 2);
-    /* ...and the next session selects suite 2 with SUITES_I = [6, 2] (suite -1: negotiated). */
-    cl_edhoc_t i2;
+    /* ...and the restarted session selects suite 2 with SUITES_I = [6, 2] (suite -1). */
     const cJSON *v = vals("trace_2");
-    start(&i2, &ini, CL_EDHOC_INITIATOR, v, "c_i", "x", CL_KEY_P256);
-    memcpy(i2.suites_peer, i.suites_peer, sizeof i.suites_peer);
-    i2.n_suites_peer = i.n_suites_peer;
-    cl_edhoc_free(&i);
-    assert_int_equal(cl_edhoc_message_1(&i2, 3, -1, NULL, 0, m, sizeof m, &len), CL_OK);
+    assert_int_equal(cl_edhoc_restart(&i), CL_OK);
+    size_t x_len, cid_len;
+    uint8_t *cid = tu_hexm(v, "c_i", &cid_len); /* the trace picks a new C_I for the retry */
+    assert_int_equal(cl_edhoc_set_cid(&i, cid, cid_len), CL_OK);
+    uint8_t *x = tu_hexm(v, "x", &x_len);
+    assert_int_equal(cl_edhoc_test_set_ephemeral(&i, import_priv(CL_KEY_P256, CL_KEY_USAGE_ECDH,
+                                                                 x, x_len)),
+                     CL_OK);
+    assert_int_equal(cl_edhoc_message_1(&i, 3, -1, NULL, 0, m, sizeof m, &len), CL_OK);
     expect_hex(m, len, v, "message_1");
-    cl_edhoc_free(&i2);
+    cl_edhoc_free(&i);
 
     /* The whole trace 2 byte for byte. */
     run_trace("trace_2", &ini, &res, CL_KEY_P256, 3, 2);
@@ -707,6 +710,58 @@ static void test_ead(void **state)
     side_free(&res);
 }
 
+/* A refused method is error 1 (not 2); C_R must differ from C_I (3.3.3). */
+static void test_method_and_cid_rules(void **state)
+{
+    (void)state;
+    side_t ini, res;
+    setup_trace1(&ini, &res);
+    side_config(&ini, 1);
+    side_config(&res, 1);
+    cl_edhoc_t i, r;
+    uint8_t m[512];
+    size_t len;
+    /* The responder has only a signature credential; method 3 asks for static DH. */
+    cl_edhoc_auth_t dh = ini.auth;
+    uint8_t pub[32];
+    size_t pub_len;
+    dh.type = CL_KEY_X25519;
+    dh.static_dh = true;
+    assert_int_equal(crypto.ops->key_generate(crypto.self, CL_KEY_X25519, CL_KEY_USAGE_ECDH,
+                                              &dh.key, pub, sizeof pub, &pub_len),
+                     CL_OK);
+    ini.cfg.auth = &dh;
+    assert_int_equal(cl_edhoc_init(&i, &ini.cfg, CL_EDHOC_INITIATOR, (const uint8_t *)"\x05", 1),
+                     CL_OK);
+    assert_int_equal(cl_edhoc_init(&r, &res.cfg, CL_EDHOC_RESPONDER, (const uint8_t *)"\x06", 1),
+                     CL_OK);
+    assert_int_equal(cl_edhoc_message_1(&i, 3, 0, NULL, 0, m, sizeof m, &len), CL_OK);
+    assert_int_equal(cl_edhoc_process_message_1(&r, m, len), CL_ERR_UNSUPPORTED);
+    assert_int_equal(cl_edhoc_error_message(&r, CL_ERR_UNSUPPORTED, m, sizeof m, &len), CL_OK);
+    assert_int_equal(m[0], CL_EDHOC_ERR_UNSPECIFIED);
+    cl_edhoc_free(&i);
+    cl_edhoc_free(&r);
+    cl_key_destroy(&crypto, dh.key);
+    ini.cfg.auth = &ini.auth;
+
+    /* Same connection identifier on both sides: message_2 refuses until C_R is changed. */
+    assert_int_equal(cl_edhoc_init(&i, &ini.cfg, CL_EDHOC_INITIATOR, (const uint8_t *)"\x07", 1),
+                     CL_OK);
+    assert_int_equal(cl_edhoc_init(&r, &res.cfg, CL_EDHOC_RESPONDER, (const uint8_t *)"\x07", 1),
+                     CL_OK);
+    assert_int_equal(cl_edhoc_message_1(&i, 0, 0, NULL, 0, m, sizeof m, &len), CL_OK);
+    assert_int_equal(cl_edhoc_process_message_1(&r, m, len), CL_OK);
+    assert_int_equal(cl_edhoc_message_2(&r, NULL, 0, m, sizeof m, &len), CL_ERR_INVALID_ARG);
+    assert_int_equal(cl_edhoc_set_cid(&r, (const uint8_t *)"\x08", 1), CL_OK);
+    assert_int_equal(cl_edhoc_message_2(&r, NULL, 0, m, sizeof m, &len), CL_OK);
+    assert_int_equal(cl_edhoc_process_message_2(&i, m, len), CL_OK);
+    assert_int_equal(cl_edhoc_set_cid(&r, (const uint8_t *)"\x09", 1), CL_ERR_STATE);
+    cl_edhoc_free(&i);
+    cl_edhoc_free(&r);
+    side_free(&ini);
+    side_free(&res);
+}
+
 static void test_cid_and_framing(void **state)
 {
     (void)state;
@@ -777,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_replay_and_order),
         cmocka_unit_test(test_truncated_and_oversized),
         cmocka_unit_test(test_ead),
+        cmocka_unit_test(test_method_and_cid_rules),
         cmocka_unit_test(test_cid_and_framing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

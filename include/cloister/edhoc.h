@@ -88,7 +88,11 @@ typedef struct cl_edhoc_auth {
     bool static_dh;      /**< authenticates with static DH (methods 1..3) instead of a signature */
 } cl_edhoc_auth_t;
 
-/** The peer's credential, filled in by the application's callback. */
+/**
+ * The peer's credential, filled in by the application's callback. `key` stays
+ * owned by the application (EDHOC never destroys it); keep it cached with the
+ * credential or destroy it after the processing call returns.
+ */
 typedef struct cl_edhoc_peer {
     const uint8_t *cred; /**< CRED_x (CBOR item); must stay valid until the call returns */
     size_t cred_len;
@@ -128,7 +132,11 @@ typedef struct cl_edhoc_config {
     void *ead_arg;
 } cl_edhoc_config_t;
 
-/** Session state; all-zero is "unused", cl_edhoc_free is safe on it. */
+/**
+ * Session state; all-zero is "unused", cl_edhoc_free is safe on it. The
+ * fields are readable (method, suite, c_i / c_r, peer_err, suites_peer);
+ * change them only through the API.
+ */
 typedef struct cl_edhoc {
     const cl_edhoc_config_t *cfg;
     const cl_edhoc_auth_t *own; /**< our credential selected for this session */
@@ -157,6 +165,19 @@ cl_status_t cl_edhoc_init(cl_edhoc_t *s, const cl_edhoc_config_t *cfg, cl_edhoc_
                           const uint8_t *own_cid, size_t own_cid_len) CL_MUST_CHECK;
 /** Destroys keys and wipes the state; safe on zeroed or failed states. */
 void cl_edhoc_free(cl_edhoc_t *s);
+/**
+ * Initiator: starts a new session in place after a failed one, keeping the
+ * config, C_I and the SUITES_R learnt from an error 2, so that
+ * cl_edhoc_message_1(suite = -1) selects a suite both support.
+ */
+cl_status_t cl_edhoc_restart(cl_edhoc_t *s) CL_MUST_CHECK;
+/**
+ * Changes our connection identifier before it is sent: the initiator's C_I
+ * before message_1, the responder's C_R until message_2 (e.g. when the C_I
+ * received in message_1 equals the C_R chosen at init; message_2 refuses
+ * C_R = C_I, RFC 9528 3.3.3).
+ */
+cl_status_t cl_edhoc_set_cid(cl_edhoc_t *s, const uint8_t *cid, size_t cid_len) CL_MUST_CHECK;
 
 /**
  * TEST ONLY: use this (imported) key as our ephemeral key instead of
