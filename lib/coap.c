@@ -213,7 +213,10 @@ cl_status_t cl_coap_parse(cl_coap_msg_t *m, const uint8_t *buf, size_t len)
         rc = CL_FAIL(CL_ERR_INVALID_ARG);
         goto done;
     }
-    memset(m, 0, sizeof *m);
+    /* Header fields only: options beyond n_options are never read (hot path). */
+    memset(m, 0, offsetof(cl_coap_msg_t, options));
+    m->payload = NULL;
+    m->payload_len = 0;
     if (len < HDR_LEN) {
         rc = CL_FAIL(CL_ERR_BAD_INPUT);
         goto done;

@@ -383,31 +383,37 @@ static uint64_t decode_piv(const uint8_t *piv, size_t len)
 /*
  * AAD = Enc_structure ["Encrypt0", h'', bstr .cbor aad_array],
  * aad_array = [1, [alg], request_kid, request_piv, options (no Class I: h'')].
+ * Written directly: every item is short (kid <= 7, PIV <= 5, alg < 65536),
+ * so the bytes are fixed apart from kid, PIV and alg (all AEADs we support
+ * have positive COSE ids below 256). Hot path: no generic encoder.
  */
 static cl_status_t build_aad(const cl_oscore_ctx_t *ctx, const uint8_t *kid, size_t kid_len,
                              const uint8_t *piv, size_t piv_len, uint8_t *out, size_t *out_len)
 {
-    uint8_t arr[16 + CL_OSCORE_MAX_ID + 5];
-    cl_cbor_enc_t e;
-    size_t arr_len;
-    cl_status_t st;
-
-    cl_cbor_enc_init(&e, arr, sizeof arr);
-    cl_cbor_enc_array(&e, 5);
-    cl_cbor_enc_uint(&e, OSCORE_VERSION);
-    cl_cbor_enc_array(&e, 1);
-    cl_cbor_enc_int(&e, ctx->alg);
-    cl_cbor_enc_bstr(&e, kid, kid_len);
-    cl_cbor_enc_bstr(&e, piv, piv_len);
-    cl_cbor_enc_bstr(&e, NULL, 0);
-    if ((st = cl_cbor_enc_finish(&e, &arr_len)) != CL_OK)
-        return st;
-    cl_cbor_enc_init(&e, out, CL_OSCORE_MAX_AAD);
-    cl_cbor_enc_array(&e, 3);
-    cl_cbor_enc_tstr_z(&e, "Encrypt0");
-    cl_cbor_enc_bstr(&e, NULL, 0);
-    cl_cbor_enc_bstr(&e, arr, arr_len);
-    return cl_cbor_enc_finish(&e, out_len);
+    static const uint8_t prefix[11] = {0x83, 0x68, 'E', 'n', 'c', 'r', 'y', 'p', 't', '0', 0x40};
+    uint8_t *p = out + ENC0_PREFIX_LEN + 1; /* + bstr head of the aad_array */
+    if (kid_len > 23 || piv_len > 23)
+        return CL_FAIL(CL_ERR_INVALID_ARG);
+    memcpy(out, prefix, ENC0_PREFIX_LEN);
+    *p++ = 0x85;           /* array(5) */
+    *p++ = OSCORE_VERSION; /* uint 1 */
+    *p++ = 0x81;           /* [alg] */
+    if (ctx->alg >= 24) /* alg is a uint8_t: one extra byte at most */
+        *p++ = 0x18;
+    *p++ = ctx->alg;
+    *p++ = (uint8_t)(0x40 | kid_len); /* request_kid */
+    if (kid_len)
+        memcpy(p, kid, kid_len);
+    p += kid_len;
+    *p++ = (uint8_t)(0x40 | piv_len); /* request_piv */
+    if (piv_len)
+        memcpy(p, piv, piv_len);
+    p += piv_len;
+    *p++ = 0x40; /* options: no Class I options */
+    size_t arr_len = (size_t)(p - out) - ENC0_PREFIX_LEN - 1;
+    out[ENC0_PREFIX_LEN] = (uint8_t)(0x40 | arr_len); /* arr_len <= 20 < 24 */
+    *out_len = (size_t)(p - out);
+    return CL_OK;
 }
 
 /* Takes the next Sender Sequence Number, persisting a ceiling first when due (B.1.1). */
@@ -596,12 +602,34 @@ fail:
  * `observe_value` (if not NULL) replaces the inner Observe value.
  */
 static cl_status_t reassemble(const cl_coap_msg_t *outer, const cl_coap_msg_t *inner,
-                              const uint8_t *observe_value, size_t observe_len, uint8_t *out,
-                              size_t out_size, size_t *out_len)
+                              const uint8_t *pt, size_t pt_len, const uint8_t *observe_value,
+                              size_t observe_len, uint8_t *out, size_t out_size, size_t *out_len)
 {
     cl_coap_msg_t plain;
     cl_status_t st;
+    bool any_outer = false;
 
+    for (size_t i = 0; i < outer->n_options && !any_outer; i++)
+        any_outer = is_outer_only(outer->options[i].number);
+    if (!any_outer && observe_value == NULL) {
+        /*
+         * Common case: no Class U option to merge, so the inner options are
+         * already encoded exactly as in the plain message (deltas from 0):
+         * header + token + the plaintext after its code byte.
+         */
+        size_t n = 4 + (size_t)outer->tkl + pt_len - 1;
+        if (out == NULL || out_size < n)
+            return CL_FAIL(CL_ERR_BUFFER_TOO_SMALL);
+        out[0] = (uint8_t)(0x40 | outer->type << 4 | outer->tkl);
+        out[1] = inner->code;
+        out[2] = (uint8_t)(outer->mid >> 8);
+        out[3] = (uint8_t)outer->mid;
+        if (outer->tkl)
+            memcpy(out + 4, outer->token, outer->tkl);
+        memcpy(out + 4 + outer->tkl, pt + 1, pt_len - 1);
+        *out_len = n;
+        return CL_OK;
+    }
     memcpy(&plain, outer, offsetof(cl_coap_msg_t, options));
     plain.code = inner->code;
     plain.n_options = 0;
@@ -871,7 +899,7 @@ cl_status_t cl_oscore_unprotect_request(cl_oscore_lookup_fn lookup, void *lookup
             goto fail;
         }
     }
-    if ((st = reassemble(&m, &inner, NULL, 0, out, out_size, out_len)) != CL_OK)
+    if ((st = reassemble(&m, &inner, pt, pt_len, NULL, 0, out, out_size, out_len)) != CL_OK)
         goto fail;
 
     /*
@@ -1010,7 +1038,8 @@ cl_status_t cl_oscore_unprotect_response(cl_oscore_ctx_t *ctx, cl_oscore_req_t *
     /* Notifications: order by Partial IV (its 3 low bytes as Observe value), none = oldest. */
     if (inner_observe && o.piv_len > 0)
         obs_len = cl_coap_uint_encode(obs_val, (uint32_t)(seq & 0xffffff));
-    st = reassemble(&m, &inner, inner_observe ? obs_val : NULL, obs_len, out, out_size, out_len);
+    st = reassemble(&m, &inner, pt, pt_len, inner_observe ? obs_val : NULL, obs_len, out,
+                    out_size, out_len);
     if (st != CL_OK)
         goto fail;
     if (o.piv_len == 0) {
