@@ -673,7 +673,7 @@ cl_status_t cl_edhoc_message_1(cl_edhoc_t *s, int method, int suite, const uint8
     s->method = (uint8_t)method;
     s->own = select_auth(s->cfg, (method & 2) != 0, &su);
     if (s->own == NULL)
-        return CL_FAIL(CL_ERR_NOT_FOUND); /* no credential of the right kind */
+        return CL_FAIL(CL_ERR_UNSUPPORTED); /* no credential for this method and suite */
     if ((st = ephemeral(s, su.dh, g_x)) != CL_OK)
         return abort_with(s, st);
 
@@ -735,7 +735,7 @@ bool cl_edhoc_is_error(const uint8_t *msg, size_t len)
 cl_status_t cl_edhoc_process_message_2(cl_edhoc_t *s, const uint8_t *msg, size_t len)
 {
     uint8_t pt[WORK_MAX], ks[WORK_MAX], g_xy[32], prk_2e[HASH_LEN], salt[HASH_LEN], g_rx[32];
-    uint8_t id_cred[WORK_MAX / 2], c_r[CL_EDHOC_MAX_CID];
+    uint8_t id_cred[WORK_MAX], c_r[CL_EDHOC_MAX_CID];
     size_t ct_len = 0, id_cred_len, c_r_len;
     const uint8_t *body, *sig, *g_y;
     size_t body_len, sig_len;
@@ -802,6 +802,7 @@ cl_status_t cl_edhoc_process_message_2(cl_edhoc_t *s, const uint8_t *msg, size_t
 
     /* CRED_R from the application, then PRK_3e2m (static DH responder). */
     memset(&peer, 0, sizeof peer);
+    peer.expected = (s->method & 1) ? suite_of(s)->dh : suite_of(s)->sig_key;
     if ((st = s->cfg->peer_cred(s->cfg->peer_cred_arg, CL_EDHOC_INITIATOR, id_cred, id_cred_len,
                                 &peer)) != CL_OK)
         goto fail;
@@ -1156,7 +1157,7 @@ done:
 
 cl_status_t cl_edhoc_process_message_3(cl_edhoc_t *s, const uint8_t *msg, size_t len)
 {
-    uint8_t pt[WORK_MAX], id_cred[WORK_MAX / 2], salt[HASH_LEN];
+    uint8_t pt[WORK_MAX], id_cred[WORK_MAX], salt[HASH_LEN];
     const uint8_t *ct, *sig;
     size_t ct_len, pt_len = 0, id_cred_len, sig_len;
     cl_edhoc_peer_t peer;
@@ -1186,6 +1187,7 @@ cl_status_t cl_edhoc_process_message_3(cl_edhoc_t *s, const uint8_t *msg, size_t
     if ((st = process_ead(s, 3, ead, ead_len)) != CL_OK)
         goto fail;
     memset(&peer, 0, sizeof peer);
+    peer.expected = (s->method & 2) ? suite_of(s)->dh : suite_of(s)->sig_key;
     if ((st = s->cfg->peer_cred(s->cfg->peer_cred_arg, CL_EDHOC_RESPONDER, id_cred, id_cred_len,
                                 &peer)) != CL_OK)
         goto fail;

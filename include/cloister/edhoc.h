@@ -99,6 +99,9 @@ typedef struct cl_edhoc_peer {
     cl_key_t key;        /**< public key handle for signature verification (signature methods) */
     uint8_t pub[CL_PUB_MAX]; /**< static DH public key bytes (static DH methods) */
     size_t pub_len;
+    cl_key_type_t expected;  /**< set by EDHOC before the call: the key type the
+                                  selected method and suite need (the callback
+                                  should refuse a credential of another type) */
 } cl_edhoc_peer_t;
 
 /**
