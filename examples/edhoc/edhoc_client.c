@@ -810,7 +810,8 @@ static int run_edhoc(struct client *c)
     }
     for (int attempt = 0; attempt < 2; attempt++) {
         st = cl_edhoc_message_1(&c->edhoc, c->method, suite, NULL, 0, m, sizeof m, &m_len);
-        if (st == CL_ERR_NOT_FOUND) {
+        /* UNSUPPORTED with a suite selected: no credential of ours fits method + suite. */
+        if (st == CL_ERR_UNSUPPORTED && c->edhoc.suite >= 0) {
             fail("the certificate cannot authenticate with method %d in suite %d (key type or "
                  "keyUsage)",
                  c->method, c->edhoc.suite);
