@@ -627,12 +627,12 @@ static cl_status_t ephemeral(cl_edhoc_t *s, cl_key_type_t type, uint8_t g[G_LEN]
     } else if ((st = c->ops->key_export_public(c->self, s->eph, pub, sizeof pub, &n)) != CL_OK) {
         return st;
     }
-    if (type == CL_KEY_P256 && n == 65)
+    if (type == CL_KEY_P256 && n == 65 && pub[0] == 0x04)
         memcpy(g, pub + 1, G_LEN); /* compact representation: x only (Appendix B) */
-    else if (n == G_LEN)
+    else if (type == CL_KEY_X25519 && n == G_LEN)
         memcpy(g, pub, G_LEN);
     else
-        return CL_FAIL(CL_ERR_CRYPTO);
+        return CL_FAIL(CL_ERR_INVALID_ARG); /* (injected) key of the wrong curve */
     return CL_OK;
 }
 
@@ -707,23 +707,40 @@ static cl_status_t take_error(cl_edhoc_t *s, const uint8_t *msg, size_t len)
     cl_cbor_dec_init(&d, msg, len);
     if (cl_cbor_dec_int(&d, &code) != CL_OK || code == 0 || code < INT16_MIN || code > INT16_MAX)
         return CL_FAIL(CL_ERR_BAD_INPUT);
-    s->peer_err = (int16_t)code;
+    /* error = (ERR_CODE: int, ERR_INFO: any): exactly two items, typed per code. */
     if (code == CL_EDHOC_ERR_WRONG_SUITE) {
         cl_cbor_type_t t;
         int64_t v;
         size_t n = 1;
-        s->n_suites_peer = 0;
+        uint8_t got = 0;
+        int8_t list[CL_EDHOC_MAX_SUITES];
         if (cl_cbor_dec_peek(&d, &t) != CL_OK)
             return CL_FAIL(CL_ERR_BAD_INPUT);
-        if (t == CL_CBOR_ARRAY && cl_cbor_dec_array(&d, &n) != CL_OK)
-            return CL_FAIL(CL_ERR_BAD_INPUT);
+        if (t == CL_CBOR_ARRAY && (cl_cbor_dec_array(&d, &n) != CL_OK || n < 2))
+            return CL_FAIL(CL_ERR_BAD_INPUT); /* suites = [2* int] / int */
         for (size_t i = 0; i < n; i++) {
             if (cl_cbor_dec_int(&d, &v) != CL_OK)
                 return CL_FAIL(CL_ERR_BAD_INPUT);
-            if (s->n_suites_peer < CL_EDHOC_MAX_SUITES && v >= INT8_MIN && v <= INT8_MAX)
-                s->suites_peer[s->n_suites_peer++] = (int8_t)v;
+            if (got < CL_EDHOC_MAX_SUITES && v >= INT8_MIN && v <= INT8_MAX)
+                list[got++] = (int8_t)v;
         }
+        if (!cl_cbor_dec_at_end(&d))
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        memcpy(s->suites_peer, list, got);
+        s->n_suites_peer = got;
+    } else if (code == CL_EDHOC_ERR_UNSPECIFIED) {
+        const char *txt;
+        size_t n;
+        if (cl_cbor_dec_tstr(&d, &txt, &n) != CL_OK || !cl_cbor_dec_at_end(&d))
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+    } else if (code == CL_EDHOC_ERR_UNKNOWN_CRED) {
+        bool b;
+        if (cl_cbor_dec_bool(&d, &b) != CL_OK || !b || !cl_cbor_dec_at_end(&d))
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+    } else if (cl_cbor_dec_skip(&d) != CL_OK || !cl_cbor_dec_at_end(&d)) {
+        return CL_FAIL(CL_ERR_BAD_INPUT); /* other codes: one ERR_INFO item of any type */
     }
+    s->peer_err = (int16_t)code;
     return CL_FAIL(CL_ERR_PEER_ERROR);
 }
 
@@ -1271,6 +1288,8 @@ cl_status_t cl_edhoc_error_message(const cl_edhoc_t *s, cl_status_t why, uint8_t
     cl_cbor_enc_t e;
     if (out_len == NULL)
         return CL_FAIL(CL_ERR_INVALID_ARG);
+    if (why == CL_ERR_PEER_ERROR || why == CL_OK)
+        return CL_FAIL(CL_ERR_STATE); /* errors answer non-error messages only (section 6) */
     cl_cbor_enc_init(&e, out, out_size);
     /* ERR_CODE 2 only when the *suite* was refused (a refused method leaves s->suite set). */
     if (why == CL_ERR_UNSUPPORTED && s != NULL && s->role == CL_EDHOC_RESPONDER &&

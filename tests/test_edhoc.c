@@ -762,6 +762,49 @@ static void test_method_and_cid_rules(void **state)
     side_free(&res);
 }
 
+/* Received error messages are (ERR_CODE, ERR_INFO) exactly, typed per code. */
+static void test_error_message_parsing(void **state)
+{
+    (void)state;
+    side_t ini, res;
+    setup_trace1(&ini, &res);
+    side_config(&ini, 1);
+    struct {
+        const char *hex;
+        cl_status_t want;
+        int code;
+    } cases[] = {
+        {"03f5", CL_ERR_PEER_ERROR, 3},         /* unknown credential, true */
+        {"0161", CL_ERR_BAD_INPUT, 0},          /* truncated tstr */
+        {"016161", CL_ERR_PEER_ERROR, 1},       /* "a" */
+        {"01", CL_ERR_BAD_INPUT, 0},            /* no ERR_INFO */
+        {"016161ff", CL_ERR_BAD_INPUT, 0},      /* trailing bytes */
+        {"0300", CL_ERR_BAD_INPUT, 0},          /* code 3 needs true */
+        {"0202", CL_ERR_PEER_ERROR, 2},         /* SUITES_R = 2 */
+        {"02820200", CL_ERR_PEER_ERROR, 2},     /* SUITES_R = [2, 0] */
+        {"028102", CL_ERR_BAD_INPUT, 0},        /* one-element array */
+        {"0061", CL_ERR_BAD_INPUT, 0},          /* code 0 is reserved */
+        {"20f6", CL_ERR_PEER_ERROR, -1},        /* unknown code, any ERR_INFO */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        cl_edhoc_t i;
+        uint8_t m[256], err[8];
+        size_t len, err_len = tu_hex(cases[k].hex, err, sizeof err);
+        assert_int_equal(cl_edhoc_init(&i, &ini.cfg, CL_EDHOC_INITIATOR, NULL, 0), CL_OK);
+        assert_int_equal(cl_edhoc_message_1(&i, 0, 0, NULL, 0, m, sizeof m, &len), CL_OK);
+        assert_true(cl_edhoc_is_error(err, err_len));
+        assert_int_equal(cl_edhoc_process_message_2(&i, err, err_len), cases[k].want);
+        assert_int_equal(i.peer_err, cases[k].code);
+        /* an error is never answered with an error */
+        if (cases[k].want == CL_ERR_PEER_ERROR)
+            assert_int_equal(cl_edhoc_error_message(&i, CL_ERR_PEER_ERROR, m, sizeof m, &len),
+                             CL_ERR_STATE);
+        cl_edhoc_free(&i);
+    }
+    side_free(&ini);
+    side_free(&res);
+}
+
 static void test_cid_and_framing(void **state)
 {
     (void)state;
@@ -833,6 +876,7 @@ int main(void)
         cmocka_unit_test(test_truncated_and_oversized),
         cmocka_unit_test(test_ead),
         cmocka_unit_test(test_method_and_cid_rules),
+        cmocka_unit_test(test_error_message_parsing),
         cmocka_unit_test(test_cid_and_framing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
