@@ -202,30 +202,6 @@ static cl_status_t ecdh(const cl_edhoc_t *s, cl_key_t priv, const uint8_t *pub, 
     return st;
 }
 
-/*
- * A peer ephemeral key used in two ECDHs (static DH methods): for P-256 the
- * compact x-coordinate is decompressed (a modular square root) and validated
- * once here, and both ECDHs take the 65-byte point. X25519 keys are used as
- * they are.
- */
-static cl_status_t expand_peer(const cl_edhoc_t *s, const uint8_t g[G_LEN], uint8_t out[CL_PUB_MAX],
-                               size_t *out_len)
-{
-    const cl_crypto_t *c = s->cfg->crypto;
-    cl_key_t h = CL_KEY_NONE;
-    cl_status_t st;
-    if (suite_of(s)->dh != CL_KEY_P256) {
-        memcpy(out, g, G_LEN);
-        *out_len = G_LEN;
-        return CL_OK;
-    }
-    if ((st = c->ops->key_import_public(c->self, CL_KEY_P256, g, G_LEN, &h)) != CL_OK)
-        return st == CL_ERR_CRYPTO ? st : CL_FAIL(CL_ERR_BAD_INPUT);
-    st = c->ops->key_export_public(c->self, h, out, CL_PUB_MAX, out_len);
-    cl_key_destroy(c, h);
-    return st;
-}
-
 /* Picks our credential for this method + suite. */
 static const cl_edhoc_auth_t *select_auth(const cl_edhoc_config_t *cfg, bool static_dh,
                                           const cl_edhoc_suite_t *su)
@@ -813,12 +789,7 @@ cl_status_t cl_edhoc_process_message_2(cl_edhoc_t *s, const uint8_t *msg, size_t
     if ((st = hash(s, &part, 1, s->th)) != CL_OK)
         goto fail;
     /* PRK_2e = Extract(TH_2, G_XY); plaintext = ciphertext XOR KEYSTREAM_2. */
-    uint8_t g_y_full[CL_PUB_MAX];
-    size_t g_y_len = G_LEN;
-    memcpy(g_y_full, g_y, G_LEN);
-    if ((s->method & 2) && (st = expand_peer(s, g_y, g_y_full, &g_y_len)) != CL_OK)
-        goto fail; /* G_Y is used twice (G_XY, G_IY): decode it once */
-    if ((st = ecdh(s, s->eph, g_y_full, g_y_len, g_xy)) != CL_OK)
+    if ((st = ecdh(s, s->eph, g_y, G_LEN, g_xy)) != CL_OK)
         goto fail;
     if ((st = cl_hkdf_extract(s->cfg->crypto, s->th, HASH_LEN, g_xy, 32, prk_2e)) != CL_OK)
         goto fail;
@@ -886,7 +857,7 @@ cl_status_t cl_edhoc_process_message_2(cl_edhoc_t *s, const uint8_t *msg, size_t
         uint8_t g_iy[32];
         if ((st = kdf(s, s->prk_3e2m, 5, s->th, HASH_LEN, salt, HASH_LEN)) != CL_OK)
             goto fail;
-        st = ecdh(s, s->own->key, g_y_full, g_y_len, g_iy);
+        st = ecdh(s, s->own->key, g_y, G_LEN, g_iy);
         if (st == CL_OK)
             st = cl_hkdf_extract(s->cfg->crypto, salt, HASH_LEN, g_iy, 32, s->prk_4e3m);
         cl_wipe(g_iy, sizeof g_iy);
@@ -1121,12 +1092,7 @@ cl_status_t cl_edhoc_message_2(cl_edhoc_t *s, const uint8_t *ead_2, size_t ead_2
     if ((st = hash(s, &part, 1, s->th)) != CL_OK)
         goto fail;
     bool r_static = (s->method & 1) != 0;
-    uint8_t g_x[CL_PUB_MAX];
-    size_t g_x_len = G_LEN;
-    memcpy(g_x, s->g_peer, G_LEN);
-    if (r_static && (st = expand_peer(s, s->g_peer, g_x, &g_x_len)) != CL_OK)
-        goto fail; /* G_X is used twice: decode it once */
-    if ((st = ecdh(s, s->eph, g_x, g_x_len, g_xy)) != CL_OK) {
+    if ((st = ecdh(s, s->eph, s->g_peer, G_LEN, g_xy)) != CL_OK) {
         st = st == CL_ERR_CRYPTO ? st : CL_FAIL(CL_ERR_BAD_INPUT); /* invalid G_X */
         goto fail;
     }
@@ -1136,7 +1102,7 @@ cl_status_t cl_edhoc_message_2(cl_edhoc_t *s, const uint8_t *ead_2, size_t ead_2
         goto fail; /* SALT_3e2m is only needed with a static DH responder */
     if (r_static) {
         uint8_t g_rx[32];
-        st = ecdh(s, s->own->key, g_x, g_x_len, g_rx);
+        st = ecdh(s, s->own->key, s->g_peer, G_LEN, g_rx);
         if (st == CL_OK)
             st = cl_hkdf_extract(s->cfg->crypto, salt, HASH_LEN, g_rx, 32, s->prk_3e2m);
         cl_wipe(g_rx, sizeof g_rx);
