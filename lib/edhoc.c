@@ -24,13 +24,13 @@
 
 enum state {
     ST_NONE = 0,
-    ST_START,     /* initialized */
-    ST_WAIT_M2,   /* I: message_1 sent */
-    ST_HAVE_M2,   /* I: message_2 verified */
-    ST_WAIT_M4,   /* I: message_3 sent (PRK_out ready) */
-    ST_HAVE_M1,   /* R: message_1 accepted */
-    ST_WAIT_M3,   /* R: message_2 sent */
-    ST_DONE,      /* R: message_3 verified; I: message_4 verified */
+    ST_START,   /* initialized */
+    ST_WAIT_M2, /* I: message_1 sent */
+    ST_HAVE_M2, /* I: message_2 verified */
+    ST_WAIT_M4, /* I: message_3 sent (PRK_out ready) */
+    ST_HAVE_M1, /* R: message_1 accepted */
+    ST_WAIT_M3, /* R: message_2 sent */
+    ST_DONE,    /* R: message_3 verified; I: message_4 verified */
     ST_ABORTED,
 };
 
@@ -195,8 +195,8 @@ static cl_status_t ecdh(const cl_edhoc_t *s, cl_key_t priv, const uint8_t *pub, 
                         uint8_t out[32])
 {
     size_t n;
-    cl_status_t st = s->cfg->crypto->ops->ecdh(s->cfg->crypto->self, priv, pub, pub_len, out, 32,
-                                                &n);
+    cl_status_t st =
+        s->cfg->crypto->ops->ecdh(s->cfg->crypto->self, priv, pub, pub_len, out, 32, &n);
     if (st == CL_OK && n != 32)
         st = CL_FAIL(CL_ERR_CRYPTO);
     return st;
@@ -345,27 +345,26 @@ static cl_status_t check_ead_out(const uint8_t *ead, size_t len)
 /* ------------------------------------------------------------------ */
 
 /*
- * context = << [C_R,] ID_CRED, TH, CRED, ? EAD >> ; MAC = EDHOC_KDF(prk,
- * label, context, mac_len). With a signature key, the signature over the
- * COSE Sig_structure with protected = << ID_CRED >>, external_aad =
- * << TH, CRED, ? EAD >> and payload MAC. Writes Signature_or_MAC to out.
+ * MAC_2 / MAC_3 and, for signature authentication, the bytes to sign:
+ * context = << [C_R,] ID_CRED, TH, CRED, ? EAD >>, MAC = EDHOC_KDF(prk, label,
+ * context, mac_len) (mac_len = the suite's MAC length for static DH, the hash
+ * length otherwise); Sig_structure ["Signature1", << ID_CRED >>,
+ * << TH, CRED, ? EAD >>, MAC] into buf's upper half (*tbs).
  */
-static cl_status_t make_sig_or_mac(const cl_edhoc_t *s, bool static_dh, cl_key_t key,
-                                   int64_t label, const uint8_t *c_r, size_t c_r_len, bool with_cr,
-                                   const uint8_t *id_cred, size_t id_cred_len, const uint8_t *cred,
-                                   size_t cred_len, const uint8_t *ead, size_t ead_len,
-                                   const uint8_t prk[32], uint8_t *out, size_t *out_len)
+static cl_status_t mac_and_tbs(const cl_edhoc_t *s, bool static_dh, int64_t label,
+                               const uint8_t *c_r, size_t c_r_len, bool with_cr,
+                               const uint8_t *id_cred, size_t id_cred_len, const uint8_t *cred,
+                               size_t cred_len, const uint8_t *ead, size_t ead_len,
+                               const uint8_t prk[32], uint8_t buf[WORK_MAX * 2],
+                               uint8_t mac[HASH_LEN], size_t *mac_len, const uint8_t **tbs,
+                               size_t *tbs_len)
 {
-    uint8_t buf[WORK_MAX * 2], mac[HASH_LEN];
-    cl_edhoc_suite_t su;
     cl_cbor_enc_t e;
-    size_t ctx_len, mac_len, tbs_len, aad_off, sig_len;
+    size_t ctx_len, aad_off;
     cl_status_t st;
 
-    if ((st = cl_edhoc_suite(s->suite, &su)) != CL_OK)
-        return st;
-    mac_len = static_dh ? su.mac_len : HASH_LEN;
-    cl_cbor_enc_init(&e, buf, sizeof buf / 2);
+    *mac_len = static_dh ? suite_of(s)->mac_len : HASH_LEN;
+    cl_cbor_enc_init(&e, buf, WORK_MAX);
     if (with_cr)
         enc_id(&e, c_r, c_r_len);
     cl_cbor_enc_raw(&e, id_cred, id_cred_len);
@@ -375,94 +374,86 @@ static cl_status_t make_sig_or_mac(const cl_edhoc_t *s, bool static_dh, cl_key_t
     cl_cbor_enc_raw(&e, ead, ead_len);
     if ((st = cl_cbor_enc_finish(&e, &ctx_len)) != CL_OK)
         return st == CL_ERR_BUFFER_TOO_SMALL ? CL_FAIL(CL_ERR_LIMIT) : st;
-    if ((st = kdf(s, prk, label, buf, ctx_len, mac, mac_len)) != CL_OK)
+    if ((st = kdf(s, prk, label, buf, ctx_len, mac, *mac_len)) != CL_OK || static_dh)
+        return st;
+    st = cl_cose_sig_structure(buf + WORK_MAX, WORK_MAX, tbs_len, id_cred, id_cred_len,
+                               buf + aad_off, ctx_len - aad_off, mac, *mac_len);
+    *tbs = buf + WORK_MAX;
+    return st == CL_ERR_BUFFER_TOO_SMALL ? CL_FAIL(CL_ERR_LIMIT) : st;
+}
+
+/* Signature_or_MAC of our own credential (sections 5.3.2 / 5.4.2) into out. */
+static cl_status_t make_sig_or_mac(const cl_edhoc_t *s, bool static_dh, int64_t label,
+                                   const uint8_t *c_r, size_t c_r_len, bool with_cr,
+                                   const uint8_t *ead, size_t ead_len, const uint8_t prk[32],
+                                   uint8_t out[CL_SIG_MAX], size_t *out_len)
+{
+    uint8_t buf[WORK_MAX * 2], mac[HASH_LEN];
+    const uint8_t *tbs = NULL;
+    size_t mac_len, tbs_len = 0;
+    const cl_edhoc_auth_t *own = s->own;
+    cl_status_t st;
+
+    st = mac_and_tbs(s, static_dh, label, c_r, c_r_len, with_cr, own->id_cred, own->id_cred_len,
+                     own->cred, own->cred_len, ead, ead_len, prk, buf, mac, &mac_len, &tbs,
+                     &tbs_len);
+    if (st != CL_OK)
         goto done;
     if (static_dh) {
         memcpy(out, mac, mac_len);
         *out_len = mac_len;
-        goto done;
+    } else {
+        st = s->cfg->crypto->ops->sign(s->cfg->crypto->self, own->key, suite_of(s)->sig, tbs,
+                                       tbs_len, out, CL_SIG_MAX, out_len);
     }
-    /* Sig_structure after the context in the same buffer. */
-    uint8_t *tbs = buf + sizeof buf / 2;
-    st = cl_cose_sig_structure(tbs, sizeof buf / 2, &tbs_len, id_cred, id_cred_len, buf + aad_off,
-                               ctx_len - aad_off, mac, mac_len);
-    if (st != CL_OK) {
-        st = st == CL_ERR_BUFFER_TOO_SMALL ? CL_FAIL(CL_ERR_LIMIT) : st;
-        goto done;
-    }
-    st = s->cfg->crypto->ops->sign(s->cfg->crypto->self, key, su.sig, tbs, tbs_len, out, CL_SIG_MAX,
-                                   &sig_len);
-    if (st == CL_OK)
-        *out_len = sig_len;
 done:
     cl_wipe(mac, sizeof mac);
     return st;
 }
 
-/* Verifies a received Signature_or_MAC (same inputs as make_sig_or_mac). */
-static cl_status_t check_sig_or_mac(const cl_edhoc_t *s, bool static_dh, const cl_edhoc_peer_t *peer,
-                                    int64_t label, const uint8_t *c_r, size_t c_r_len, bool with_cr,
-                                    const uint8_t *id_cred, size_t id_cred_len,
-                                    const uint8_t *ead, size_t ead_len, const uint8_t prk[32],
-                                    const uint8_t *got, size_t got_len)
+/* Verifies a received Signature_or_MAC against the peer's credential. */
+static cl_status_t check_sig_or_mac(const cl_edhoc_t *s, bool static_dh,
+                                    const cl_edhoc_peer_t *peer, int64_t label, const uint8_t *c_r,
+                                    size_t c_r_len, bool with_cr, const uint8_t *id_cred,
+                                    size_t id_cred_len, const uint8_t *ead, size_t ead_len,
+                                    const uint8_t prk[32], const uint8_t *got, size_t got_len)
 {
     uint8_t buf[WORK_MAX * 2], mac[HASH_LEN];
-    cl_edhoc_suite_t su;
-    cl_cbor_enc_t e;
-    size_t ctx_len, mac_len, tbs_len, aad_off;
+    const uint8_t *tbs = NULL;
+    size_t mac_len, tbs_len = 0;
     cl_status_t st;
 
-    if ((st = cl_edhoc_suite(s->suite, &su)) != CL_OK)
-        return st;
-    mac_len = static_dh ? su.mac_len : HASH_LEN;
-    if (static_dh && got_len != mac_len)
-        return CL_FAIL(CL_ERR_AUTH);
-    cl_cbor_enc_init(&e, buf, sizeof buf / 2);
-    if (with_cr)
-        enc_id(&e, c_r, c_r_len);
-    cl_cbor_enc_raw(&e, id_cred, id_cred_len);
-    aad_off = e.len;
-    cl_cbor_enc_bstr(&e, s->th, HASH_LEN);
-    cl_cbor_enc_raw(&e, peer->cred, peer->cred_len);
-    cl_cbor_enc_raw(&e, ead, ead_len);
-    if ((st = cl_cbor_enc_finish(&e, &ctx_len)) != CL_OK)
-        return st == CL_ERR_BUFFER_TOO_SMALL ? CL_FAIL(CL_ERR_LIMIT) : st;
-    if ((st = kdf(s, prk, label, buf, ctx_len, mac, mac_len)) != CL_OK)
-        goto done;
-    if (static_dh) {
-        st = cl_ct_memcmp(mac, got, mac_len) == 0 ? CL_OK : CL_FAIL(CL_ERR_AUTH);
-        goto done;
-    }
-    uint8_t *tbs = buf + sizeof buf / 2;
-    st = cl_cose_sig_structure(tbs, sizeof buf / 2, &tbs_len, id_cred, id_cred_len, buf + aad_off,
-                               ctx_len - aad_off, mac, mac_len);
-    if (st != CL_OK) {
-        st = st == CL_ERR_BUFFER_TOO_SMALL ? CL_FAIL(CL_ERR_LIMIT) : st;
-        goto done;
-    }
-    st = s->cfg->crypto->ops->verify(s->cfg->crypto->self, peer->key, su.sig, tbs, tbs_len, got,
-                                     got_len);
+    st = mac_and_tbs(s, static_dh, label, c_r, c_r_len, with_cr, id_cred, id_cred_len, peer->cred,
+                     peer->cred_len, ead, ead_len, prk, buf, mac, &mac_len, &tbs, &tbs_len);
     if (st != CL_OK)
+        goto done;
+    if (static_dh)
+        st = got_len == mac_len && cl_ct_memcmp(mac, got, mac_len) == 0 ? CL_OK
+                                                                        : CL_FAIL(CL_ERR_AUTH);
+    else if (s->cfg->crypto->ops->verify(s->cfg->crypto->self, peer->key, suite_of(s)->sig, tbs,
+                                         tbs_len, got, got_len) != CL_OK)
         st = CL_FAIL(CL_ERR_AUTH);
 done:
     cl_wipe(mac, sizeof mac);
     return st;
 }
 
-/* Encrypt0 for message_3 / message_4 with K and IV from prk, label_k, TH. */
-static cl_status_t seal(const cl_edhoc_t *s, const uint8_t prk[32], int label_k,
-                        const uint8_t *pt, size_t pt_len, uint8_t *out, size_t out_size,
-                        size_t *out_len)
+/*
+ * COSE_Encrypt0 of message_3 / message_4 (protected h'', external_aad TH):
+ * K = KDF(prk, label_k, TH), IV = KDF(prk, label_k + 1, TH); encrypts or
+ * decrypts in[0..in_len) into out. A failed decryption is CL_ERR_AUTH.
+ */
+static cl_status_t crypt0(const cl_edhoc_t *s, bool encrypt, const uint8_t prk[32], int label_k,
+                          const uint8_t *in, size_t in_len, uint8_t *out, size_t out_size,
+                          size_t *out_len)
 {
     uint8_t k[16], iv[CL_AEAD_MAX_NONCE], aad[16 + HASH_LEN];
     size_t key_len, iv_len, aad_len;
-    cl_edhoc_suite_t su;
+    cl_aead_alg_t alg = suite_of(s)->aead;
     cl_key_t key = CL_KEY_NONE;
     cl_status_t st;
 
-    if ((st = cl_edhoc_suite(s->suite, &su)) != CL_OK)
-        return st;
-    if ((st = cl_aead_params(su.aead, &key_len, &iv_len, NULL)) != CL_OK)
+    if ((st = cl_aead_params(alg, &key_len, &iv_len, NULL)) != CL_OK)
         return st;
     if ((st = kdf(s, prk, label_k, s->th, HASH_LEN, k, key_len)) != CL_OK)
         goto done;
@@ -471,44 +462,17 @@ static cl_status_t seal(const cl_edhoc_t *s, const uint8_t prk[32], int label_k,
     if ((st = cl_cose_enc_structure(aad, sizeof aad, &aad_len, "Encrypt0", NULL, 0, s->th,
                                     HASH_LEN)) != CL_OK)
         goto done;
-    if ((st = cl_aead_import(s->cfg->crypto, su.aead, k, key_len, &key)) != CL_OK)
+    if ((st = cl_aead_import(s->cfg->crypto, alg, k, key_len, &key)) != CL_OK)
         goto done;
-    st = cl_aead_encrypt(s->cfg->crypto, key, iv, iv_len, aad, aad_len, pt, pt_len, out, out_size,
-                         out_len);
-done:
-    cl_key_destroy(s->cfg->crypto, key);
-    cl_wipe(k, sizeof k);
-    cl_wipe(iv, sizeof iv);
-    return st;
-}
-
-static cl_status_t open_ct(const cl_edhoc_t *s, const uint8_t prk[32], int label_k,
-                           const uint8_t *ct, size_t ct_len, uint8_t *out, size_t out_size,
-                           size_t *out_len)
-{
-    uint8_t k[16], iv[CL_AEAD_MAX_NONCE], aad[16 + HASH_LEN];
-    size_t key_len, iv_len, aad_len;
-    cl_edhoc_suite_t su;
-    cl_key_t key = CL_KEY_NONE;
-    cl_status_t st;
-
-    if ((st = cl_edhoc_suite(s->suite, &su)) != CL_OK)
-        return st;
-    if ((st = cl_aead_params(su.aead, &key_len, &iv_len, NULL)) != CL_OK)
-        return st;
-    if ((st = kdf(s, prk, label_k, s->th, HASH_LEN, k, key_len)) != CL_OK)
-        goto done;
-    if ((st = kdf(s, prk, label_k + 1, s->th, HASH_LEN, iv, iv_len)) != CL_OK)
-        goto done;
-    if ((st = cl_cose_enc_structure(aad, sizeof aad, &aad_len, "Encrypt0", NULL, 0, s->th,
-                                    HASH_LEN)) != CL_OK)
-        goto done;
-    if ((st = cl_aead_import(s->cfg->crypto, su.aead, k, key_len, &key)) != CL_OK)
-        goto done;
-    st = cl_aead_decrypt(s->cfg->crypto, key, iv, iv_len, aad, aad_len, ct, ct_len, out, out_size,
-                         out_len);
-    if (st != CL_OK && st != CL_ERR_BUFFER_TOO_SMALL)
-        st = CL_FAIL(CL_ERR_AUTH);
+    if (encrypt) {
+        st = cl_aead_encrypt(s->cfg->crypto, key, iv, iv_len, aad, aad_len, in, in_len, out,
+                             out_size, out_len);
+    } else {
+        st = cl_aead_decrypt(s->cfg->crypto, key, iv, iv_len, aad, aad_len, in, in_len, out,
+                             out_size, out_len);
+        if (st != CL_OK && st != CL_ERR_BUFFER_TOO_SMALL)
+            st = CL_FAIL(CL_ERR_AUTH);
+    }
 done:
     cl_key_destroy(s->cfg->crypto, key);
     cl_wipe(k, sizeof k);
@@ -833,14 +797,13 @@ cl_status_t cl_edhoc_process_message_2(cl_edhoc_t *s, const uint8_t *msg, size_t
             goto fail; /* SALT_3e2m */
         if ((st = ecdh(s, s->eph, peer.pub, peer.pub_len, g_rx)) != CL_OK)
             goto fail;
-        if ((st = cl_hkdf_extract(s->cfg->crypto, salt, HASH_LEN, g_rx, 32, s->prk_3e2m)) !=
-            CL_OK)
+        if ((st = cl_hkdf_extract(s->cfg->crypto, salt, HASH_LEN, g_rx, 32, s->prk_3e2m)) != CL_OK)
             goto fail;
     } else {
         memcpy(s->prk_3e2m, prk_2e, HASH_LEN);
     }
-    if ((st = check_sig_or_mac(s, r_static, &peer, 2, c_r, c_r_len, true, id_cred, id_cred_len,
-                               ead, ead_len, s->prk_3e2m, sig, sig_len)) != CL_OK)
+    if ((st = check_sig_or_mac(s, r_static, &peer, 2, c_r, c_r_len, true, id_cred, id_cred_len, ead,
+                               ead_len, s->prk_3e2m, sig, sig_len)) != CL_OK)
         goto fail;
 
     /* TH_3 = H(TH_2, PLAINTEXT_2, CRED_R) */
@@ -882,8 +845,8 @@ done:
     return st;
 }
 
-cl_status_t cl_edhoc_message_3(cl_edhoc_t *s, const uint8_t *ead_3, size_t ead_3_len,
-                               uint8_t *out, size_t out_size, size_t *out_len)
+cl_status_t cl_edhoc_message_3(cl_edhoc_t *s, const uint8_t *ead_3, size_t ead_3_len, uint8_t *out,
+                               size_t out_size, size_t *out_len)
 {
     uint8_t pt[WORK_MAX], sig[CL_SIG_MAX];
     size_t sig_len, pt_len, ct_len, head;
@@ -895,9 +858,8 @@ cl_status_t cl_edhoc_message_3(cl_edhoc_t *s, const uint8_t *ead_3, size_t ead_3
     if (check_ead_out(ead_3, ead_3_len) != CL_OK)
         return CL_FAIL(CL_ERR_INVALID_ARG);
     bool i_static = (s->method & 2) != 0;
-    if ((st = make_sig_or_mac(s, i_static, s->own->key, 6, NULL, 0, false, s->own->id_cred,
-                              s->own->id_cred_len, s->own->cred, s->own->cred_len, ead_3,
-                              ead_3_len, s->prk_4e3m, sig, &sig_len)) != CL_OK)
+    if ((st = make_sig_or_mac(s, i_static, 6, NULL, 0, false, ead_3, ead_3_len, s->prk_4e3m, sig,
+                              &sig_len)) != CL_OK)
         goto fail;
     /* PLAINTEXT_3 = (ID_CRED_I, Signature_or_MAC_3, ? EAD_3) */
     cl_cbor_enc_init(&e, pt, sizeof pt);
@@ -918,7 +880,8 @@ cl_status_t cl_edhoc_message_3(cl_edhoc_t *s, const uint8_t *ead_3, size_t ead_3
         return CL_FAIL(CL_ERR_BUFFER_TOO_SMALL); /* retryable, state kept */
     cl_cbor_enc_init(&e, out, head);
     cl_cbor_enc_bstr_head(&e, ct_len);
-    if ((st = seal(s, s->prk_3e2m, 3, pt, pt_len, out + head, out_size - head, &ct_len)) != CL_OK)
+    if ((st = crypt0(s, true, s->prk_3e2m, 3, pt, pt_len, out + head, out_size - head, &ct_len)) !=
+        CL_OK)
         goto fail;
     /* TH_4 = H(TH_3, PLAINTEXT_3, CRED_I), then PRK_out. */
     {
@@ -959,7 +922,7 @@ cl_status_t cl_edhoc_process_message_4(cl_edhoc_t *s, const uint8_t *msg, size_t
         st = CL_FAIL(CL_ERR_BAD_INPUT);
         goto fail;
     }
-    if ((st = open_ct(s, s->prk_4e3m, 8, ct, ct_len, pt, sizeof pt, &pt_len)) != CL_OK)
+    if ((st = crypt0(s, false, s->prk_4e3m, 8, ct, ct_len, pt, sizeof pt, &pt_len)) != CL_OK)
         goto fail;
     if ((st = process_ead(s, 4, pt, pt_len)) != CL_OK)
         goto fail;
@@ -1063,8 +1026,8 @@ fail:
     return abort_with(s, st);
 }
 
-cl_status_t cl_edhoc_message_2(cl_edhoc_t *s, const uint8_t *ead_2, size_t ead_2_len,
-                               uint8_t *out, size_t out_size, size_t *out_len)
+cl_status_t cl_edhoc_message_2(cl_edhoc_t *s, const uint8_t *ead_2, size_t ead_2_len, uint8_t *out,
+                               size_t out_size, size_t *out_len)
 {
     uint8_t g_y[G_LEN], g_xy[32], prk_2e[HASH_LEN], salt[HASH_LEN], sig[CL_SIG_MAX];
     size_t sig_len, pt_len, head, body_len;
@@ -1111,10 +1074,8 @@ cl_status_t cl_edhoc_message_2(cl_edhoc_t *s, const uint8_t *ead_2, size_t ead_2
     } else {
         memcpy(s->prk_3e2m, prk_2e, HASH_LEN);
     }
-    if ((st = make_sig_or_mac(s, r_static, s->own->key, 2, s->c_r, s->c_r_len, true,
-                              s->own->id_cred, s->own->id_cred_len, s->own->cred,
-                              s->own->cred_len, ead_2, ead_2_len, s->prk_3e2m, sig, &sig_len)) !=
-        CL_OK)
+    if ((st = make_sig_or_mac(s, r_static, 2, s->c_r, s->c_r_len, true, ead_2, ead_2_len,
+                              s->prk_3e2m, sig, &sig_len)) != CL_OK)
         goto fail;
     /* PLAINTEXT_2 = (C_R, ID_CRED_R, Signature_or_MAC_2, ? EAD_2), sized first. */
     cl_cbor_enc_init(&e, NULL, 0);
@@ -1190,7 +1151,7 @@ cl_status_t cl_edhoc_process_message_3(cl_edhoc_t *s, const uint8_t *msg, size_t
         st = CL_FAIL(CL_ERR_BAD_INPUT);
         goto fail;
     }
-    if ((st = open_ct(s, s->prk_3e2m, 3, ct, ct_len, pt, sizeof pt, &pt_len)) != CL_OK)
+    if ((st = crypt0(s, false, s->prk_3e2m, 3, ct, ct_len, pt, sizeof pt, &pt_len)) != CL_OK)
         goto fail;
     /* PLAINTEXT_3 = (ID_CRED_I, Signature_or_MAC_3, ? EAD_3) */
     cl_cbor_dec_init(&d, pt, pt_len);
@@ -1252,8 +1213,8 @@ done:
     return st;
 }
 
-cl_status_t cl_edhoc_message_4(cl_edhoc_t *s, const uint8_t *ead_4, size_t ead_4_len,
-                               uint8_t *out, size_t out_size, size_t *out_len)
+cl_status_t cl_edhoc_message_4(cl_edhoc_t *s, const uint8_t *ead_4, size_t ead_4_len, uint8_t *out,
+                               size_t out_size, size_t *out_len)
 {
     size_t tag_len, ct_len, head;
     cl_cbor_enc_t e;
@@ -1271,8 +1232,8 @@ cl_status_t cl_edhoc_message_4(cl_edhoc_t *s, const uint8_t *ead_4, size_t ead_4
         return CL_FAIL(CL_ERR_BUFFER_TOO_SMALL);
     cl_cbor_enc_init(&e, out, head);
     cl_cbor_enc_bstr_head(&e, ct_len);
-    if ((st = seal(s, s->prk_4e3m, 8, ead_4, ead_4_len, out + head, out_size - head, &ct_len)) !=
-        CL_OK)
+    if ((st = crypt0(s, true, s->prk_4e3m, 8, ead_4, ead_4_len, out + head, out_size - head,
+                     &ct_len)) != CL_OK)
         return abort_with(s, st);
     *out_len = head + ct_len;
     return CL_OK;
@@ -1292,8 +1253,8 @@ cl_status_t cl_edhoc_error_message(const cl_edhoc_t *s, cl_status_t why, uint8_t
         return CL_FAIL(CL_ERR_STATE); /* errors answer non-error messages only (section 6) */
     cl_cbor_enc_init(&e, out, out_size);
     /* ERR_CODE 2 only when the *suite* was refused (a refused method leaves s->suite set). */
-    if (why == CL_ERR_UNSUPPORTED && s != NULL && s->role == CL_EDHOC_RESPONDER &&
-        s->cfg != NULL && s->suite < 0) {
+    if (why == CL_ERR_UNSUPPORTED && s != NULL && s->role == CL_EDHOC_RESPONDER && s->cfg != NULL &&
+        s->suite < 0) {
         cl_cbor_enc_int(&e, CL_EDHOC_ERR_WRONG_SUITE);
         if (s->cfg->n_suites == 1) {
             cl_cbor_enc_int(&e, s->cfg->suites[0]);
@@ -1316,8 +1277,8 @@ cl_status_t cl_edhoc_error_message(const cl_edhoc_t *s, cl_status_t why, uint8_t
 cl_status_t cl_edhoc_exporter(const cl_edhoc_t *s, uint64_t label, const uint8_t *context,
                               size_t context_len, uint8_t *out, size_t out_len)
 {
-    if (s == NULL || out == NULL ||
-        !(s->state == ST_DONE || s->state == ST_WAIT_M4) || label > INT64_MAX)
+    if (s == NULL || out == NULL || !(s->state == ST_DONE || s->state == ST_WAIT_M4) ||
+        label > INT64_MAX)
         return CL_FAIL(CL_ERR_STATE);
     return kdf(s, s->prk_exporter, (int64_t)label, context, context_len, out, out_len);
 }

@@ -47,10 +47,8 @@ static bool is_outer_only(uint16_t n)
     case CL_COAP_OPT_PROXY_URI:
     case CL_COAP_OPT_PROXY_SCHEME:
     case CL_COAP_OPT_HOP_LIMIT: /* RFC 8768: class U */
-    case CL_COAP_OPT_EDHOC:     /* RFC 9668: class U */
-        return true;
-    default:
-        return false;
+    case CL_COAP_OPT_EDHOC: /* RFC 9668: class U */ return true;
+    default: return false;
     }
 }
 
@@ -70,9 +68,8 @@ static bool is_response_code(uint8_t code)
 /* ------------------------------------------------------------------ */
 
 /* info = [id, id_context / nil, alg_aead, type, L]; out = HKDF-Expand(prk, info, L). */
-static cl_status_t expand_info(const cl_oscore_ctx_t *ctx, const uint8_t prk[32],
-                               const uint8_t *id, size_t id_len, const char *type, size_t L,
-                               uint8_t *out)
+static cl_status_t expand_info(const cl_oscore_ctx_t *ctx, const uint8_t prk[32], const uint8_t *id,
+                               size_t id_len, const char *type, size_t L, uint8_t *out)
 {
     uint8_t info[32 + CL_OSCORE_MAX_ID + CL_OSCORE_MAX_ID_CONTEXT];
     cl_cbor_enc_t e;
@@ -398,7 +395,7 @@ static cl_status_t build_aad(const cl_oscore_ctx_t *ctx, const uint8_t *kid, siz
     *p++ = 0x85;           /* array(5) */
     *p++ = OSCORE_VERSION; /* uint 1 */
     *p++ = 0x81;           /* [alg] */
-    if (ctx->alg >= 24) /* alg is a uint8_t: one extra byte at most */
+    if (ctx->alg >= 24)    /* alg is a uint8_t: one extra byte at most */
         *p++ = 0x18;
     *p++ = ctx->alg;
     *p++ = (uint8_t)(0x40 | kid_len); /* request_kid */
@@ -810,8 +807,11 @@ cl_status_t cl_oscore_protect_request(cl_oscore_ctx_t *ctx, const uint8_t *coap,
         return st;
     piv_len = encode_piv(seq, piv);
 
-    cl_oscore_option_t o = {.piv = piv, .piv_len = piv_len, .kid = ctx->sender_id,
-                            .kid_len = ctx->sender_id_len, .has_kid = true};
+    cl_oscore_option_t o = {.piv = piv,
+                            .piv_len = piv_len,
+                            .kid = ctx->sender_id,
+                            .kid_len = ctx->sender_id_len,
+                            .has_kid = true};
     if (ctx->flags & CL_OSCORE_F_SEND_IDCTX) {
         o.kid_context = ctx->id_context;
         o.kid_context_len = ctx->id_context_len;
@@ -838,10 +838,9 @@ cl_status_t cl_oscore_protect_request(cl_oscore_ctx_t *ctx, const uint8_t *coap,
     return CL_OK;
 }
 
-cl_status_t cl_oscore_unprotect_request(cl_oscore_lookup_fn lookup, void *lookup_arg,
-                                        uint8_t *msg, size_t len, uint8_t *out, size_t out_size,
-                                        size_t *out_len, cl_oscore_ctx_t **ctx_out,
-                                        cl_oscore_req_t *req)
+cl_status_t cl_oscore_unprotect_request(cl_oscore_lookup_fn lookup, void *lookup_arg, uint8_t *msg,
+                                        size_t len, uint8_t *out, size_t out_size, size_t *out_len,
+                                        cl_oscore_ctx_t **ctx_out, cl_oscore_req_t *req)
 {
     cl_coap_msg_t m, inner;
     cl_oscore_option_t o;
@@ -866,8 +865,7 @@ cl_status_t cl_oscore_unprotect_request(cl_oscore_lookup_fn lookup, void *lookup
         return CL_FAIL(CL_ERR_BAD_INPUT);
     if (o.kid_len > CL_OSCORE_MAX_ID)
         return CL_FAIL(CL_ERR_NOT_FOUND);
-    ctx = lookup(lookup_arg, o.kid, o.kid_len, o.kid_context, o.kid_context_len,
-                 o.has_kid_context);
+    ctx = lookup(lookup_arg, o.kid, o.kid_len, o.kid_context, o.kid_context_len, o.has_kid_context);
     if (ctx == NULL || !(ctx->flags & CL_OSCORE_F_VALID))
         return CL_FAIL(CL_ERR_NOT_FOUND);
     *ctx_out = ctx;
@@ -984,9 +982,8 @@ cl_status_t cl_oscore_protect_response(cl_oscore_ctx_t *ctx, cl_oscore_req_t *re
     return st;
 }
 
-cl_status_t cl_oscore_unprotect_response(cl_oscore_ctx_t *ctx, cl_oscore_req_t *req,
-                                         uint8_t *msg, size_t len, uint8_t *out, size_t out_size,
-                                         size_t *out_len)
+cl_status_t cl_oscore_unprotect_response(cl_oscore_ctx_t *ctx, cl_oscore_req_t *req, uint8_t *msg,
+                                         size_t len, uint8_t *out, size_t out_size, size_t *out_len)
 {
     cl_coap_msg_t m, inner;
     cl_oscore_option_t o;
@@ -1038,8 +1035,8 @@ cl_status_t cl_oscore_unprotect_response(cl_oscore_ctx_t *ctx, cl_oscore_req_t *
     /* Notifications: order by Partial IV (its 3 low bytes as Observe value), none = oldest. */
     if (inner_observe && o.piv_len > 0)
         obs_len = cl_coap_uint_encode(obs_val, (uint32_t)(seq & 0xffffff));
-    st = reassemble(&m, &inner, pt, pt_len, inner_observe ? obs_val : NULL, obs_len, out,
-                    out_size, out_len);
+    st = reassemble(&m, &inner, pt, pt_len, inner_observe ? obs_val : NULL, obs_len, out, out_size,
+                    out_len);
     if (st != CL_OK)
         goto fail;
     if (o.piv_len == 0) {
@@ -1087,10 +1084,22 @@ cl_status_t cl_oscore_build_error(cl_status_t why, const uint8_t *request, size_
     cl_status_t st;
 
     switch (why) {
-    case CL_ERR_BAD_INPUT: code = CL_COAP_BAD_OPTION; diag = "Failed to decode COSE"; break;
-    case CL_ERR_NOT_FOUND: code = CL_COAP_UNAUTHORIZED; diag = "Security context not found"; break;
-    case CL_ERR_AUTH: code = CL_COAP_BAD_REQUEST; diag = "Decryption failed"; break;
-    case CL_ERR_REPLAY: code = CL_COAP_UNAUTHORIZED; diag = "Replay detected"; break;
+    case CL_ERR_BAD_INPUT:
+        code = CL_COAP_BAD_OPTION;
+        diag = "Failed to decode COSE";
+        break;
+    case CL_ERR_NOT_FOUND:
+        code = CL_COAP_UNAUTHORIZED;
+        diag = "Security context not found";
+        break;
+    case CL_ERR_AUTH:
+        code = CL_COAP_BAD_REQUEST;
+        diag = "Decryption failed";
+        break;
+    case CL_ERR_REPLAY:
+        code = CL_COAP_UNAUTHORIZED;
+        diag = "Replay detected";
+        break;
     default: return CL_FAIL(CL_ERR_INVALID_ARG);
     }
     if ((st = request_header(request, request_len, &type, &mid, &token, &tkl)) != CL_OK)

@@ -100,13 +100,13 @@ static void test_slice_reassemble(void **state)
     /* Slicing past the end and already-fragmented input are refused. */
     bool more;
     assert_int_equal(cl_coap_parse(&m, msg, len), CL_OK);
-    assert_int_equal(cl_coap_block_slice(&m, CL_COAP_OPT_BLOCK1, 5, 2, out, sizeof out, &out_len,
-                                         &more),
-                     CL_ERR_INVALID_ARG);
+    assert_int_equal(
+        cl_coap_block_slice(&m, CL_COAP_OPT_BLOCK1, 5, 2, out, sizeof out, &out_len, &more),
+        CL_ERR_INVALID_ARG);
     assert_int_equal(cl_coap_parse(&m, blocks[0], blen[0]), CL_OK);
-    assert_int_equal(cl_coap_block_slice(&m, CL_COAP_OPT_BLOCK1, 0, 2, out, sizeof out, &out_len,
-                                         &more),
-                     CL_ERR_INVALID_ARG);
+    assert_int_equal(
+        cl_coap_block_slice(&m, CL_COAP_OPT_BLOCK1, 0, 2, out, sizeof out, &out_len, &more),
+        CL_ERR_INVALID_ARG);
 }
 
 static void test_oscore_outer_block(void **state)
@@ -114,8 +114,12 @@ static void test_oscore_outer_block(void **state)
     (void)state;
     static const uint8_t ms[16] = "0123456789abcdef";
     const uint8_t a = 0xa1, b = 0xb2;
-    cl_oscore_params_t pc = {.master_secret = ms, .master_secret_len = 16, .sender_id = &a,
-                             .sender_id_len = 1, .recipient_id = &b, .recipient_id_len = 1};
+    cl_oscore_params_t pc = {.master_secret = ms,
+                             .master_secret_len = 16,
+                             .sender_id = &a,
+                             .sender_id_len = 1,
+                             .recipient_id = &b,
+                             .recipient_id_len = 1};
     cl_oscore_params_t ps = pc;
     ps.sender_id = &b;
     ps.recipient_id = &a;
@@ -131,9 +135,9 @@ static void test_oscore_outer_block(void **state)
         payload[i] = (uint8_t)(i ^ 0x5a);
     size_t plain_len = make_post(plain, sizeof plain, payload, sizeof payload);
     cl_oscore_req_t creq, sreq;
-    assert_int_equal(cl_oscore_protect_request(&client, plain, plain_len, prot, sizeof prot,
-                                               &prot_len, &creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&client, plain, plain_len, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
     /* The "proxy" fragments the OSCORE message with outer Block1 (unprotected). */
     size_t n = slice_all(prot, prot_len, 2, blocks, blen);
     assert_true(n > 10);
@@ -158,9 +162,9 @@ static void test_oscore_outer_block(void **state)
     tu_assert_bytes(back, back_len, plain, plain_len);
 
     /* A block whose payload was altered by the proxy: reassembles, then fails authentication. */
-    assert_int_equal(cl_oscore_protect_request(&client, plain, plain_len, prot, sizeof prot,
-                                               &prot_len, &creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&client, plain, plain_len, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
     n = slice_all(prot, prot_len, 2, blocks, blen);
     blocks[3][blen[3] - 1] ^= 0x01;
     cl_coap_reasm_init(&r, buf, sizeof buf);

@@ -181,9 +181,9 @@ static void start(cl_edhoc_t *s, side_t *sd, cl_edhoc_role_t role, const cJSON *
     uint8_t *cid = tu_hexm(v, cid_key, &cid_len);
     uint8_t *eph = tu_hexm(v, eph_key, &eph_len);
     assert_int_equal(cl_edhoc_init(s, &sd->cfg, role, cid, cid_len), CL_OK);
-    assert_int_equal(cl_edhoc_test_set_ephemeral(s, import_priv(eph_type, CL_KEY_USAGE_ECDH, eph,
-                                                                 eph_len)),
-                     CL_OK);
+    assert_int_equal(
+        cl_edhoc_test_set_ephemeral(s, import_priv(eph_type, CL_KEY_USAGE_ECDH, eph, eph_len)),
+        CL_OK);
 }
 
 static void expect_hex(const uint8_t *got, size_t len, const cJSON *v, const char *key)
@@ -242,9 +242,9 @@ static void run_trace(const char *name, side_t *ini, side_t *res, cl_key_type_t 
     uint8_t prot[128], back[128];
     size_t prot_len, back_len;
     cl_oscore_req_t creq, sreq;
-    assert_int_equal(cl_oscore_protect_request(&oc, get, sizeof get, prot, sizeof prot, &prot_len,
-                                               &creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&oc, get, sizeof get, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
     cl_oscore_ctx_t *list[] = {&os};
     cl_oscore_ctx_list_t l = {list, 1};
     cl_oscore_ctx_t *found;
@@ -322,7 +322,7 @@ static void test_trace_2_with_negotiation(void **state)
     size_t first_len;
     uint8_t *first_m1 = tu_hexm(first, "message_1", &first_len);
     assert_int_equal(len, first_len);
-    tu_assert_bytes(m, 4, first_m1, 4);                       /* 03 06 58 20 */
+    tu_assert_bytes(m, 4, first_m1, 4);                           /* 03 06 58 20 */
     tu_assert_bytes(m + len - 1, 1, first_m1 + first_len - 1, 1); /* C_I 0e */
     assert_int_equal(cl_edhoc_init(&r, &res.cfg, CL_EDHOC_RESPONDER, (const uint8_t *)"\x27", 1),
                      CL_OK);
@@ -343,9 +343,9 @@ static void test_trace_2_with_negotiation(void **state)
     uint8_t *cid = tu_hexm(v, "c_i", &cid_len); /* the trace picks a new C_I for the retry */
     assert_int_equal(cl_edhoc_set_cid(&i, cid, cid_len), CL_OK);
     uint8_t *x = tu_hexm(v, "x", &x_len);
-    assert_int_equal(cl_edhoc_test_set_ephemeral(&i, import_priv(CL_KEY_P256, CL_KEY_USAGE_ECDH,
-                                                                 x, x_len)),
-                     CL_OK);
+    assert_int_equal(
+        cl_edhoc_test_set_ephemeral(&i, import_priv(CL_KEY_P256, CL_KEY_USAGE_ECDH, x, x_len)),
+        CL_OK);
     assert_int_equal(cl_edhoc_message_1(&i, 3, -1, NULL, 0, m, sizeof m, &len), CL_OK);
     expect_hex(m, len, v, "message_1");
     cl_edhoc_free(&i);
@@ -362,10 +362,8 @@ static void test_trace_2_with_negotiation(void **state)
 static void test_invalid_traces(void **state)
 {
     (void)state;
-    const cJSON *cases =
-        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(vectors,
-                                                                          "invalid_traces"),
-                                         "cases");
+    const cJSON *cases = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(vectors, "invalid_traces"), "cases");
     side_t ini, res;
     setup_trace2(&ini, &res);
     side_config(&ini, 2);
@@ -389,9 +387,8 @@ static void test_invalid_traces(void **state)
         cl_status_t st;
         if (strcmp(item, "message_1") == 0) {
             cl_edhoc_t r;
-            assert_int_equal(cl_edhoc_init(&r, &res.cfg, CL_EDHOC_RESPONDER,
-                                           (const uint8_t *)"\x27", 1),
-                             CL_OK);
+            assert_int_equal(
+                cl_edhoc_init(&r, &res.cfg, CL_EDHOC_RESPONDER, (const uint8_t *)"\x27", 1), CL_OK);
             st = cl_edhoc_process_message_1(&r, bytes, len);
             if (st == CL_OK) /* point errors surface when G_X is used */
                 st = cl_edhoc_message_2(&r, NULL, 0, (uint8_t[512]){0}, 512, &len);
@@ -464,12 +461,10 @@ static void run_to_m3(run_t *t)
     setup_trace1(&t->ini, &t->res);
     side_config(&t->ini, 1);
     side_config(&t->res, 1);
-    assert_int_equal(cl_edhoc_init(&t->i, &t->ini.cfg, CL_EDHOC_INITIATOR,
-                                   (const uint8_t *)"\x2d", 1),
-                     CL_OK);
-    assert_int_equal(cl_edhoc_init(&t->r, &t->res.cfg, CL_EDHOC_RESPONDER,
-                                   (const uint8_t *)"\x18", 1),
-                     CL_OK);
+    assert_int_equal(
+        cl_edhoc_init(&t->i, &t->ini.cfg, CL_EDHOC_INITIATOR, (const uint8_t *)"\x2d", 1), CL_OK);
+    assert_int_equal(
+        cl_edhoc_init(&t->r, &t->res.cfg, CL_EDHOC_RESPONDER, (const uint8_t *)"\x18", 1), CL_OK);
     assert_int_equal(cl_edhoc_message_1(&t->i, 0, 0, NULL, 0, t->m1, sizeof t->m1, &t->m1_len),
                      CL_OK);
     assert_int_equal(cl_edhoc_process_message_1(&t->r, t->m1, t->m1_len), CL_OK);
@@ -500,18 +495,17 @@ static void test_tampered_messages(void **state)
             run_to_m3(&t);
             if (which == 2) {
                 cl_edhoc_t i2;
-                assert_int_equal(cl_edhoc_init(&i2, &t.ini.cfg, CL_EDHOC_INITIATOR,
-                                               (const uint8_t *)"\x2d", 1),
-                                 CL_OK);
+                assert_int_equal(
+                    cl_edhoc_init(&i2, &t.ini.cfg, CL_EDHOC_INITIATOR, (const uint8_t *)"\x2d", 1),
+                    CL_OK);
                 uint8_t m1[256];
                 size_t l1;
                 /* fresh initiator and responder pair for message_2 tampering */
                 cl_edhoc_t r2;
-                assert_int_equal(cl_edhoc_init(&r2, &t.res.cfg, CL_EDHOC_RESPONDER,
-                                               (const uint8_t *)"\x18", 1),
-                                 CL_OK);
-                assert_int_equal(cl_edhoc_message_1(&i2, 0, 0, NULL, 0, m1, sizeof m1, &l1),
-                                 CL_OK);
+                assert_int_equal(
+                    cl_edhoc_init(&r2, &t.res.cfg, CL_EDHOC_RESPONDER, (const uint8_t *)"\x18", 1),
+                    CL_OK);
+                assert_int_equal(cl_edhoc_message_1(&i2, 0, 0, NULL, 0, m1, sizeof m1, &l1), CL_OK);
                 assert_int_equal(cl_edhoc_process_message_1(&r2, m1, l1), CL_OK);
                 uint8_t m2[512];
                 size_t l2;
@@ -639,8 +633,8 @@ static void test_truncated_and_oversized(void **state)
 
 /* EAD: padding ignored, known items delivered, unknown critical items abort. */
 static int ead_seen;
-static cl_status_t ead_hook(void *arg, int message, int64_t label, const uint8_t *value,
-                            size_t len, bool has_value)
+static cl_status_t ead_hook(void *arg, int message, int64_t label, const uint8_t *value, size_t len,
+                            bool has_value)
 {
     (void)arg;
     (void)value;
@@ -663,8 +657,8 @@ static void test_ead(void **state)
     res.cfg.ead = ead_hook;
     ini.cfg.ead = ead_hook;
     const uint8_t ead_ok[] = {0x00, 0x41, 0xe9, 0x18, 0x2a, 0x42, 0x01, 0x02}; /* pad, 42:h'0102' */
-    const uint8_t ead_nc[] = {0x17};                                              /* 23: unknown, non-critical */
-    const uint8_t ead_crit[] = {0x36};                                            /* -23: unknown critical */
+    const uint8_t ead_nc[] = {0x17};   /* 23: unknown, non-critical */
+    const uint8_t ead_crit[] = {0x36}; /* -23: unknown critical */
     cl_edhoc_t i, r;
     uint8_t m[512];
     size_t len;
@@ -673,9 +667,8 @@ static void test_ead(void **state)
         size_t ead_len = k == 0 ? sizeof ead_ok : 1;
         ead_seen = 0;
         assert_int_equal(cl_edhoc_init(&i, &ini.cfg, CL_EDHOC_INITIATOR, NULL, 0), CL_OK);
-        assert_int_equal(cl_edhoc_init(&r, &res.cfg, CL_EDHOC_RESPONDER, (const uint8_t *)"\x01",
-                                       1),
-                         CL_OK);
+        assert_int_equal(
+            cl_edhoc_init(&r, &res.cfg, CL_EDHOC_RESPONDER, (const uint8_t *)"\x01", 1), CL_OK);
         assert_int_equal(cl_edhoc_message_1(&i, 0, 0, ead, ead_len, m, sizeof m, &len), CL_OK);
         cl_status_t st = cl_edhoc_process_message_1(&r, m, len);
         assert_int_equal(st, k == 2 ? CL_ERR_CRITICAL : CL_OK);
@@ -774,17 +767,17 @@ static void test_error_message_parsing(void **state)
         cl_status_t want;
         int code;
     } cases[] = {
-        {"03f5", CL_ERR_PEER_ERROR, 3},         /* unknown credential, true */
-        {"0161", CL_ERR_BAD_INPUT, 0},          /* truncated tstr */
-        {"016161", CL_ERR_PEER_ERROR, 1},       /* "a" */
-        {"01", CL_ERR_BAD_INPUT, 0},            /* no ERR_INFO */
-        {"016161ff", CL_ERR_BAD_INPUT, 0},      /* trailing bytes */
-        {"0300", CL_ERR_BAD_INPUT, 0},          /* code 3 needs true */
-        {"0202", CL_ERR_PEER_ERROR, 2},         /* SUITES_R = 2 */
-        {"02820200", CL_ERR_PEER_ERROR, 2},     /* SUITES_R = [2, 0] */
-        {"028102", CL_ERR_BAD_INPUT, 0},        /* one-element array */
-        {"0061", CL_ERR_BAD_INPUT, 0},          /* code 0 is reserved */
-        {"20f6", CL_ERR_PEER_ERROR, -1},        /* unknown code, any ERR_INFO */
+        {"03f5", CL_ERR_PEER_ERROR, 3},     /* unknown credential, true */
+        {"0161", CL_ERR_BAD_INPUT, 0},      /* truncated tstr */
+        {"016161", CL_ERR_PEER_ERROR, 1},   /* "a" */
+        {"01", CL_ERR_BAD_INPUT, 0},        /* no ERR_INFO */
+        {"016161ff", CL_ERR_BAD_INPUT, 0},  /* trailing bytes */
+        {"0300", CL_ERR_BAD_INPUT, 0},      /* code 3 needs true */
+        {"0202", CL_ERR_PEER_ERROR, 2},     /* SUITES_R = 2 */
+        {"02820200", CL_ERR_PEER_ERROR, 2}, /* SUITES_R = [2, 0] */
+        {"028102", CL_ERR_BAD_INPUT, 0},    /* one-element array */
+        {"0061", CL_ERR_BAD_INPUT, 0},      /* code 0 is reserved */
+        {"20f6", CL_ERR_PEER_ERROR, -1},    /* unknown code, any ERR_INFO */
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         cl_edhoc_t i;
@@ -815,8 +808,8 @@ static void test_cid_and_framing(void **state)
     /* 3.3.2 examples */
     struct {
         const char *cid, *enc;
-    } ex[] = {{"21", "21"}, {"0d", "0d"}, {"18", "4118"}, {"38", "4138"}, {"abcd", "42abcd"},
-              {"", "40"}};
+    } ex[] = {{"21", "21"},   {"0d", "0d"},       {"18", "4118"},
+              {"38", "4138"}, {"abcd", "42abcd"}, {"", "40"}};
     for (size_t k = 0; k < sizeof ex / sizeof ex[0]; k++) {
         uint8_t c[8], e[8];
         size_t cl = tu_hex(ex[k].cid, c, sizeof c), el = tu_hex(ex[k].enc, e, sizeof e);

@@ -51,12 +51,18 @@ static void ctx_from_vector(cl_oscore_ctx_t *ctx, const char *id, uint64_t ssn)
     uint8_t *rid = tu_hexm(v, "recipient_id", &rid_len);
     uint8_t *idc = tu_hexm(v, "id_context", &idc_len);
     cl_oscore_params_t p = {
-        .master_secret = ms, .master_secret_len = ms_len,
-        .master_salt = salt, .master_salt_len = salt_len,
-        .sender_id = sid, .sender_id_len = sid_len,
-        .recipient_id = rid, .recipient_id_len = rid_len,
-        .id_context = idc, .id_context_len = idc_len,
-        .initial_ssn = ssn, .send_kid_context = idc != NULL,
+        .master_secret = ms,
+        .master_secret_len = ms_len,
+        .master_salt = salt,
+        .master_salt_len = salt_len,
+        .sender_id = sid,
+        .sender_id_len = sid_len,
+        .recipient_id = rid,
+        .recipient_id_len = rid_len,
+        .id_context = idc,
+        .id_context_len = idc_len,
+        .initial_ssn = ssn,
+        .send_kid_context = idc != NULL,
     };
     memset(ctx, 0, sizeof *ctx);
     assert_int_equal(cl_oscore_ctx_init(ctx, &crypto, &p), CL_OK);
@@ -70,11 +76,9 @@ static void assert_same_key(cl_key_t handle, const uint8_t *expected_key, size_t
     size_t alen, blen;
     assert_int_equal(cl_aead_import(&crypto, CL_AEAD_AES_CCM_16_64_128, expected_key, len, &k),
                      CL_OK);
-    assert_int_equal(cl_aead_encrypt(&crypto, handle, nonce, 13, NULL, 0, probe, 16, a, sizeof a,
-                                     &alen),
-                     CL_OK);
-    assert_int_equal(cl_aead_encrypt(&crypto, k, nonce, 13, NULL, 0, probe, 16, b, sizeof b,
-                                     &blen),
+    assert_int_equal(
+        cl_aead_encrypt(&crypto, handle, nonce, 13, NULL, 0, probe, 16, a, sizeof a, &alen), CL_OK);
+    assert_int_equal(cl_aead_encrypt(&crypto, k, nonce, 13, NULL, 0, probe, 16, b, sizeof b, &blen),
                      CL_OK);
     tu_assert_bytes(a, alen, b, blen);
     cl_key_destroy(&crypto, k);
@@ -127,9 +131,9 @@ static void test_request_vectors(void **state)
                         (uint64_t)cJSON_GetObjectItem(v, "sender_sequence_number")->valuedouble);
         uint8_t *plain = tu_hexm(v, "unprotected_coap_request", &plain_len);
         uint8_t *exp = tu_hexm(v, "protected_coap_request", &exp_len);
-        assert_int_equal(cl_oscore_protect_request(&client, plain, plain_len, out, sizeof out,
-                                                   &out_len, &creq),
-                         CL_OK);
+        assert_int_equal(
+            cl_oscore_protect_request(&client, plain, plain_len, out, sizeof out, &out_len, &creq),
+            CL_OK);
         tu_assert_bytes(out, out_len, exp, exp_len);
 
         /* The server recovers the original request exactly. */
@@ -160,9 +164,9 @@ static void c4_exchange(cl_oscore_ctx_t *client, cl_oscore_ctx_t *server, cl_osc
     ctx_from_vector(client, "C.1.1", 20);
     ctx_from_vector(server, "C.1.2", 0);
     uint8_t *plain = tu_hexm(v, "unprotected_coap_request", &plain_len);
-    assert_int_equal(cl_oscore_protect_request(client, plain, plain_len, out, sizeof out, &out_len,
-                                               creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(client, plain, plain_len, out, sizeof out, &out_len, creq),
+        CL_OK);
     cl_oscore_ctx_t *list[] = {server};
     cl_oscore_ctx_list_t l = {list, 1};
     cl_oscore_ctx_t *found;
@@ -213,9 +217,14 @@ static const uint8_t CID[1] = {0x01}, SID[1] = {0x02};
 
 static void pair_init(pair_t *p, bool echo_on_boot)
 {
-    cl_oscore_params_t c = {.master_secret = MS, .master_secret_len = 16, .master_salt = SALT,
-                            .master_salt_len = 8, .sender_id = CID, .sender_id_len = 1,
-                            .recipient_id = SID, .recipient_id_len = 1};
+    cl_oscore_params_t c = {.master_secret = MS,
+                            .master_secret_len = 16,
+                            .master_salt = SALT,
+                            .master_salt_len = 8,
+                            .sender_id = CID,
+                            .sender_id_len = 1,
+                            .recipient_id = SID,
+                            .recipient_id_len = 1};
     cl_oscore_params_t s = c;
     s.sender_id = SID;
     s.recipient_id = CID;
@@ -280,9 +289,9 @@ static void test_roundtrip_and_class_u(void **state)
     uint8_t plain[128], prot[256], back[512];
     size_t plain_len = make_get(plain, sizeof plain, "hello", false), prot_len, back_len;
     cl_oscore_req_t creq, sreq;
-    assert_int_equal(cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot,
-                                               &prot_len, &creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
     /* Outer message: POST, Uri-Host stays outer, Uri-Path does not appear in clear. */
     cl_coap_msg_t m;
     assert_int_equal(cl_coap_parse(&m, prot, prot_len), CL_OK);
@@ -326,9 +335,9 @@ static void test_tampering(void **state)
     cl_oscore_req_t creq, sreq;
     pair_init(&p, false);
     plain_len = make_get(plain, sizeof plain, "hello", false);
-    assert_int_equal(cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot,
-                                               &prot_len, &creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
     cl_coap_msg_t m;
     assert_int_equal(cl_coap_parse(&m, prot, prot_len), CL_OK);
     size_t payload_off = (size_t)(m.payload - prot);
@@ -375,9 +384,9 @@ static void test_truncation_and_sizes(void **state)
     cl_oscore_req_t creq, sreq;
     pair_init(&p, false);
     plain_len = make_get(plain, sizeof plain, "hello", false);
-    assert_int_equal(cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot,
-                                               &prot_len, &creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
     for (size_t n = 0; n < prot_len; n++) {
         memcpy(work, prot, n);
         cl_status_t st = server_open(&p, work, n, &sreq, back, &back_len);
@@ -459,27 +468,30 @@ static void test_wrong_context(void **state)
     uint8_t other_ms[16];
     memcpy(other_ms, MS, 16);
     other_ms[0] ^= 1;
-    cl_oscore_params_t s = {.master_secret = other_ms, .master_secret_len = 16,
-                            .sender_id = SID, .sender_id_len = 1,
-                            .recipient_id = CID, .recipient_id_len = 1};
+    cl_oscore_params_t s = {.master_secret = other_ms,
+                            .master_secret_len = 16,
+                            .sender_id = SID,
+                            .sender_id_len = 1,
+                            .recipient_id = CID,
+                            .recipient_id_len = 1};
     cl_oscore_ctx_t wrong;
     memset(&wrong, 0, sizeof wrong);
     assert_int_equal(cl_oscore_ctx_init(&wrong, &crypto, &s), CL_OK);
     cl_oscore_ctx_t *list[] = {&wrong};
     cl_oscore_ctx_list_t l = {list, 1};
     plain_len = make_get(plain, sizeof plain, "hello", false);
-    assert_int_equal(cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot,
-                                               &prot_len, &creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
     cl_oscore_ctx_t *found;
     assert_int_equal(cl_oscore_unprotect_request(cl_oscore_lookup_list, &l, prot, prot_len, back,
                                                  sizeof back, &back_len, &found, &sreq),
                      CL_ERR_AUTH);
     /* A response verified against the wrong request (other PIV) fails too. */
     cl_oscore_req_t creq2;
-    assert_int_equal(cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot,
-                                               &prot_len, &creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
     assert_int_equal(server_open(&p, prot, prot_len, &sreq, back, &back_len), CL_OK);
     assert_int_equal(cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot,
                                                &prot_len, &creq2),
@@ -495,9 +507,9 @@ static void test_wrong_context(void **state)
     /* Wrong role: the client context cannot open a request meant for the server. */
     cl_oscore_ctx_t *clist[] = {&p.client};
     cl_oscore_ctx_list_t cl = {clist, 1};
-    assert_int_equal(cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot,
-                                               &prot_len, &creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
     assert_int_equal(cl_oscore_unprotect_request(cl_oscore_lookup_list, &cl, prot, prot_len, back,
                                                  sizeof back, &back_len, &found, &sreq),
                      CL_ERR_NOT_FOUND);
@@ -528,9 +540,15 @@ static void test_seq_persistence(void **state)
 {
     (void)state;
     store_t st = {0};
-    cl_oscore_params_t c = {.master_secret = MS, .master_secret_len = 16, .sender_id = CID,
-                            .sender_id_len = 1, .recipient_id = SID, .recipient_id_len = 1,
-                            .persist = persist, .persist_arg = &st, .persist_k = 10};
+    cl_oscore_params_t c = {.master_secret = MS,
+                            .master_secret_len = 16,
+                            .sender_id = CID,
+                            .sender_id_len = 1,
+                            .recipient_id = SID,
+                            .recipient_id_len = 1,
+                            .persist = persist,
+                            .persist_arg = &st,
+                            .persist_k = 10};
     cl_oscore_ctx_t ctx;
     uint8_t plain[64], prot[128];
     size_t plain_len = make_get(plain, sizeof plain, "a", false), prot_len;
@@ -539,9 +557,9 @@ static void test_seq_persistence(void **state)
     assert_int_equal(cl_oscore_ctx_init(&ctx, &crypto, &c), CL_OK);
     uint64_t highest = 0;
     for (int i = 0; i < 25; i++) {
-        assert_int_equal(cl_oscore_protect_request(&ctx, plain, plain_len, prot, sizeof prot,
-                                                   &prot_len, &req),
-                         CL_OK);
+        assert_int_equal(
+            cl_oscore_protect_request(&ctx, plain, plain_len, prot, sizeof prot, &prot_len, &req),
+            CL_OK);
         uint64_t piv = 0;
         for (int j = 0; j < req.piv_len; j++)
             piv = piv << 8 | req.piv[j];
@@ -556,9 +574,9 @@ static void test_seq_persistence(void **state)
     c.initial_ssn = st.ceiling;
     memset(&ctx, 0, sizeof ctx);
     assert_int_equal(cl_oscore_ctx_init(&ctx, &crypto, &c), CL_OK);
-    assert_int_equal(cl_oscore_protect_request(&ctx, plain, plain_len, prot, sizeof prot, &prot_len,
-                                               &req),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&ctx, plain, plain_len, prot, sizeof prot, &prot_len, &req),
+        CL_OK);
     assert_int_equal(req.piv_len, 1);
     assert_true(req.piv[0] > highest);
     /* A failing store aborts the protect and burns nothing. */
@@ -566,16 +584,16 @@ static void test_seq_persistence(void **state)
     uint64_t before = ctx.ssn;
     ctx.ssn = ctx.ssn_ceiling; /* force the next use to need a store */
     before = ctx.ssn;
-    assert_int_equal(cl_oscore_protect_request(&ctx, plain, plain_len, prot, sizeof prot, &prot_len,
-                                               &req),
-                     CL_ERR_PERSIST);
+    assert_int_equal(
+        cl_oscore_protect_request(&ctx, plain, plain_len, prot, sizeof prot, &prot_len, &req),
+        CL_ERR_PERSIST);
     assert_int_equal(ctx.ssn, before);
     /* Sequence number space exhausted. */
     ctx.persist = NULL;
     ctx.ssn = CL_OSCORE_SSN_MAX + 1;
-    assert_int_equal(cl_oscore_protect_request(&ctx, plain, plain_len, prot, sizeof prot, &prot_len,
-                                               &req),
-                     CL_ERR_SEQ_EXHAUSTED);
+    assert_int_equal(
+        cl_oscore_protect_request(&ctx, plain, plain_len, prot, sizeof prot, &prot_len, &req),
+        CL_ERR_SEQ_EXHAUSTED);
     cl_oscore_ctx_free(&ctx);
 }
 
@@ -595,8 +613,8 @@ static void test_echo_recovery(void **state)
                                                &first_len, &creq),
                      CL_OK);
     memcpy(work, first, first_len);
-    assert_int_equal(cl_oscore_unprotect_request(cl_oscore_lookup_list, &p.l, work, first_len,
-                                                 back, sizeof back, &back_len, &found, &sreq),
+    assert_int_equal(cl_oscore_unprotect_request(cl_oscore_lookup_list, &p.l, work, first_len, back,
+                                                 sizeof back, &back_len, &found, &sreq),
                      CL_ERR_ECHO_REQUIRED);
     assert_ptr_equal(found, &p.server);
     assert_int_equal(cl_oscore_build_echo_response(&p.server, &sreq, work, first_len, 0, eprot,
@@ -616,11 +634,10 @@ static void test_echo_recovery(void **state)
     memcpy(echo_val, echo->value, CL_OSCORE_ECHO_LEN);
 
     /* A request without the Echo is still not accepted. */
-    assert_int_equal(cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot,
-                                               &prot_len, &creq),
-                     CL_OK);
-    assert_int_equal(server_open(&p, prot, prot_len, &sreq, back, &back_len),
-                     CL_ERR_ECHO_REQUIRED);
+    assert_int_equal(
+        cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
+    assert_int_equal(server_open(&p, prot, prot_len, &sreq, back, &back_len), CL_ERR_ECHO_REQUIRED);
     /* New challenge; retry with its Echo value inside (class E). */
     assert_int_equal(cl_oscore_build_echo_response(&p.server, &sreq, prot, prot_len, 0, eprot,
                                                    sizeof eprot, &eprot_len),
@@ -636,9 +653,9 @@ static void test_echo_recovery(void **state)
     cl_coap_build_option(&b, CL_COAP_OPT_URI_PATH, (const uint8_t *)"hello", 5);
     cl_coap_build_option(&b, CL_COAP_OPT_ECHO, echo_val, CL_OSCORE_ECHO_LEN);
     assert_int_equal(cl_coap_build_finish(&b, &plain_len), CL_OK);
-    assert_int_equal(cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot,
-                                               &prot_len, &creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
     assert_false(has_bytes(prot, prot_len, echo_val, CL_OSCORE_ECHO_LEN)); /* Echo is inner */
     assert_int_equal(server_open(&p, prot, prot_len, &sreq, back, &back_len), CL_OK);
     /* The pre-Echo request (lower PIV) is now below the window's lower limit. */
@@ -658,13 +675,13 @@ static void test_observe(void **state)
     cl_oscore_req_t creq, sreq;
     pair_init(&p, false);
     plain_len = make_get(plain, sizeof plain, "actions", true);
-    assert_int_equal(cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot,
-                                               &prot_len, &creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
     assert_true(creq.observe);
     cl_coap_msg_t m;
     assert_int_equal(cl_coap_parse(&m, prot, prot_len), CL_OK);
-    assert_int_equal(m.code, CL_COAP_FETCH); /* outer code for Observe requests */
+    assert_int_equal(m.code, CL_COAP_FETCH);                   /* outer code for Observe requests */
     assert_non_null(cl_coap_msg_get(&m, CL_COAP_OPT_OBSERVE)); /* outer Observe for proxies */
     assert_int_equal(server_open(&p, prot, prot_len, &sreq, back, &back_len), CL_OK);
     assert_true(sreq.observe);
@@ -712,9 +729,9 @@ static void test_observe(void **state)
     pair_t q;
     pair_init(&q, false);
     plain_len = make_get(plain, sizeof plain, "a", false);
-    assert_int_equal(cl_oscore_protect_request(&q.client, plain, plain_len, prot, sizeof prot,
-                                               &prot_len, &creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&q.client, plain, plain_len, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
     assert_int_equal(server_open(&q, prot, prot_len, &sreq, back, &back_len), CL_OK);
     sreq.observe = true; /* a misbehaving server */
     uint8_t resp[128];
@@ -746,9 +763,9 @@ static void test_rederive(void **state)
     assert_int_equal(cl_oscore_ctx_rederive(&c1, &p.client, r1, 8), CL_OK);
     c1.flags |= CL_OSCORE_F_SEND_IDCTX;
     plain_len = make_get(plain, sizeof plain, "a", false);
-    assert_int_equal(cl_oscore_protect_request(&c1, plain, plain_len, prot, sizeof prot, &prot_len,
-                                               &creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&c1, plain, plain_len, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
     /* The old server context does not have ID1: lookup with kid context fails. */
     assert_int_equal(server_open(&p, prot, prot_len, &sreq, back, &back_len), CL_ERR_NOT_FOUND);
     assert_int_equal(cl_oscore_ctx_rederive(&s1, &p.server, r1, 8), CL_OK);
@@ -787,12 +804,12 @@ static void test_rederive(void **state)
     /* With the old context it does not verify; with ID2 it does. */
     uint8_t work[128];
     memcpy(work, rprot, rprot_len);
-    assert_int_equal(cl_oscore_unprotect_response(&c1, &creq, work, rprot_len, back, sizeof back,
-                                                  &back_len),
-                     CL_ERR_AUTH);
-    assert_int_equal(cl_oscore_unprotect_response(&c2, &creq, rprot, rprot_len, back, sizeof back,
-                                                  &back_len),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_unprotect_response(&c1, &creq, work, rprot_len, back, sizeof back, &back_len),
+        CL_ERR_AUTH);
+    assert_int_equal(
+        cl_oscore_unprotect_response(&c2, &creq, rprot, rprot_len, back, sizeof back, &back_len),
+        CL_OK);
     /* In place re-derivation replaces the keys. */
     assert_int_equal(cl_oscore_ctx_rederive(&c2, &c2, r2, 8), CL_OK);
     assert_int_equal(c2.ssn, 0);
@@ -818,9 +835,9 @@ static void test_proxy_uri(void **state)
     cl_coap_build_init(&b, plain, sizeof plain, CL_COAP_CON, CL_COAP_GET, 9, NULL, 0);
     cl_coap_build_option(&b, CL_COAP_OPT_PROXY_URI, (const uint8_t *)uri, strlen(uri));
     assert_int_equal(cl_coap_build_finish(&b, &plain_len), CL_OK);
-    assert_int_equal(cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot,
-                                               &prot_len, &creq),
-                     CL_OK);
+    assert_int_equal(
+        cl_oscore_protect_request(&p.client, plain, plain_len, prot, sizeof prot, &prot_len, &creq),
+        CL_OK);
     assert_false(has_bytes(prot, prot_len, "secret", 6));
     assert_false(has_bytes(prot, prot_len, "res", 3));
     cl_coap_msg_t m;
@@ -870,9 +887,8 @@ static void test_errors(void **state)
         {CL_ERR_REPLAY, CL_COAP_UNAUTHORIZED, "Replay detected"},
     };
     for (size_t i = 0; i < 4; i++) {
-        assert_int_equal(cl_oscore_build_error(cases[i].why, req, req_len, 7, out, sizeof out,
-                                               &out_len),
-                         CL_OK);
+        assert_int_equal(
+            cl_oscore_build_error(cases[i].why, req, req_len, 7, out, sizeof out, &out_len), CL_OK);
         cl_coap_msg_t m;
         assert_int_equal(cl_coap_parse(&m, out, out_len), CL_OK);
         assert_int_equal(m.type, CL_COAP_ACK);
@@ -886,9 +902,9 @@ static void test_errors(void **state)
         tu_assert_bytes(m.payload, m.payload_len, (const uint8_t *)cases[i].diag,
                         strlen(cases[i].diag));
     }
-    assert_int_equal(cl_oscore_build_error(CL_ERR_CRYPTO, req, req_len, 7, out, sizeof out,
-                                           &out_len),
-                     CL_ERR_INVALID_ARG);
+    assert_int_equal(
+        cl_oscore_build_error(CL_ERR_CRYPTO, req, req_len, 7, out, sizeof out, &out_len),
+        CL_ERR_INVALID_ARG);
     assert_int_equal(cl_oscore_build_error(CL_ERR_AUTH, req, 3, 7, out, sizeof out, &out_len),
                      CL_ERR_BAD_INPUT);
 }
@@ -980,8 +996,12 @@ static void test_params_validation(void **state)
     (void)state;
     cl_oscore_ctx_t ctx;
     uint8_t long_id[8] = {0};
-    cl_oscore_params_t p = {.master_secret = MS, .master_secret_len = 16, .sender_id = CID,
-                            .sender_id_len = 1, .recipient_id = CID, .recipient_id_len = 1};
+    cl_oscore_params_t p = {.master_secret = MS,
+                            .master_secret_len = 16,
+                            .sender_id = CID,
+                            .sender_id_len = 1,
+                            .recipient_id = CID,
+                            .recipient_id_len = 1};
     memset(&ctx, 0, sizeof ctx);
     /* Same Sender and Recipient ID. */
     assert_int_equal(cl_oscore_ctx_init(&ctx, &crypto, &p), CL_ERR_INVALID_ARG);
@@ -1006,9 +1026,9 @@ static void test_params_validation(void **state)
     uint8_t plain[64], out[128];
     size_t plain_len = make_get(plain, sizeof plain, "a", false), out_len;
     cl_oscore_req_t r;
-    assert_int_equal(cl_oscore_protect_request(&ctx, plain, plain_len, out, sizeof out, &out_len,
-                                               &r),
-                     CL_ERR_INVALID_ARG);
+    assert_int_equal(
+        cl_oscore_protect_request(&ctx, plain, plain_len, out, sizeof out, &out_len, &r),
+        CL_ERR_INVALID_ARG);
     /* Nested OSCORE is refused. */
     pair_t q;
     pair_init(&q, false);
@@ -1016,9 +1036,9 @@ static void test_params_validation(void **state)
     cl_coap_build_init(&b, plain, sizeof plain, CL_COAP_CON, CL_COAP_GET, 1, NULL, 0);
     cl_coap_build_option(&b, CL_COAP_OPT_OSCORE, NULL, 0);
     assert_int_equal(cl_coap_build_finish(&b, &plain_len), CL_OK);
-    assert_int_equal(cl_oscore_protect_request(&q.client, plain, plain_len, out, sizeof out,
-                                               &out_len, &r),
-                     CL_ERR_INVALID_ARG);
+    assert_int_equal(
+        cl_oscore_protect_request(&q.client, plain, plain_len, out, sizeof out, &out_len, &r),
+        CL_ERR_INVALID_ARG);
     printf("sizeof(cl_oscore_ctx_t) = %zu bytes\n", sizeof(cl_oscore_ctx_t));
     assert_true(sizeof(cl_oscore_ctx_t) <= 256);
     pair_free(&q);
@@ -1043,22 +1063,14 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_derivation),
-        cmocka_unit_test(test_request_vectors),
-        cmocka_unit_test(test_response_vectors),
-        cmocka_unit_test(test_roundtrip_and_class_u),
-        cmocka_unit_test(test_tampering),
-        cmocka_unit_test(test_truncation_and_sizes),
-        cmocka_unit_test(test_replay_window),
-        cmocka_unit_test(test_wrong_context),
-        cmocka_unit_test(test_seq_persistence),
-        cmocka_unit_test(test_echo_recovery),
-        cmocka_unit_test(test_observe),
-        cmocka_unit_test(test_rederive),
-        cmocka_unit_test(test_proxy_uri),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_option_codec),
-        cmocka_unit_test(test_http_header),
+        cmocka_unit_test(test_key_derivation),    cmocka_unit_test(test_request_vectors),
+        cmocka_unit_test(test_response_vectors),  cmocka_unit_test(test_roundtrip_and_class_u),
+        cmocka_unit_test(test_tampering),         cmocka_unit_test(test_truncation_and_sizes),
+        cmocka_unit_test(test_replay_window),     cmocka_unit_test(test_wrong_context),
+        cmocka_unit_test(test_seq_persistence),   cmocka_unit_test(test_echo_recovery),
+        cmocka_unit_test(test_observe),           cmocka_unit_test(test_rederive),
+        cmocka_unit_test(test_proxy_uri),         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_option_codec),      cmocka_unit_test(test_http_header),
         cmocka_unit_test(test_params_validation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -164,8 +164,10 @@ typedef struct cl_coap_block {
     uint8_t szx;  /**< size exponent 0..6 (block size 2^(szx+4)); 7 is reserved */
 } cl_coap_block_t;
 cl_status_t cl_coap_block_decode(const cl_coap_option_t *opt, cl_coap_block_t *b) CL_MUST_CHECK;
-/** Encodes a block value into out[3]; returns the length. CL_ERR_INVALID_ARG via *len=0 on bad values. */
-cl_status_t cl_coap_block_encode(const cl_coap_block_t *b, uint8_t out[3], size_t *len) CL_MUST_CHECK;
+/** Encodes a block value into out[3]; returns the length. CL_ERR_INVALID_ARG via *len=0 on bad
+ * values. */
+cl_status_t cl_coap_block_encode(const cl_coap_block_t *b, uint8_t out[3],
+                                 size_t *len) CL_MUST_CHECK;
 
 /**
  * Joins the Uri-Path options into "/a/b" (or "/" when none) in out, NUL terminated.
@@ -185,8 +187,8 @@ typedef struct cl_coap_builder {
     cl_status_t status; /**< first error, sticky */
 } cl_coap_builder_t;
 
-void cl_coap_build_init(cl_coap_builder_t *b, uint8_t *buf, size_t size, uint8_t type,
-                        uint8_t code, uint16_t mid, const uint8_t *token, size_t tkl);
+void cl_coap_build_init(cl_coap_builder_t *b, uint8_t *buf, size_t size, uint8_t type, uint8_t code,
+                        uint16_t mid, const uint8_t *token, size_t tkl);
 cl_status_t cl_coap_build_option(cl_coap_builder_t *b, uint16_t number, const uint8_t *value,
                                  size_t len);
 cl_status_t cl_coap_build_option_uint(cl_coap_builder_t *b, uint16_t number, uint32_t v);

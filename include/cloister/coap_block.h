@@ -28,11 +28,11 @@ extern "C" {
 typedef struct cl_coap_reasm {
     uint8_t *buf;
     size_t size;
-    size_t len;        /**< payload bytes assembled so far */
-    uint16_t option;   /**< CL_COAP_OPT_BLOCK1 or CL_COAP_OPT_BLOCK2 */
+    size_t len;      /**< payload bytes assembled so far */
+    uint16_t option; /**< CL_COAP_OPT_BLOCK1 or CL_COAP_OPT_BLOCK2 */
     uint8_t tkl;
     uint8_t token[CL_COAP_MAX_TOKEN];
-    bool active;       /**< a transfer is in progress */
+    bool active; /**< a transfer is in progress */
 } cl_coap_reasm_t;
 
 /** Starts with an empty assembly into buf[0..size). */

@@ -34,7 +34,8 @@
 
 /* ---- COSE ---- */
 #ifndef CL_COSE_MAX_STRUCTURE
-#define CL_COSE_MAX_STRUCTURE 1024 /**< largest Enc_structure / Sig_structure built on the stack */
+#define CL_COSE_MAX_STRUCTURE 1024 /**< largest Enc_structure / Sig_structure built on the stack   \
+                                    */
 #endif
 
 /* ---- OSCORE ---- */
@@ -54,7 +55,8 @@
 #define CL_OSCORE_REPLAY_WINDOW 64 /**< replay window width in sequence numbers (<= 64) */
 #endif
 #ifndef CL_OSCORE_SEQ_PERSIST_K
-#define CL_OSCORE_SEQ_PERSIST_K 100 /**< B.1.1: persist the sender sequence number this far ahead */
+#define CL_OSCORE_SEQ_PERSIST_K 100 /**< B.1.1: persist the sender sequence number this far ahead  \
+                                     */
 #endif
 #ifndef CL_OSCORE_ECHO_LEN
 #define CL_OSCORE_ECHO_LEN 8 /**< B.1.2: bytes of the Echo challenge */

@@ -38,9 +38,9 @@ typedef uint32_t cl_key_t;
 
 /** AEAD algorithms (COSE algorithm values). */
 typedef enum cl_aead_alg {
-    CL_AEAD_A128GCM = 1,              /**< AES-128-GCM, 12-byte nonce, 16-byte tag */
-    CL_AEAD_AES_CCM_16_64_128 = 10,   /**< AES-128-CCM, 13-byte nonce, 8-byte tag */
-    CL_AEAD_AES_CCM_16_128_128 = 30,  /**< AES-128-CCM, 13-byte nonce, 16-byte tag */
+    CL_AEAD_A128GCM = 1,             /**< AES-128-GCM, 12-byte nonce, 16-byte tag */
+    CL_AEAD_AES_CCM_16_64_128 = 10,  /**< AES-128-CCM, 13-byte nonce, 8-byte tag */
+    CL_AEAD_AES_CCM_16_128_128 = 30, /**< AES-128-CCM, 13-byte nonce, 16-byte tag */
 } cl_aead_alg_t;
 
 /** Signature algorithms (COSE values). */
@@ -95,9 +95,8 @@ typedef struct cl_crypto_ops {
     cl_status_t (*hkdf_extract)(void *self, const uint8_t *salt, size_t salt_len,
                                 const uint8_t *ikm, size_t ikm_len, uint8_t prk[32]);
     /** HKDF-Expand with SHA-256; out_len <= 255 * 32. */
-    cl_status_t (*hkdf_expand)(void *self, const uint8_t *prk, size_t prk_len,
-                               const uint8_t *info, size_t info_len, uint8_t *out,
-                               size_t out_len);
+    cl_status_t (*hkdf_expand)(void *self, const uint8_t *prk, size_t prk_len, const uint8_t *info,
+                               size_t info_len, uint8_t *out, size_t out_len);
 
     /** Imports a symmetric AEAD key; the provider copies (and owns) it. */
     cl_status_t (*aead_import)(void *self, cl_aead_alg_t alg, const uint8_t *key, size_t key_len,

@@ -81,13 +81,14 @@ typedef enum cl_edhoc_role {
 
 /** One of our own authentication credentials. */
 typedef struct cl_edhoc_auth {
-    const uint8_t *id_cred; /**< ID_CRED_x: an encoded COSE header map ({34: x5t}, {33: x5chain}, {4: kid}, {14: kccs}) */
+    const uint8_t *id_cred; /**< ID_CRED_x: an encoded COSE header map ({34: x5t}, {33: x5chain},
+                               {4: kid}, {14: kccs}) */
     size_t id_cred_len;
     const uint8_t *cred; /**< CRED_x as one CBOR item: bstr(DER certificate), or the CCS map */
     size_t cred_len;
-    cl_key_t key;        /**< private key handle: signature key, or static DH key */
-    cl_key_type_t type;  /**< CL_KEY_P256, CL_KEY_ED25519 (signature) or CL_KEY_X25519 */
-    bool static_dh;      /**< authenticates with static DH (methods 1..3) instead of a signature */
+    cl_key_t key;       /**< private key handle: signature key, or static DH key */
+    cl_key_type_t type; /**< CL_KEY_P256, CL_KEY_ED25519 (signature) or CL_KEY_X25519 */
+    bool static_dh;     /**< authenticates with static DH (methods 1..3) instead of a signature */
 } cl_edhoc_auth_t;
 
 /**
@@ -98,12 +99,12 @@ typedef struct cl_edhoc_auth {
 typedef struct cl_edhoc_peer {
     const uint8_t *cred; /**< CRED_x (CBOR item); must stay valid until the call returns */
     size_t cred_len;
-    cl_key_t key;        /**< public key handle for signature verification (signature methods) */
+    cl_key_t key; /**< public key handle for signature verification (signature methods) */
     uint8_t pub[CL_PUB_MAX]; /**< static DH public key bytes (static DH methods) */
     size_t pub_len;
-    cl_key_type_t expected;  /**< set by EDHOC before the call: the key type the
-                                  selected method and suite need (the callback
-                                  should refuse a credential of another type) */
+    cl_key_type_t expected; /**< set by EDHOC before the call: the key type the
+                                 selected method and suite need (the callback
+                                 should refuse a credential of another type) */
 } cl_edhoc_peer_t;
 
 /**
@@ -121,19 +122,19 @@ typedef cl_status_t (*cl_edhoc_cred_fn)(void *arg, cl_edhoc_role_t own_role, con
  * when not understood (fatal only for critical items, label < 0), anything
  * else to abort the session.
  */
-typedef cl_status_t (*cl_edhoc_ead_fn)(void *arg, int message, int64_t label,
-                                       const uint8_t *value, size_t value_len, bool has_value);
+typedef cl_status_t (*cl_edhoc_ead_fn)(void *arg, int message, int64_t label, const uint8_t *value,
+                                       size_t value_len, bool has_value);
 
 /** Long-lived configuration shared by many sessions. */
 typedef struct cl_edhoc_config {
     const cl_crypto_t *crypto;
-    const int *suites;         /**< initiator: in order of preference; responder: supported */
+    const int *suites; /**< initiator: in order of preference; responder: supported */
     size_t n_suites;
     const cl_edhoc_auth_t *auth; /**< our credentials; the first matching method + suite is used */
     size_t n_auth;
-    cl_edhoc_cred_fn peer_cred;  /**< required */
+    cl_edhoc_cred_fn peer_cred; /**< required */
     void *peer_cred_arg;
-    cl_edhoc_ead_fn ead;         /**< optional */
+    cl_edhoc_ead_fn ead; /**< optional */
     void *ead_arg;
 } cl_edhoc_config_t;
 
@@ -149,16 +150,16 @@ typedef struct cl_edhoc {
     uint8_t role;
     uint8_t state;
     uint8_t method;
-    int8_t suite;              /**< selected cipher suite */
+    int8_t suite; /**< selected cipher suite */
     uint8_t c_i_len;
     uint8_t c_r_len;
-    uint8_t n_suites_peer;     /**< initiator: SUITES_R received in an error 2 */
+    uint8_t n_suites_peer; /**< initiator: SUITES_R received in an error 2 */
     int8_t suites_peer[CL_EDHOC_MAX_SUITES];
-    int16_t peer_err;          /**< ERR_CODE received, 0 if none */
+    int16_t peer_err; /**< ERR_CODE received, 0 if none */
     uint8_t c_i[CL_EDHOC_MAX_CID];
     uint8_t c_r[CL_EDHOC_MAX_CID];
-    uint8_t g_peer[32];        /**< responder: G_X until message_2 is written */
-    uint8_t th[32];            /**< current transcript hash */
+    uint8_t g_peer[32]; /**< responder: G_X until message_2 is written */
+    uint8_t th[32];     /**< current transcript hash */
     uint8_t prk_3e2m[32];
     uint8_t prk_4e3m[32];
     uint8_t prk_out[32];
@@ -206,14 +207,12 @@ cl_status_t cl_edhoc_message_1(cl_edhoc_t *s, int method, int suite, const uint8
  * s->peer_err set; for ERR_CODE 2 the responder's suites are kept so the
  * next cl_edhoc_message_1 with suite -1 picks a common one).
  */
-cl_status_t cl_edhoc_process_message_2(cl_edhoc_t *s, const uint8_t *msg,
-                                       size_t len) CL_MUST_CHECK;
+cl_status_t cl_edhoc_process_message_2(cl_edhoc_t *s, const uint8_t *msg, size_t len) CL_MUST_CHECK;
 /** Writes message_3; after it PRK_out and the exporter are available. */
-cl_status_t cl_edhoc_message_3(cl_edhoc_t *s, const uint8_t *ead_3, size_t ead_3_len,
-                               uint8_t *out, size_t out_size, size_t *out_len) CL_MUST_CHECK;
+cl_status_t cl_edhoc_message_3(cl_edhoc_t *s, const uint8_t *ead_3, size_t ead_3_len, uint8_t *out,
+                               size_t out_size, size_t *out_len) CL_MUST_CHECK;
 /** Processes message_4 (key confirmation). */
-cl_status_t cl_edhoc_process_message_4(cl_edhoc_t *s, const uint8_t *msg,
-                                       size_t len) CL_MUST_CHECK;
+cl_status_t cl_edhoc_process_message_4(cl_edhoc_t *s, const uint8_t *msg, size_t len) CL_MUST_CHECK;
 
 /* ---- Responder ---- */
 
@@ -221,17 +220,15 @@ cl_status_t cl_edhoc_process_message_4(cl_edhoc_t *s, const uint8_t *msg,
  * Processes message_1. CL_ERR_UNSUPPORTED when the selected suite is not
  * acceptable (then cl_edhoc_error_message gives ERR_CODE 2 with SUITES_R).
  */
-cl_status_t cl_edhoc_process_message_1(cl_edhoc_t *s, const uint8_t *msg,
-                                       size_t len) CL_MUST_CHECK;
+cl_status_t cl_edhoc_process_message_1(cl_edhoc_t *s, const uint8_t *msg, size_t len) CL_MUST_CHECK;
 /** Writes message_2. */
-cl_status_t cl_edhoc_message_2(cl_edhoc_t *s, const uint8_t *ead_2, size_t ead_2_len,
-                               uint8_t *out, size_t out_size, size_t *out_len) CL_MUST_CHECK;
+cl_status_t cl_edhoc_message_2(cl_edhoc_t *s, const uint8_t *ead_2, size_t ead_2_len, uint8_t *out,
+                               size_t out_size, size_t *out_len) CL_MUST_CHECK;
 /** Processes message_3; after it PRK_out and the exporter are available. */
-cl_status_t cl_edhoc_process_message_3(cl_edhoc_t *s, const uint8_t *msg,
-                                       size_t len) CL_MUST_CHECK;
+cl_status_t cl_edhoc_process_message_3(cl_edhoc_t *s, const uint8_t *msg, size_t len) CL_MUST_CHECK;
 /** Writes message_4 (optional key confirmation). */
-cl_status_t cl_edhoc_message_4(cl_edhoc_t *s, const uint8_t *ead_4, size_t ead_4_len,
-                               uint8_t *out, size_t out_size, size_t *out_len) CL_MUST_CHECK;
+cl_status_t cl_edhoc_message_4(cl_edhoc_t *s, const uint8_t *ead_4, size_t ead_4_len, uint8_t *out,
+                               size_t out_size, size_t *out_len) CL_MUST_CHECK;
 
 /* ---- Errors ---- */
 

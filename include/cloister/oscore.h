@@ -60,7 +60,7 @@ struct cl_oscore_ctx;
  * and no sequence number is consumed.
  */
 typedef cl_status_t (*cl_oscore_persist_fn)(void *arg, const struct cl_oscore_ctx *ctx,
-                                             uint64_t ceiling);
+                                            uint64_t ceiling);
 
 /** Inputs of a security context (section 3.2). Byte strings are copied. */
 typedef struct cl_oscore_params {
@@ -74,14 +74,14 @@ typedef struct cl_oscore_params {
     size_t recipient_id_len;
     const uint8_t *id_context; /**< NULL = absent (CBOR nil in the info) */
     size_t id_context_len;
-    cl_aead_alg_t aead;       /**< 0 = AES-CCM-16-64-128 */
-    uint32_t replay_window;   /**< 0 = default 32; at most CL_OSCORE_REPLAY_WINDOW */
-    uint64_t initial_ssn;     /**< first Sender Sequence Number (B.1.1 restore) */
-    bool echo_on_boot;        /**< B.1.2: prove freshness with Echo before accepting */
-    bool send_kid_context;    /**< client: put the ID Context in requests as 'kid context' */
+    cl_aead_alg_t aead;           /**< 0 = AES-CCM-16-64-128 */
+    uint32_t replay_window;       /**< 0 = default 32; at most CL_OSCORE_REPLAY_WINDOW */
+    uint64_t initial_ssn;         /**< first Sender Sequence Number (B.1.1 restore) */
+    bool echo_on_boot;            /**< B.1.2: prove freshness with Echo before accepting */
+    bool send_kid_context;        /**< client: put the ID Context in requests as 'kid context' */
     cl_oscore_persist_fn persist; /**< B.1.1 hook, NULL = no persistence */
     void *persist_arg;
-    uint32_t persist_k;       /**< 0 = CL_OSCORE_SEQ_PERSIST_K */
+    uint32_t persist_k; /**< 0 = CL_OSCORE_SEQ_PERSIST_K */
 } cl_oscore_params_t;
 
 /** A security context. All-zero is a valid "unset" state; free is safe on it. */
@@ -96,11 +96,11 @@ typedef struct cl_oscore_ctx {
     cl_key_t sender_key;
     cl_key_t recipient_key;
     uint32_t persist_k;
-    uint8_t alg;          /**< cl_aead_alg_t */
+    uint8_t alg; /**< cl_aead_alg_t */
     uint8_t nonce_len;
     uint8_t tag_len;
-    uint8_t window;       /**< replay window width */
-    uint8_t flags;        /**< CL_OSCORE_F_* */
+    uint8_t window; /**< replay window width */
+    uint8_t flags;  /**< CL_OSCORE_F_* */
     uint8_t sender_id_len;
     uint8_t recipient_id_len;
     uint8_t id_context_len;
@@ -110,17 +110,17 @@ typedef struct cl_oscore_ctx {
     uint8_t sender_id[CL_OSCORE_MAX_ID];
     uint8_t recipient_id[CL_OSCORE_MAX_ID];
     uint8_t id_context[CL_OSCORE_MAX_ID_CONTEXT];
-    uint8_t echo[CL_OSCORE_ECHO_LEN]; /**< B.1.2 outstanding challenge */
+    uint8_t echo[CL_OSCORE_ECHO_LEN];                   /**< B.1.2 outstanding challenge */
     uint8_t master_secret[CL_OSCORE_MAX_MASTER_SECRET]; /**< kept for B.2 re-derivation */
     uint8_t master_salt[CL_OSCORE_MAX_MASTER_SALT];
 } cl_oscore_ctx_t;
 
-#define CL_OSCORE_F_VALID 0x01        /**< derived and usable */
-#define CL_OSCORE_F_HAS_IDCTX 0x02    /**< ID Context present */
-#define CL_OSCORE_F_SEND_IDCTX 0x04   /**< send 'kid context' in requests */
-#define CL_OSCORE_F_RW_INIT 0x08      /**< replay window holds a value */
-#define CL_OSCORE_F_NEED_ECHO 0x10    /**< B.1.2: window unknown, Echo required */
-#define CL_OSCORE_F_ECHO_SENT 0x20    /**< B.1.2: challenge in ctx->echo outstanding */
+#define CL_OSCORE_F_VALID 0x01      /**< derived and usable */
+#define CL_OSCORE_F_HAS_IDCTX 0x02  /**< ID Context present */
+#define CL_OSCORE_F_SEND_IDCTX 0x04 /**< send 'kid context' in requests */
+#define CL_OSCORE_F_RW_INIT 0x08    /**< replay window holds a value */
+#define CL_OSCORE_F_NEED_ECHO 0x10  /**< B.1.2: window unknown, Echo required */
+#define CL_OSCORE_F_ECHO_SENT 0x20  /**< B.1.2: challenge in ctx->echo outstanding */
 
 /** What a response is bound to: the request's kid and Partial IV (section 7.1). */
 typedef struct cl_oscore_req {
@@ -128,10 +128,10 @@ typedef struct cl_oscore_req {
     uint8_t kid_len;
     uint8_t piv[5];
     uint8_t piv_len;
-    bool observe;          /**< the request was an Observe registration */
-    bool nonce_reused;     /**< a response/notification without PIV was accepted/sent */
-    bool have_notif;       /**< client: notification number valid */
-    uint64_t notif_num;    /**< client: largest notification PIV (section 7.4.1) */
+    bool observe;       /**< the request was an Observe registration */
+    bool nonce_reused;  /**< a response/notification without PIV was accepted/sent */
+    bool have_notif;    /**< client: notification number valid */
+    uint64_t notif_num; /**< client: largest notification PIV (section 7.4.1) */
 } cl_oscore_req_t;
 
 /** Decoded OSCORE option value (section 6.1); pointers into the value. */
@@ -152,8 +152,8 @@ typedef struct cl_oscore_option {
  * A lookup may derive a new context (B.2).
  */
 typedef cl_oscore_ctx_t *(*cl_oscore_lookup_fn)(void *arg, const uint8_t *kid, size_t kid_len,
-                                                const uint8_t *kid_context,
-                                                size_t kid_context_len, bool has_kid_context);
+                                                const uint8_t *kid_context, size_t kid_context_len,
+                                                bool has_kid_context);
 
 /** Derives a context (section 3.2) and imports its keys into the provider. */
 cl_status_t cl_oscore_ctx_init(cl_oscore_ctx_t *ctx, const cl_crypto_t *crypto,
@@ -184,7 +184,8 @@ cl_oscore_ctx_t *cl_oscore_lookup_list(void *list, const uint8_t *kid, size_t ki
 /** Parses an OSCORE option value (section 6.1). Reserved bits / n = 6, 7: bad input. */
 cl_status_t cl_oscore_option_decode(cl_oscore_option_t *o, const uint8_t *value,
                                     size_t len) CL_MUST_CHECK;
-/** Encodes an OSCORE option value into out (max CL_OSCORE_MAX_OPTION bytes unless long kid context). */
+/** Encodes an OSCORE option value into out (max CL_OSCORE_MAX_OPTION bytes unless long kid
+ * context). */
 cl_status_t cl_oscore_option_encode(const cl_oscore_option_t *o, uint8_t *out, size_t out_size,
                                     size_t *out_len) CL_MUST_CHECK;
 
@@ -205,14 +206,15 @@ cl_status_t cl_oscore_protect_request(cl_oscore_ctx_t *ctx, const uint8_t *coap,
  * request into out. *ctx_out and *req are set whenever a context was found
  * (also on CL_ERR_AUTH / CL_ERR_REPLAY / CL_ERR_ECHO_REQUIRED).
  */
-cl_status_t cl_oscore_unprotect_request(cl_oscore_lookup_fn lookup, void *lookup_arg,
-                                        uint8_t *msg, size_t len, uint8_t *out, size_t out_size,
-                                        size_t *out_len, cl_oscore_ctx_t **ctx_out,
+cl_status_t cl_oscore_unprotect_request(cl_oscore_lookup_fn lookup, void *lookup_arg, uint8_t *msg,
+                                        size_t len, uint8_t *out, size_t out_size, size_t *out_len,
+                                        cl_oscore_ctx_t **ctx_out,
                                         cl_oscore_req_t *req) CL_MUST_CHECK;
 
 /** Response protection options. */
 typedef struct cl_oscore_resp_opts {
-    bool new_piv;               /**< use (and send) a fresh Partial IV; forced for notifications after the first */
+    bool
+        new_piv; /**< use (and send) a fresh Partial IV; forced for notifications after the first */
     const uint8_t *kid_context; /**< B.2: 'kid context' to send (e.g. R2), NULL = none */
     size_t kid_context_len;
 } cl_oscore_resp_opts_t;
@@ -231,8 +233,8 @@ cl_status_t cl_oscore_protect_response(cl_oscore_ctx_t *ctx, cl_oscore_req_t *re
  * non-Observe request, "only one response" (section 7.4) is the caller's
  * matching rule: forget *req once a response was accepted.
  */
-cl_status_t cl_oscore_unprotect_response(cl_oscore_ctx_t *ctx, cl_oscore_req_t *req,
-                                         uint8_t *msg, size_t len, uint8_t *out, size_t out_size,
+cl_status_t cl_oscore_unprotect_response(cl_oscore_ctx_t *ctx, cl_oscore_req_t *req, uint8_t *msg,
+                                         size_t len, uint8_t *out, size_t out_size,
                                          size_t *out_len) CL_MUST_CHECK;
 
 /**

@@ -14,9 +14,21 @@ cl_status_t cl_aead_params(cl_aead_alg_t alg, size_t *key_len, size_t *nonce_len
 {
     size_t k, n, t;
     switch (alg) {
-    case CL_AEAD_A128GCM: k = 16; n = 12; t = 16; break;
-    case CL_AEAD_AES_CCM_16_64_128: k = 16; n = 13; t = 8; break;
-    case CL_AEAD_AES_CCM_16_128_128: k = 16; n = 13; t = 16; break;
+    case CL_AEAD_A128GCM:
+        k = 16;
+        n = 12;
+        t = 16;
+        break;
+    case CL_AEAD_AES_CCM_16_64_128:
+        k = 16;
+        n = 13;
+        t = 8;
+        break;
+    case CL_AEAD_AES_CCM_16_128_128:
+        k = 16;
+        n = 13;
+        t = 16;
+        break;
     default: return CL_FAIL(CL_ERR_UNSUPPORTED);
     }
     if (key_len != NULL)

@@ -28,7 +28,8 @@ const char *tu_str_opt(const cJSON *obj, const char *key);
 /** Hex member decoded into a heap buffer (freed at exit). NULL + len 0 when JSON null. */
 uint8_t *tu_hexm(const cJSON *obj, const char *key, size_t *len);
 /** Asserts that two byte strings are equal, printing both in hex on mismatch. */
-#define tu_assert_bytes(a, alen, b, blen) tu_assert_bytes_((a), (alen), (b), (blen), __FILE__, __LINE__)
+#define tu_assert_bytes(a, alen, b, blen)                                                          \
+    tu_assert_bytes_((a), (alen), (b), (blen), __FILE__, __LINE__)
 void tu_assert_bytes_(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
                       const char *file, int line);
 /** A fresh OpenSSL provider (fastpath on/off); free with cl_crypto_openssl_free. */
