@@ -27,19 +27,13 @@
  * local errors, timeouts and failed verification; 3 when the handshake was
  * refused (an EDHOC error either way).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cloister/cbor.h"
@@ -49,13 +43,11 @@
 #include "config.h"
 #include "creds.h"
 #include "keysrc.h"
+#include "udp.h"
 
-#define DGRAM_MAX 1500
+#define DGRAM_MAX EX_DGRAM_MAX
 #define PLAIN_MAX 1280
 #define EDHOC_MSG_MAX 1400
-#define ACK_TIMEOUT_MS 2000
-#define MAX_RETRANSMIT 4
-#define MAX_SEGMENTS 16
 #define MAX_REQUESTS 16
 #define TOKEN_LEN 8
 #define HEX_ID (2 * CL_EDHOC_MAX_CID + 4)
@@ -66,24 +58,12 @@
 
 enum { EXIT_OK = 0, EXIT_CLIENT_ERROR = 1, EXIT_FAILURE_OTHER = 2, EXIT_REFUSED = 3 };
 
-typedef enum { XCH_OK, XCH_TIMEOUT, XCH_RESET, XCH_ERROR } xstatus_t;
-
-typedef struct segment {
-    const uint8_t *p;
-    size_t len;
-} segment_t;
-
 /* One request from the command line. */
 struct request {
     uint8_t method;
     const char *uri;
     const char *payload;
-    char host[256];
-    char port[8];
-    bool host_literal;
-    uint8_t uri_buf[512];
-    segment_t path[MAX_SEGMENTS], query[MAX_SEGMENTS];
-    size_t n_path, n_query;
+    ex_uri_t t; /* the target */
 };
 
 struct client {
@@ -100,6 +80,7 @@ struct client {
 
     /* Runtime. */
     int fd;
+    ex_conn_t conn; /* fd, target and timeouts for ex_exchange */
     keysrc_t key;
     cl_crypto_t crypto;
     bool have_crypto;
@@ -113,19 +94,6 @@ struct client {
     cl_oscore_ctx_t oscore;
     uint16_t next_mid;
 };
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("edhoc-client: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
 
 static void step(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -181,7 +149,7 @@ static void usage(FILE *out)
             "  --export-pub FILE       write the key's public key as PEM (for a CA to certify)\n"
             "exit status: 0 = all 2.xx, 1 = a verified 4.xx/5.xx, 2 = error or timeout,\n"
             "3 = handshake refused\n",
-            keysrc_flags_help, ACK_TIMEOUT_MS);
+            keysrc_flags_help, EX_ACK_TIMEOUT_MS);
 }
 
 static bool parse_number(const char *s, long min, long max, long *out)
@@ -245,7 +213,7 @@ static bool add_positional(struct client *c, const char **pos, size_t n_pos)
         struct request *r;
         int code = method_code(pos[i]);
         if (c->n_req == MAX_REQUESTS) {
-            fail("at most %d requests", MAX_REQUESTS);
+            ex_fail("at most %d requests", MAX_REQUESTS);
             return false;
         }
         r = &c->req[c->n_req++];
@@ -253,14 +221,14 @@ static bool add_positional(struct client *c, const char **pos, size_t n_pos)
         if (code >= 0) {
             r->method = (uint8_t)code;
             if (++i == n_pos) {
-                fail("%s needs a URI", pos[i - 1]);
+                ex_fail("%s needs a URI", pos[i - 1]);
                 return false;
             }
         }
         r->uri = pos[i++];
         if (r->method == CL_COAP_POST || r->method == CL_COAP_PUT || r->method == CL_COAP_FETCH) {
             if (i == n_pos) {
-                fail("%s %s needs a payload", pos[i - 2], r->uri);
+                ex_fail("%s %s needs a payload", pos[i - 2], r->uri);
                 return false;
             }
             r->payload = pos[i++];
@@ -278,13 +246,13 @@ static int parse_args(struct client *c, int argc, char **argv)
     long v;
     bool suite_given = false;
 
-    c->timeout_ms = ACK_TIMEOUT_MS;
+    c->timeout_ms = EX_ACK_TIMEOUT_MS;
     c->suite = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] != '-' || a[1] == '\0') {
             if (n_pos == sizeof pos / sizeof pos[0]) {
-                fail("too many arguments");
+                ex_fail("too many arguments");
                 return 2;
             }
             pos[n_pos++] = a;
@@ -292,7 +260,7 @@ static int parse_args(struct client *c, int argc, char **argv)
         }
         int r = keysrc_take_flag(&c->p11, argc, argv, &i, err, sizeof err);
         if (r < 0) {
-            fail("%s", err);
+            ex_fail("%s", err);
             return 2;
         }
         if (r > 0)
@@ -308,7 +276,7 @@ static int parse_args(struct client *c, int argc, char **argv)
             continue;
         }
         if (i + 1 >= argc) {
-            fail("unknown option or missing value: '%s' (try --help)", a);
+            ex_fail("unknown option or missing value: '%s' (try --help)", a);
             return 2;
         }
         const char *val = argv[++i];
@@ -328,30 +296,30 @@ static int parse_args(struct client *c, int argc, char **argv)
             c->generate = val;
         } else if (strcmp(a, "--method") == 0) {
             if (!parse_number(val, 0, 3, &v)) {
-                fail("--method: 0, 1, 2 or 3");
+                ex_fail("--method: 0, 1, 2 or 3");
                 return 2;
             }
             c->method = (int)v;
         } else if (strcmp(a, "--suite") == 0) {
             if (!parse_number(val, -24, 23, &v) || cl_edhoc_suite((int)v, NULL) != CL_OK) {
-                fail("--suite: a supported cipher suite (0, 1, 2, 3, 6)");
+                ex_fail("--suite: a supported cipher suite (0, 1, 2, 3, 6)");
                 return 2;
             }
             c->suite = (int)v;
             suite_given = true;
         } else if (strcmp(a, "--suites") == 0) {
             if (!parse_suites(val, c->suites, &c->n_suites)) {
-                fail("--suites: a comma-separated list of distinct supported suites");
+                ex_fail("--suites: a comma-separated list of distinct supported suites");
                 return 2;
             }
         } else if (strcmp(a, "--timeout-ms") == 0) {
             if (!parse_number(val, 1, 60000, &v)) {
-                fail("--timeout-ms: 1..60000");
+                ex_fail("--timeout-ms: 1..60000");
                 return 2;
             }
             c->timeout_ms = (unsigned)v;
         } else {
-            fail("unknown option '%s' (try --help)", a);
+            ex_fail("unknown option '%s' (try --help)", a);
             return 2;
         }
     }
@@ -365,22 +333,22 @@ static int parse_args(struct client *c, int argc, char **argv)
         for (size_t i = 0; i < c->n_suites; i++)
             listed |= c->suites[i] == c->suite;
         if (!listed) {
-            fail("--suite %d is not in --suites", c->suite);
+            ex_fail("--suite %d is not in --suites", c->suite);
             return 2;
         }
     }
     if (!add_positional(c, pos, n_pos))
         return 2;
     if (c->key_arg == NULL && c->p11.key_label[0] == '\0') {
-        fail("--key FILE|URI (or --key-label with a token) is required");
+        ex_fail("--key FILE|URI (or --key-label with a token) is required");
         return 2;
     }
     if (c->n_req == 0 && c->export_pub == NULL && c->generate == NULL) {
-        fail("nothing to do: give a coap:// URI (try --help)");
+        ex_fail("nothing to do: give a coap:// URI (try --help)");
         return 2;
     }
     if (c->n_req > 0 && (c->cert_path == NULL || c->ca == NULL)) {
-        fail("--cert and --ca are required for a handshake");
+        ex_fail("--cert and --ca are required for a handshake");
         return 2;
     }
     return 0;
@@ -388,266 +356,27 @@ static int parse_args(struct client *c, int argc, char **argv)
 
 /* ------------------------------------------------------------------ URIs */
 
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Splits s[0..len) at sep into percent-decoded segments (RFC 7252 6.4 steps 8, 9). */
-static bool split_segments(struct request *r, const char *s, size_t len, char sep, segment_t *out,
-                           size_t *n, size_t *used)
-{
-    size_t i = 0;
-
-    *n = 0;
-    while (i <= len) {
-        if (*n == MAX_SEGMENTS)
-            return false;
-        uint8_t *start = r->uri_buf + *used;
-        size_t seg_len = 0;
-        for (; i < len && s[i] != sep; i++) {
-            uint8_t ch = (uint8_t)s[i];
-            if (ch == '%') {
-                int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
-                int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
-                if (hi < 0 || lo < 0)
-                    return false;
-                ch = (uint8_t)(hi << 4 | lo);
-                i += 2;
-            }
-            if (*used + seg_len >= sizeof r->uri_buf)
-                return false;
-            start[seg_len++] = ch;
-        }
-        out[*n].p = start;
-        out[*n].len = seg_len;
-        (*n)++;
-        *used += seg_len;
-        i++;
-    }
-    return true;
-}
-
-static bool parse_uri(struct request *r)
-{
-    const char *u = r->uri, *p, *host_end;
-    size_t used = 0;
-    long v;
-
-    if (strncasecmp(u, "coap://", 7) != 0) {
-        fail("'%s': only coap:// URIs are supported", u);
-        return false;
-    }
-    p = u + 7;
-    if (*p == '[') {
-        host_end = strchr(p, ']');
-        if (host_end == NULL) {
-            fail("'%s': missing ']' after the IPv6 address", u);
-            return false;
-        }
-        snprintf(r->host, sizeof r->host, "%.*s", (int)(host_end - p - 1), p + 1);
-        p = host_end + 1;
-    } else {
-        size_t n = strcspn(p, ":/?#");
-        if (n == 0 || n >= sizeof r->host) {
-            fail("'%s': missing or overlong host", u);
-            return false;
-        }
-        snprintf(r->host, sizeof r->host, "%.*s", (int)n, p);
-        p += n;
-    }
-    snprintf(r->port, sizeof r->port, "5683");
-    if (*p == ':') {
-        char num[8];
-        size_t n = strcspn(p + 1, "/?#");
-        if (n == 0 || n >= sizeof num) {
-            fail("'%s': bad port", u);
-            return false;
-        }
-        snprintf(num, sizeof num, "%.*s", (int)n, p + 1);
-        if (!parse_number(num, 1, 65535, &v)) {
-            fail("'%s': bad port", u);
-            return false;
-        }
-        snprintf(r->port, sizeof r->port, "%ld", v);
-        p += 1 + n;
-    }
-    if (strchr(p, '#') != NULL) {
-        fail("'%s': fragments are not allowed in a coap URI", u);
-        return false;
-    }
-    size_t path_len = strcspn(p, "?");
-    if (path_len > 1 && !split_segments(r, p + 1, path_len - 1, '/', r->path, &r->n_path, &used)) {
-        fail("'%s': bad or too long path", u);
-        return false;
-    }
-    if (p[path_len] == '?' && p[path_len + 1] != '\0' &&
-        !split_segments(r, p + path_len + 1, strlen(p + path_len + 1), '&', r->query, &r->n_query,
-                        &used)) {
-        fail("'%s': bad or too long query", u);
-        return false;
-    }
-    uint8_t tmp[16];
-    r->host_literal =
-        inet_pton(AF_INET, r->host, tmp) == 1 || inet_pton(AF_INET6, r->host, tmp) == 1;
-    return true;
-}
-
 /* ------------------------------------------------------------------ transport */
 
 static bool open_socket(struct client *c)
 {
-    struct addrinfo hints, *res = NULL, *ai;
     const struct request *r = &c->req[0];
 
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    int rc = getaddrinfo(r->host, r->port, &hints, &res);
-    if (rc != 0) {
-        fail("cannot resolve '%s': %s", r->host, gai_strerror(rc));
-        return false;
-    }
-    c->fd = -1;
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        c->fd = socket(ai->ai_family, SOCK_DGRAM, 0);
-        if (c->fd < 0)
-            continue;
-        if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        close(c->fd);
-        c->fd = -1;
-    }
-    freeaddrinfo(res);
-    if (c->fd < 0) {
-        fail("cannot reach %s port %s: %s", r->host, r->port, strerror(errno));
-        return false;
-    }
-    return true;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static bool send_dgram(struct client *c, const uint8_t *buf, size_t len)
-{
-    if (send(c->fd, buf, len, 0) < 0) {
-        if (errno == ECONNREFUSED)
-            fail("nothing is listening at %s port %s", c->req[0].host, c->req[0].port);
-        else
-            fail("send: %s", strerror(errno));
-        return false;
-    }
-    return true;
-}
-
-/*
- * Sends the CON request msg and waits for its response (token match),
- * retransmitting on the RFC 7252 schedule until an ACK arrives.
- */
-static xstatus_t exchange(struct client *c, const uint8_t *msg, size_t len, uint16_t mid,
-                          const uint8_t *token, size_t tkl, uint8_t *resp, size_t resp_size,
-                          size_t *resp_len)
-{
-    uint8_t r16[2];
-    unsigned retransmits = 0;
-    bool acked = false;
-
-    if (cl_random(&c->crypto, r16, sizeof r16) != CL_OK) {
-        fail("no randomness from the crypto provider");
-        return XCH_ERROR;
-    }
-    uint64_t timeout =
-        c->timeout_ms + (uint64_t)c->timeout_ms * (unsigned)(r16[0] << 8 | r16[1]) / (2u * 65535u);
-    uint64_t max_wait = (uint64_t)c->timeout_ms * 31u * 3u / 2u;
-    uint64_t next = now_ms() + timeout, deadline = 0;
-
-    if (!send_dgram(c, msg, len))
-        return XCH_ERROR;
-    for (;;) {
-        uint64_t now = now_ms();
-        if (!acked && now >= next) {
-            if (retransmits == MAX_RETRANSMIT) {
-                fail("no response from %s port %s after %u retransmissions", c->req[0].host,
-                     c->req[0].port, retransmits);
-                return XCH_TIMEOUT;
-            }
-            retransmits++;
-            timeout *= 2;
-            next = now + timeout;
-            if (c->verbose)
-                fprintf(stderr, "edhoc-client: retransmission %u of message id %u\n", retransmits,
-                        mid);
-            if (!send_dgram(c, msg, len))
-                return XCH_ERROR;
-            continue;
-        }
-        if (acked && now >= deadline) {
-            fail("the server acknowledged but its separate response never came");
-            return XCH_TIMEOUT;
-        }
-        struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        int n = poll(&p, 1, (int)((acked ? deadline : next) - now));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            fail("poll: %s", strerror(errno));
-            return XCH_ERROR;
-        }
-        if (n == 0)
-            continue;
-        ssize_t got = recv(c->fd, resp, resp_size, 0);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == ECONNREFUSED)
-                fail("nothing is listening at %s port %s", c->req[0].host, c->req[0].port);
-            else
-                fail("recv: %s", strerror(errno));
-            return XCH_ERROR;
-        }
-        cl_coap_msg_t m;
-        if ((size_t)got >= resp_size || cl_coap_parse(&m, resp, (size_t)got) != CL_OK)
-            continue;
-        if (m.type == CL_COAP_ACK && m.code == CL_COAP_EMPTY && m.mid == mid) {
-            acked = true;
-            deadline = now_ms() + max_wait;
-            continue;
-        }
-        if (m.type == CL_COAP_RST && m.mid == mid) {
-            *resp_len = (size_t)got;
-            return XCH_RESET;
-        }
-        if (CL_COAP_CLASS(m.code) >= 2 && m.tkl == tkl &&
-            (tkl == 0 || memcmp(m.token, token, tkl) == 0)) {
-            if (m.type == CL_COAP_ACK && m.mid != mid)
-                continue;
-            if (m.type == CL_COAP_CON) {
-                uint8_t ack[4] = {0x60, 0x00, (uint8_t)(m.mid >> 8), (uint8_t)m.mid};
-                (void)send_dgram(c, ack, sizeof ack);
-            }
-            *resp_len = (size_t)got;
-            return XCH_OK;
-        }
-    }
+    c->fd = ex_connect(r->t.host, r->t.port);
+    c->conn = (ex_conn_t){.fd = c->fd,
+                          .host = r->t.host,
+                          .port = r->t.port,
+                          .crypto = &c->crypto,
+                          .timeout_ms = c->timeout_ms,
+                          .verbose = c->verbose,
+                          .log_malformed = false};
+    return c->fd >= 0;
 }
 
 static bool new_token(struct client *c, uint8_t token[TOKEN_LEN], uint16_t *mid)
 {
     if (cl_random(&c->crypto, token, TOKEN_LEN) != CL_OK) {
-        fail("no randomness from the crypto provider");
+        ex_fail("no randomness from the crypto provider");
         return false;
     }
     *mid = c->next_mid++;
@@ -671,7 +400,7 @@ static bool edhoc_post(struct client *c, const uint8_t *prefix, size_t prefix_le
     const struct request *r = &c->req[0];
 
     if (prefix_len + msg_len > sizeof body) {
-        fail("EDHOC message too large for one datagram");
+        ex_fail("EDHOC message too large for one datagram");
         return false;
     }
     memcpy(body, prefix, prefix_len);
@@ -679,23 +408,25 @@ static bool edhoc_post(struct client *c, const uint8_t *prefix, size_t prefix_le
     if (!new_token(c, token, &mid))
         return false;
     cl_coap_build_init(&b, req, sizeof req, CL_COAP_CON, CL_COAP_POST, mid, token, TOKEN_LEN);
-    if (!r->host_literal)
-        cl_coap_build_option(&b, CL_COAP_OPT_URI_HOST, (const uint8_t *)r->host, strlen(r->host));
+    if (!r->t.host_literal)
+        cl_coap_build_option(&b, CL_COAP_OPT_URI_HOST, (const uint8_t *)r->t.host,
+                             strlen(r->t.host));
     for (size_t i = 0; i < 2; i++)
         cl_coap_build_option(&b, CL_COAP_OPT_URI_PATH, (const uint8_t *)segs[i], strlen(segs[i]));
     cl_coap_build_option_uint(&b, CL_COAP_OPT_CONTENT_FORMAT, CL_EDHOC_CF_CID_EDHOC_CBOR_SEQ);
     cl_coap_build_payload(&b, body, prefix_len + msg_len);
     if (cl_coap_build_finish(&b, &req_len) != CL_OK) {
-        fail("EDHOC message too large for one datagram");
+        ex_fail("EDHOC message too large for one datagram");
         return false;
     }
-    xstatus_t x = exchange(c, req, req_len, mid, token, TOKEN_LEN, resp, sizeof resp, &resp_len);
+    xstatus_t x =
+        ex_exchange(&c->conn, req, req_len, mid, token, TOKEN_LEN, resp, sizeof resp, &resp_len);
     if (x == XCH_RESET)
-        fail("the server reset the exchange (RST)");
+        ex_fail("the server reset the exchange (RST)");
     if (x != XCH_OK || cl_coap_parse(&m, resp, resp_len) != CL_OK)
         return false;
     if (m.payload_len > out_size) {
-        fail("response too large");
+        ex_fail("response too large");
         return false;
     }
     *code = m.code;
@@ -801,20 +532,20 @@ static int run_edhoc(struct client *c)
     int suite = c->suite, rc = EXIT_FAILURE_OTHER;
 
     if (!choose_c_i(c, &c_i)) {
-        fail("no randomness from the crypto provider");
+        ex_fail("no randomness from the crypto provider");
         return EXIT_FAILURE_OTHER;
     }
     if ((st = cl_edhoc_init(&c->edhoc, &c->cfg, CL_EDHOC_INITIATOR, &c_i, 1)) != CL_OK) {
-        fail("cannot start EDHOC: %s", cl_status_str(st));
+        ex_fail("cannot start EDHOC: %s", cl_status_str(st));
         return EXIT_FAILURE_OTHER;
     }
     for (int attempt = 0; attempt < 2; attempt++) {
         st = cl_edhoc_message_1(&c->edhoc, c->method, suite, NULL, 0, m, sizeof m, &m_len);
         /* UNSUPPORTED with a suite selected: no credential of ours fits method + suite. */
         if (st == CL_ERR_UNSUPPORTED && c->edhoc.suite >= 0) {
-            fail("the certificate cannot authenticate with method %d in suite %d (key type or "
-                 "keyUsage)",
-                 c->method, c->edhoc.suite);
+            ex_fail("the certificate cannot authenticate with method %d in suite %d (key type or "
+                    "keyUsage)",
+                    c->method, c->edhoc.suite);
             return EXIT_FAILURE_OTHER;
         }
         if (st == CL_ERR_UNSUPPORTED && suite < 0) {
@@ -822,7 +553,7 @@ static int run_edhoc(struct client *c)
             return EXIT_REFUSED;
         }
         if (st != CL_OK) {
-            fail("cannot write message_1: %s", cl_status_str(st));
+            ex_fail("cannot write message_1: %s", cl_status_str(st));
             return EXIT_FAILURE_OTHER;
         }
         step("method %s, suite %d, C_I %s: message_1 %zu bytes", method_desc(c->method),
@@ -838,7 +569,7 @@ static int run_edhoc(struct client *c)
             c->peer.session = NULL;
         } else {
             cl_coap_code_str(code, code_s);
-            fail("unexpected %s response to message_1", code_s);
+            ex_fail("unexpected %s response to message_1", code_s);
             return EXIT_FAILURE_OTHER;
         }
         if (st == CL_ERR_PEER_ERROR) {
@@ -852,7 +583,7 @@ static int run_edhoc(struct client *c)
             memcpy(peer_suites, c->edhoc.suites_peer, sizeof peer_suites);
             cl_edhoc_free(&c->edhoc);
             if ((st = cl_edhoc_init(&c->edhoc, &c->cfg, CL_EDHOC_INITIATOR, &c_i, 1)) != CL_OK) {
-                fail("cannot start EDHOC: %s", cl_status_str(st));
+                ex_fail("cannot start EDHOC: %s", cl_status_str(st));
                 return EXIT_FAILURE_OTHER;
             }
             memcpy(c->edhoc.suites_peer, peer_suites, sizeof peer_suites);
@@ -875,7 +606,7 @@ static int run_edhoc(struct client *c)
          c->peer.subject, c->peer.how, c->peer.issuer, hex_id(cr, pc_r, pc_r_len));
 
     if ((st = cl_edhoc_message_3(&c->edhoc, NULL, 0, m, sizeof m, &m_len)) != CL_OK) {
-        fail("cannot write message_3: %s", cl_status_str(st));
+        ex_fail("cannot write message_3: %s", cl_status_str(st));
         return EXIT_FAILURE_OTHER;
     }
     if ((st = cl_edhoc_encode_cid(pc_r, pc_r_len, prefix, sizeof prefix, &prefix_len)) != CL_OK ||
@@ -888,7 +619,7 @@ static int run_edhoc(struct client *c)
             return EXIT_REFUSED;
         }
         cl_coap_code_str(code, code_s);
-        fail("unexpected %s response to message_3", code_s);
+        ex_fail("unexpected %s response to message_3", code_s);
         return EXIT_FAILURE_OTHER;
     }
     if (resp_len > 0) {
@@ -904,7 +635,7 @@ static int run_edhoc(struct client *c)
     }
     if ((st = cl_edhoc_oscore_params(&c->edhoc, ms, salt, &params)) != CL_OK ||
         (st = cl_oscore_ctx_init(&c->oscore, &c->crypto, &params)) != CL_OK) {
-        fail("cannot derive the OSCORE context: %s", cl_status_str(st));
+        ex_fail("cannot derive the OSCORE context: %s", cl_status_str(st));
         goto done;
     }
     char sid[HEX_ID], rid[HEX_ID];
@@ -945,23 +676,7 @@ static const char *reason_phrase(uint8_t code)
 
 static void print_response(const cl_coap_msg_t *m, bool unprotected)
 {
-    char code[5];
-    const char *reason = reason_phrase(m->code);
-
-    cl_coap_code_str(m->code, code);
-    printf("%s%s%s%s", code, reason[0] ? " " : "", reason, unprotected ? " (unprotected)" : "");
-    if (m->payload_len > 0) {
-        fputs(": ", stdout);
-        for (size_t i = 0; i < m->payload_len; i++) {
-            uint8_t ch = m->payload[i];
-            if (ch >= 0x20 && ch < 0x7f)
-                putchar(ch);
-            else
-                printf("\\x%02x", ch);
-        }
-    }
-    putchar('\n');
-    fflush(stdout);
+    ex_print_response("", m, reason_phrase(m->code), unprotected);
 }
 
 static int do_request(struct client *c, const struct request *r)
@@ -979,43 +694,45 @@ static int do_request(struct client *c, const struct request *r)
     if (!new_token(c, token, &mid))
         return EXIT_FAILURE_OTHER;
     cl_coap_build_init(&b, plain, sizeof plain, CL_COAP_CON, r->method, mid, token, TOKEN_LEN);
-    if (!r->host_literal)
-        cl_coap_build_option(&b, CL_COAP_OPT_URI_HOST, (const uint8_t *)r->host, strlen(r->host));
-    for (size_t i = 0; i < r->n_path; i++)
-        cl_coap_build_option(&b, CL_COAP_OPT_URI_PATH, r->path[i].p, r->path[i].len);
+    if (!r->t.host_literal)
+        cl_coap_build_option(&b, CL_COAP_OPT_URI_HOST, (const uint8_t *)r->t.host,
+                             strlen(r->t.host));
+    for (size_t i = 0; i < r->t.n_path; i++)
+        cl_coap_build_option(&b, CL_COAP_OPT_URI_PATH, r->t.path[i].p, r->t.path[i].len);
     if (r->payload != NULL)
         cl_coap_build_option_uint(&b, CL_COAP_OPT_CONTENT_FORMAT, CL_COAP_CF_TEXT);
-    for (size_t i = 0; i < r->n_query; i++)
-        cl_coap_build_option(&b, CL_COAP_OPT_URI_QUERY, r->query[i].p, r->query[i].len);
+    for (size_t i = 0; i < r->t.n_query; i++)
+        cl_coap_build_option(&b, CL_COAP_OPT_URI_QUERY, r->t.query[i].p, r->t.query[i].len);
     if (r->payload != NULL)
         cl_coap_build_payload(&b, (const uint8_t *)r->payload, strlen(r->payload));
     if (cl_coap_build_finish(&b, &plain_len) != CL_OK) {
-        fail("%s: request too large for one datagram", r->uri);
+        ex_fail("%s: request too large for one datagram", r->uri);
         goto done;
     }
     if ((st = cl_oscore_protect_request(&c->oscore, plain, plain_len, prot, sizeof prot, &prot_len,
                                         &oreq)) != CL_OK) {
-        fail("cannot protect the request: %s", cl_status_str(st));
+        ex_fail("cannot protect the request: %s", cl_status_str(st));
         goto done;
     }
     if (c->verbose)
         fprintf(stderr, "edhoc-client: %s: OSCORE request %zu bytes (plain %zu)\n", r->uri,
                 prot_len, plain_len);
-    xstatus_t x = exchange(c, prot, prot_len, mid, token, TOKEN_LEN, resp, sizeof resp, &resp_len);
+    xstatus_t x =
+        ex_exchange(&c->conn, prot, prot_len, mid, token, TOKEN_LEN, resp, sizeof resp, &resp_len);
     if (x == XCH_RESET)
-        fail("the server reset the exchange (RST)");
+        ex_fail("the server reset the exchange (RST)");
     if (x != XCH_OK || cl_coap_parse(&m, resp, resp_len) != CL_OK)
         goto done;
     if (cl_coap_msg_get(&m, CL_COAP_OPT_OSCORE) == NULL) {
         print_response(&m, true);
-        fail("the server refused the request; its answer is not protected, so it is reported "
-             "but not trusted");
+        ex_fail("the server refused the request; its answer is not protected, so it is reported "
+                "but not trusted");
         goto done;
     }
     st = cl_oscore_unprotect_response(&c->oscore, &oreq, resp, resp_len, presp, sizeof presp,
                                       &presp_len);
     if (st != CL_OK) {
-        fail("the response failed OSCORE verification: %s", cl_status_str(st));
+        ex_fail("the response failed OSCORE verification: %s", cl_status_str(st));
         goto done;
     }
     if (cl_coap_parse(&pm, presp, presp_len) != CL_OK)
@@ -1037,7 +754,7 @@ static bool setup_keys(struct client *c)
 
     if (c->key_arg != NULL) {
         if (!keysrc_parse(&c->key, &c->p11, c->key_arg, err, sizeof err)) {
-            fail("%s", err);
+            ex_fail("%s", err);
             return false;
         }
     } else {
@@ -1051,19 +768,19 @@ static bool setup_keys(struct client *c)
         else if (strcasecmp(c->generate, "x25519") == 0)
             hint = CL_KEY_X25519;
         else {
-            fail("--generate-key: p256, ed25519 or x25519");
+            ex_fail("--generate-key: p256, ed25519 or x25519");
             return false;
         }
     }
     if (!provider_open(&c->crypto, c->key.pkcs11, &c->p11, what, sizeof what, err, sizeof err)) {
-        fail("%s", err);
+        ex_fail("%s", err);
         return false;
     }
     c->have_crypto = true;
     if (c->generate != NULL) {
         bool created;
         if (!key_generate_in_token(&c->crypto, &c->key, hint, &created, err, sizeof err)) {
-            fail("%s", err);
+            ex_fail("%s", err);
             return false;
         }
         step("%s key '%s' %s the token", key_type_name(hint), c->key.object,
@@ -1071,7 +788,7 @@ static bool setup_keys(struct client *c)
     }
     if (c->cert_path != NULL) {
         if (!own_cred_load(&c->own, c->cert_path, c->x5chain, err, sizeof err)) {
-            fail("%s", err);
+            ex_fail("%s", err);
             return false;
         }
         c->have_cert = true;
@@ -1081,12 +798,12 @@ static bool setup_keys(struct client *c)
                                    (c->own.can_dh ? CL_KEY_USAGE_ECDH : 0u))
                                 : 0u;
     if (!key_load(&c->crypto, &c->key, use, hint, &c->own.key, &type, err, sizeof err)) {
-        fail("%s", err);
+        ex_fail("%s", err);
         return false;
     }
     if (c->export_pub != NULL) {
         if (!pubkey_write_pem(&c->crypto, c->own.key, type, c->export_pub, err, sizeof err)) {
-            fail("%s", err);
+            ex_fail("%s", err);
             return false;
         }
         step("public key of the %s key %s%s written to %s", key_type_name(type),
@@ -1096,12 +813,12 @@ static bool setup_keys(struct client *c)
     if (!c->have_cert)
         return true;
     if (type != c->own.type) {
-        fail("the key is %s but the certificate's is %s", key_type_name(type),
-             key_type_name(c->own.type));
+        ex_fail("the key is %s but the certificate's is %s", key_type_name(type),
+                key_type_name(c->own.type));
         return false;
     }
     if (!own_cred_check_key(&c->own, &c->crypto, c->own.key, err, sizeof err)) {
-        fail("%s", err);
+        ex_fail("%s", err);
         return false;
     }
     step("credential '%s' (%s, %s%s%s, sent as %s), key %s%s, provider %s", c->own.subject,
@@ -1117,7 +834,7 @@ static bool setup_edhoc(struct client *c)
     char err[1024];
 
     if (!trust_load(&c->trust, c->ca, c->crl, c->known, err, sizeof err)) {
-        fail("%s", err);
+        ex_fail("%s", err);
         return false;
     }
     c->peer.trust = &c->trust;
@@ -1138,6 +855,7 @@ int main(int argc, char **argv)
     uint8_t mid[2];
     int rc = EXIT_FAILURE_OTHER;
 
+    ex_set_prog("edhoc-client");
     memset(&c, 0, sizeof c);
     c.fd = -1;
     switch (parse_args(&c, argc, argv)) {
@@ -1146,11 +864,11 @@ int main(int argc, char **argv)
     default: return EXIT_FAILURE_OTHER;
     }
     for (size_t i = 0; i < c.n_req; i++) {
-        if (!parse_uri(&c.req[i]))
+        if (!ex_parse_uri(&c.req[i].t, c.req[i].uri, "", ""))
             return EXIT_FAILURE_OTHER;
-        if (strcmp(c.req[i].host, c.req[0].host) != 0 ||
-            strcmp(c.req[i].port, c.req[0].port) != 0) {
-            fail("'%s': every URI must name the same server as the first", c.req[i].uri);
+        if (strcmp(c.req[i].t.host, c.req[0].t.host) != 0 ||
+            strcmp(c.req[i].t.port, c.req[0].t.port) != 0) {
+            ex_fail("'%s': every URI must name the same server as the first", c.req[i].uri);
             return EXIT_FAILURE_OTHER;
         }
     }
@@ -1161,7 +879,7 @@ int main(int argc, char **argv)
         goto done;
     }
     if (cl_random(&c.crypto, mid, sizeof mid) != CL_OK) {
-        fail("no randomness from the crypto provider");
+        ex_fail("no randomness from the crypto provider");
         goto done;
     }
     c.next_mid = (uint16_t)(mid[0] << 8 | mid[1]);

@@ -34,19 +34,10 @@
  * the reason for a refusal, response codes. No payloads, no keys, no PIN.
  * The only global is the server struct (the signal handler needs it).
  */
-#include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/types.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cloister/cbor.h"
@@ -56,8 +47,9 @@
 #include "config.h"
 #include "creds.h"
 #include "keysrc.h"
+#include "udp.h"
 
-#define DGRAM_MAX 1500
+#define DGRAM_MAX EX_DGRAM_MAX
 #define OUT_MAX (DGRAM_MAX + 128)
 #define EDHOC_MSG_MAX 1400
 #define DEFAULT_LISTEN "127.0.0.1"
@@ -66,9 +58,6 @@
 #define MAX_SESSIONS 64  /* completed + half-open */
 #define MAX_HALF_OPEN 16 /* sessions waiting for message_3 */
 #define DEFAULT_HALF_OPEN_S 30
-#define HOST_MAX 64
-#define SERV_MAX 8
-#define PEER_NAME_MAX (HOST_MAX + SERV_MAX + 4)
 #define HEX_ID (2 * CL_EDHOC_MAX_CID + 4)
 
 enum { S_FREE = 0, S_HALF_OPEN, S_ESTABLISHED };
@@ -105,8 +94,7 @@ struct server {
     pkcs11_opts_t p11;
 
     /* Runtime. */
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
+    ex_listen_t listen;
     int fd;
     bool token;
     cl_crypto_t crypto;
@@ -118,7 +106,6 @@ struct server {
     peer_ctx_t peer;
     struct session sessions[MAX_SESSIONS];
     uint16_t next_mid;
-    volatile sig_atomic_t shutdown_asap;
 
     struct {
         unsigned long datagrams, handshakes, refused, expired, evicted, answered, oscore_errors;
@@ -127,32 +114,6 @@ struct server {
 };
 
 static struct server server;
-
-static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void logmsg(const char *fmt, ...)
-{
-    va_list ap;
-    char line[768];
-
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "edhoc-server: %s\n", line);
-}
-
-static bool worth_logging(unsigned long count)
-{
-    return (count & (count - 1)) == 0;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* h'0a1b' of an identifier (for the log: identifiers travel in the clear). */
 static const char *hex_id(char out[HEX_ID], const uint8_t *id, size_t len)
@@ -307,87 +268,18 @@ static int parse_args(struct server *s, int argc, char **argv)
 
 /* ------------------------------------------------------------------ network */
 
-static bool is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        const uint8_t *a = in6->sin6_addr.s6_addr;
-        if (memcmp(a, &in6addr_loopback, 16) == 0)
-            return true;
-        return memcmp(a, v4mapped, 12) == 0 && a[12] == 127;
-    }
-    return false;
-}
-
-static void peer_name(const struct sockaddr *sa, socklen_t len, char *out, size_t out_size)
-{
-    char host[HOST_MAX], serv[SERV_MAX];
-
-    if (getnameinfo(sa, len, host, sizeof host, serv, sizeof serv,
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-        snprintf(out, out_size, "?");
-        return;
-    }
-    snprintf(out, out_size, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
-}
-
 static bool resolve_listen(struct server *s, char *err, size_t err_size)
 {
-    struct addrinfo hints, *res = NULL;
-
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-    int rc = getaddrinfo(s->listen_addr, s->port, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, err_size, "bad listen address '%s' port '%s': %s", s->listen_addr, s->port,
-                 gai_strerror(rc));
-        return false;
-    }
-    bool ok = res->ai_addrlen <= sizeof s->addr;
-    if (ok) {
-        memcpy(&s->addr, res->ai_addr, res->ai_addrlen);
-        s->addr_len = res->ai_addrlen;
-    }
-    freeaddrinfo(res);
-    if (ok && !is_loopback((const struct sockaddr *)&s->addr) && !s->bind_any) {
-        snprintf(err, err_size,
-                 "refusing to listen on %s: not a loopback address. This example has no "
-                 "protection against request floods; pass --bind-any to listen there anyway",
-                 s->listen_addr);
-        return false;
-    }
-    return ok;
+    return ex_resolve_listen(&s->listen, s->listen_addr, s->port, s->bind_any, "", err, err_size);
 }
 
 static bool open_socket(struct server *s, char *err, size_t err_size)
 {
-    struct sockaddr_storage bound;
-    socklen_t bound_len = sizeof bound;
-    char name[PEER_NAME_MAX];
+    char name[EX_PEER_NAME_MAX];
 
-    s->fd = socket(s->addr.ss_family, SOCK_DGRAM, 0);
-    if (s->fd < 0) {
-        snprintf(err, err_size, "socket: %s", strerror(errno));
+    if (!ex_bind(&s->listen, s->listen_addr, s->port, &s->fd, name, sizeof name, err, err_size))
         return false;
-    }
-    if (bind(s->fd, (const struct sockaddr *)&s->addr, s->addr_len) != 0) {
-        snprintf(err, err_size, "cannot bind %s port %s: %s", s->listen_addr, s->port,
-                 strerror(errno));
-        return false;
-    }
-    if (getsockname(s->fd, (struct sockaddr *)&bound, &bound_len) != 0) {
-        snprintf(err, err_size, "getsockname: %s", strerror(errno));
-        return false;
-    }
-    peer_name((struct sockaddr *)&bound, bound_len, name, sizeof name);
-    logmsg("listening on %s (CoAP over UDP: EDHOC at " EDHOC_PATH ", then OSCORE)", name);
+    ex_log("listening on %s (CoAP over UDP: EDHOC at " EDHOC_PATH ", then OSCORE)", name);
     return true;
 }
 
@@ -409,7 +301,7 @@ static bool load_credentials(struct server *s, char *err, size_t err_size)
     if (!provider_open(&s->crypto, s->token, &s->p11, what, sizeof what, err, err_size))
         return false;
     s->have_crypto = true;
-    logmsg("crypto provider: %s", what);
+    ex_log("crypto provider: %s", what);
     for (size_t i = 0; i < s->n_certs; i++) {
         own_cred_t *oc = &s->own[i];
         cl_key_type_t type;
@@ -432,7 +324,7 @@ static bool load_credentials(struct server *s, char *err, size_t err_size)
             snprintf(hdr, sizeof hdr, "x5chain (%zu bytes)", oc->der_len);
         else
             snprintf(hdr, sizeof hdr, "x5t");
-        logmsg("credential: '%s', %s key %s%s%s, sent as %s, key %s%s", oc->subject,
+        ex_log("credential: '%s', %s key %s%s%s, sent as %s, key %s%s", oc->subject,
                key_type_name(oc->type), oc->can_sign ? "signature" : "",
                oc->can_sign && oc->can_dh ? " + " : "", oc->can_dh ? "static DH" : "", hdr,
                keys[i].pkcs11 ? "in the token: " : "from ",
@@ -476,7 +368,7 @@ static bool setup(struct server *s, char *err, size_t err_size)
     for (size_t i = 0; i < s->n_suites; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", i ? "," : "",
                  s->suites[i]);
-    logmsg("suites %s; trust: CA %s%s%s, %zu known client certificates; message_4 %s; "
+    ex_log("suites %s; trust: CA %s%s%s, %zu known client certificates; message_4 %s; "
            "half-open sessions expire after %u s",
            list, s->ca, s->crl ? ", CRL " : "", s->crl ? s->crl : "", s->trust.n_known,
            s->message_4 ? "on" : "off", s->half_open_s);
@@ -508,12 +400,6 @@ static void teardown(struct server *s)
     s->fd = -1;
 }
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    server.shutdown_asap = 1;
-}
-
 /* ------------------------------------------------------------------ sessions */
 
 static size_t count_state(const struct server *s, int state)
@@ -542,7 +428,7 @@ static struct session *session_alloc(struct server *s, uint64_t now)
     if (victim == NULL)
         return NULL;
     s->stats.evicted++;
-    logmsg("session table full: dropping the %s session C_R %s (idle %" PRIu64 " ms)",
+    ex_log("session table full: dropping the %s session C_R %s (idle %" PRIu64 " ms)",
            victim->state == S_HALF_OPEN ? "oldest half-open" : "least recently used",
            hex_id(id, victim->c_r, victim->c_r_len), now - victim->used_ms);
     session_free(victim);
@@ -610,7 +496,7 @@ static void expire_sessions(struct server *s, uint64_t now)
         struct session *x = &s->sessions[i];
         if (x->state == S_HALF_OPEN && now - x->created_ms >= (uint64_t)s->half_open_s * 1000u) {
             s->stats.expired++;
-            logmsg("half-open session C_R %s expired (no message_3 within %u s)",
+            ex_log("half-open session C_R %s expired (no message_3 within %u s)",
                    hex_id(id, x->c_r, x->c_r_len), s->half_open_s);
             session_free(x);
         }
@@ -642,19 +528,12 @@ static struct session *session_of_ctx(struct server *s, const cl_oscore_ctx_t *c
 
 /* ------------------------------------------------------------------ replies */
 
-static void send_to(struct server *s, const uint8_t *buf, size_t len, const struct sockaddr *peer,
-                    socklen_t peer_len)
-{
-    if (sendto(s->fd, buf, len, 0, peer, peer_len) < 0)
-        logmsg("sendto: %s", strerror(errno));
-}
-
 /* Sends a response and keeps it in the session for retransmitted requests. */
 static void send_cached(struct server *s, struct session *x, const cl_coap_msg_t *req,
                         const uint8_t *buf, size_t len, const struct sockaddr *peer,
                         socklen_t peer_len)
 {
-    send_to(s, buf, len, peer, peer_len);
+    ex_send_to(s->fd, buf, len, peer, peer_len);
     if (x == NULL || x->state == S_FREE || len > sizeof x->resp ||
         (size_t)peer_len > sizeof x->peer)
         return;
@@ -678,17 +557,6 @@ static struct session *find_cached(struct server *s, const cl_coap_msg_t *req,
     return NULL;
 }
 
-static void reply_header(struct server *s, const cl_coap_msg_t *req, uint8_t *type, uint16_t *mid)
-{
-    if (req->type == CL_COAP_CON) {
-        *type = CL_COAP_ACK;
-        *mid = req->mid;
-    } else {
-        *type = CL_COAP_NON;
-        *mid = s->next_mid++;
-    }
-}
-
 /* An unprotected response; cf < 0: no Content-Format. */
 static void reply(struct server *s, struct session *x, const cl_coap_msg_t *req, uint8_t code,
                   int cf, const uint8_t *payload, size_t len, const struct sockaddr *peer,
@@ -700,7 +568,7 @@ static void reply(struct server *s, struct session *x, const cl_coap_msg_t *req,
     size_t out_len;
     cl_coap_builder_t b;
 
-    reply_header(s, req, &type, &mid);
+    ex_reply_header(req, &s->next_mid, &type, &mid);
     cl_coap_build_init(&b, out, sizeof out, type, code, mid, req->token, req->tkl);
     if (cf >= 0)
         cl_coap_build_option_uint(&b, CL_COAP_OPT_CONTENT_FORMAT, (uint32_t)cf);
@@ -756,7 +624,7 @@ static void handle_message_1(struct server *s, const cl_coap_msg_t *req, const u
     uint8_t m2[EDHOC_MSG_MAX];
     size_t m2_len;
     char ci[HEX_ID], cr[HEX_ID];
-    uint64_t now = now_ms();
+    uint64_t now = ex_now_ms();
     struct session *x = session_alloc(s, now);
     cl_status_t st;
 
@@ -775,7 +643,7 @@ static void handle_message_1(struct server *s, const cl_coap_msg_t *req, const u
         }
         if ((st = cl_edhoc_init(&x->edhoc, &s->cfg, CL_EDHOC_RESPONDER, x->c_r, x->c_r_len)) !=
             CL_OK) {
-            logmsg("%s: cannot start an EDHOC session: %s", who, cl_status_str(st));
+            ex_log("%s: cannot start an EDHOC session: %s", who, cl_status_str(st));
             reply_edhoc_text_error(s, req, "internal error", peer, peer_len);
             session_free(x);
             return;
@@ -798,7 +666,7 @@ static void handle_message_1(struct server *s, const cl_coap_msg_t *req, const u
         char diag[64];
         s->stats.refused++;
         snprintf(diag, sizeof diag, "method %d not supported", x->edhoc.method);
-        logmsg("%s: message_1 refused: no credential of ours for method %s in suite %d", who,
+        ex_log("%s: message_1 refused: no credential of ours for method %s in suite %d", who,
                method_desc(x->edhoc.method), x->edhoc.suite);
         reply_edhoc_text_error(s, req, diag, peer, peer_len);
         session_free(x);
@@ -806,7 +674,7 @@ static void handle_message_1(struct server *s, const cl_coap_msg_t *req, const u
     }
     if (st != CL_OK) {
         s->stats.refused++;
-        logmsg("%s: message_1 refused: %s%s", who, cl_status_str(st),
+        ex_log("%s: message_1 refused: %s%s", who, cl_status_str(st),
                st == CL_ERR_UNSUPPORTED ? " (cipher suite; answered with error 2 and ours)" : "");
         reply_edhoc_error(s, x, req, st, peer, peer_len);
         session_free(x);
@@ -817,14 +685,14 @@ static void handle_message_1(struct server *s, const cl_coap_msg_t *req, const u
     st = cl_edhoc_message_2(&x->edhoc, NULL, 0, m2, sizeof m2, &m2_len);
     if (st != CL_OK) {
         s->stats.refused++;
-        logmsg("%s: cannot write message_2: %s", who, cl_status_str(st));
+        ex_log("%s: cannot write message_2: %s", who, cl_status_str(st));
         reply_edhoc_error(s, x, req, st, peer, peer_len);
         session_free(x);
         return;
     }
     x->state = S_HALF_OPEN;
     x->created_ms = x->used_ms = now;
-    logmsg("%s: message_1 (%zu bytes) method %s, suite %d, C_I %s -> message_2 (%zu bytes), "
+    ex_log("%s: message_1 (%zu bytes) method %s, suite %d, C_I %s -> message_2 (%zu bytes), "
            "C_R %s",
            who, msg_len, method_desc(x->method), x->suite,
            hex_id(ci, x->edhoc.c_i, x->edhoc.c_i_len), m2_len, hex_id(cr, x->c_r, x->c_r_len));
@@ -850,7 +718,7 @@ static void handle_message_3(struct server *s, struct session *x, const cl_coap_
     s->peer.session = NULL;
     if (st == CL_ERR_PEER_ERROR) {
         s->stats.refused++;
-        logmsg("%s: the client ended session C_R %s with EDHOC error %d", who, cr,
+        ex_log("%s: the client ended session C_R %s with EDHOC error %d", who, cr,
                x->edhoc.peer_err);
         reply(s, NULL, req, CL_COAP_CHANGED, -1, NULL, 0, peer, peer_len);
         session_free(x);
@@ -858,7 +726,7 @@ static void handle_message_3(struct server *s, struct session *x, const cl_coap_
     }
     if (st != CL_OK) {
         s->stats.refused++;
-        logmsg("%s: message_3 for C_R %s refused: %s%s%s", who, cr, cl_status_str(st),
+        ex_log("%s: message_3 for C_R %s refused: %s%s%s", who, cr, cl_status_str(st),
                s->peer.why[0] ? ": " : "", s->peer.why);
         reply_edhoc_error(s, x, req, st, peer, peer_len);
         session_free(x);
@@ -872,14 +740,14 @@ static void handle_message_3(struct server *s, struct session *x, const cl_coap_
         st = cl_edhoc_message_4(&x->edhoc, NULL, 0, m4, sizeof m4, &m4_len);
     if (st != CL_OK) {
         s->stats.refused++;
-        logmsg("%s: session C_R %s: cannot derive the OSCORE context: %s", who, cr,
+        ex_log("%s: session C_R %s: cannot derive the OSCORE context: %s", who, cr,
                cl_status_str(st));
         reply_edhoc_error(s, x, req, st, peer, peer_len);
         session_free(x);
         goto done;
     }
     snprintf(x->subject, sizeof x->subject, "%s", s->peer.subject);
-    logmsg("%s: message_3 (%zu bytes) for C_R %s: client '%s' (%s, issuer '%s') authenticated%s; "
+    ex_log("%s: message_3 (%zu bytes) for C_R %s: client '%s' (%s, issuer '%s') authenticated%s; "
            "OSCORE sender ID %s, recipient ID %s",
            who, msg_len, cr, s->peer.subject, s->peer.how, s->peer.issuer,
            s->message_4 ? ", message_4 sent" : "",
@@ -887,7 +755,7 @@ static void handle_message_3(struct server *s, struct session *x, const cl_coap_
            hex_id(rid, params.recipient_id, params.recipient_id_len));
     cl_edhoc_free(&x->edhoc); /* PRKs wiped; the OSCORE context is all we keep */
     x->state = S_ESTABLISHED;
-    x->used_ms = now_ms();
+    x->used_ms = ex_now_ms();
     s->stats.handshakes++;
     reply(s, x, req, CL_COAP_CHANGED, m4_len ? CL_EDHOC_CF_EDHOC_CBOR_SEQ : -1, m4, m4_len, peer,
           peer_len);
@@ -914,7 +782,7 @@ static void handle_edhoc(struct server *s, const cl_coap_msg_t *req, const char 
     if (req->payload_len == 0 || cl_edhoc_split_request(req->payload, req->payload_len, &is_m1, cid,
                                                         &cid_len, &msg, &msg_len) != CL_OK) {
         s->stats.refused++;
-        logmsg("%s: malformed EDHOC request (neither true + message_1 nor C_R + message)", who);
+        ex_log("%s: malformed EDHOC request (neither true + message_1 nor C_R + message)", who);
         reply_edhoc_text_error(s, req, "expected true + message_1 or C_R + message_3", peer,
                                peer_len);
         return;
@@ -926,7 +794,7 @@ static void handle_edhoc(struct server *s, const cl_coap_msg_t *req, const char 
     struct session *x = find_by_c_r(s, S_HALF_OPEN, cid, cid_len);
     if (x == NULL) {
         s->stats.refused++;
-        logmsg("%s: EDHOC message for C_R %s: no such half-open session", who,
+        ex_log("%s: EDHOC message for C_R %s: no such half-open session", who,
                hex_id(id, cid, cid_len));
         reply_edhoc_text_error(s, req, "no such EDHOC session", peer, peer_len);
         return;
@@ -985,7 +853,7 @@ static cl_status_t serve(struct server *s, const struct session *x, const cl_coa
     } else {
         code = CL_COAP_NOT_FOUND;
     }
-    reply_header(s, req, &type, &mid);
+    ex_reply_header(req, &s->next_mid, &type, &mid);
     cl_coap_build_init(&b, out, out_size, type, code, mid, req->token, req->tkl);
     if (code == CL_COAP_CONTENT)
         cl_coap_build_option_uint(&b, CL_COAP_OPT_CONTENT_FORMAT, CL_COAP_CF_TEXT);
@@ -1033,33 +901,33 @@ static void handle_oscore(struct server *s, uint8_t *buf, size_t len, uint16_t r
             return;
         }
         cl_coap_code_str(out[1], code_s);
-        logmsg("%s kid %s: %s -> %s (unprotected)", who, kid, cl_status_str(st), code_s);
-        send_to(s, out, out_len, peer, peer_len);
+        ex_log("%s kid %s: %s -> %s (unprotected)", who, kid, cl_status_str(st), code_s);
+        ex_send_to(s->fd, out, out_len, peer, peer_len);
         return;
     }
     if (st != CL_OK) {
         s->stats.dropped++;
-        logmsg("%s kid %s: request dropped: %s", who, kid, cl_status_str(st));
+        ex_log("%s kid %s: request dropped: %s", who, kid, cl_status_str(st));
         return;
     }
     struct session *x = session_of_ctx(s, ctx);
     if (cl_coap_parse(&req, plain, plain_len) != CL_OK || x == NULL ||
         serve(s, x, &req, resp, sizeof resp, &resp_len) != CL_OK) {
         s->stats.dropped++;
-        logmsg("%s kid %s: cannot answer the request", who, kid);
+        ex_log("%s kid %s: cannot answer the request", who, kid);
         goto done;
     }
     st = cl_oscore_protect_response(ctx, &oreq, NULL, resp, resp_len, out, sizeof out, &out_len);
     cl_coap_code_str(resp[1], code_s);
     if (st != CL_OK) {
         s->stats.dropped++;
-        logmsg("%s kid %s: cannot protect the %s response: %s", who, kid, code_s,
+        ex_log("%s kid %s: cannot protect the %s response: %s", who, kid, code_s,
                cl_status_str(st));
         goto done;
     }
     s->stats.answered++;
-    x->used_ms = now_ms();
-    logmsg("%s kid %s ('%s'): %s -> %s", who, kid, x->subject, method_name(req.code), code_s);
+    x->used_ms = ex_now_ms();
+    ex_log("%s kid %s ('%s'): %s -> %s", who, kid, x->subject, method_name(req.code), code_s);
     cl_coap_msg_t hdr; /* only the message ID is needed for the cache */
     memset(&hdr, 0, sizeof hdr);
     hdr.mid = req_mid;
@@ -1075,11 +943,11 @@ static void handle_datagram(struct server *s, uint8_t *buf, size_t len, const st
                             socklen_t peer_len)
 {
     cl_coap_msg_t m;
-    char who[PEER_NAME_MAX], path[64];
+    char who[EX_PEER_NAME_MAX], path[64];
 
     if (cl_coap_parse(&m, buf, len) != CL_OK) {
-        if (worth_logging(++s->stats.malformed))
-            logmsg("dropped a malformed datagram (%lu so far)", s->stats.malformed);
+        if (ex_worth_logging(++s->stats.malformed))
+            ex_log("dropped a malformed datagram (%lu so far)", s->stats.malformed);
         return;
     }
     if (m.type == CL_COAP_ACK || m.type == CL_COAP_RST) {
@@ -1089,7 +957,7 @@ static void handle_datagram(struct server *s, uint8_t *buf, size_t len, const st
     if (m.code == CL_COAP_EMPTY) {
         if (m.type == CL_COAP_CON) {
             uint8_t rst[4] = {0x70, 0x00, (uint8_t)(m.mid >> 8), (uint8_t)m.mid};
-            send_to(s, rst, sizeof rst, peer, peer_len);
+            ex_send_to(s->fd, rst, sizeof rst, peer, peer_len);
             s->stats.pings++;
         }
         return;
@@ -1098,12 +966,12 @@ static void handle_datagram(struct server *s, uint8_t *buf, size_t len, const st
         s->stats.ignored++;
         return;
     }
-    peer_name(peer, peer_len, who, sizeof who);
+    ex_peer_name(peer, peer_len, who, sizeof who);
     struct session *cached = find_cached(s, &m, peer, peer_len);
     if (cached != NULL) { /* a retransmission: the same answer again */
         s->stats.resent++;
-        logmsg("%s: retransmitted request (message ID %u): response resent", who, m.mid);
-        send_to(s, cached->resp, cached->resp_len, peer, peer_len);
+        ex_log("%s: retransmitted request (message ID %u): response resent", who, m.mid);
+        ex_send_to(s->fd, cached->resp, cached->resp_len, peer, peer_len);
         return;
     }
     if (cl_coap_msg_get(&m, CL_COAP_OPT_OSCORE) != NULL) {
@@ -1115,59 +983,29 @@ static void handle_datagram(struct server *s, uint8_t *buf, size_t len, const st
         return;
     }
     s->stats.unprotected++;
-    logmsg("%s %s without OSCORE -> 4.01 OSCORE required", who, method_name(m.code));
+    ex_log("%s %s without OSCORE -> 4.01 OSCORE required", who, method_name(m.code));
     reply(s, NULL, &m, CL_COAP_UNAUTHORIZED, -1, (const uint8_t *)"OSCORE required", 15, peer,
           peer_len);
 }
 
-static void serve_forever(struct server *s)
+static void on_datagram(void *arg, uint8_t *buf, size_t len, const struct sockaddr *peer,
+                        socklen_t peer_len)
 {
-    uint8_t buf[DGRAM_MAX + 1];
-    struct sockaddr_storage peer;
+    handle_datagram(arg, buf, len, peer, peer_len);
+}
 
-    while (!s->shutdown_asap) {
-        struct pollfd p = {.fd = s->fd, .events = POLLIN};
-        int n = poll(&p, 1, 500);
-        expire_sessions(s, now_ms());
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            logmsg("poll: %s", strerror(errno));
-            return;
-        }
-        if (n == 0)
-            continue;
-        struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
-        struct msghdr mh;
-        memset(&mh, 0, sizeof mh);
-        mh.msg_name = &peer;
-        mh.msg_namelen = sizeof peer;
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        ssize_t len = recvmsg(s->fd, &mh, 0);
-        if (len < 0) {
-            if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
-                logmsg("recvmsg: %s", strerror(errno));
-            continue;
-        }
-        s->stats.datagrams++;
-        if ((mh.msg_flags & MSG_TRUNC) || (size_t)len > DGRAM_MAX) {
-            if (worth_logging(++s->stats.oversized))
-                logmsg("dropped a datagram over %d bytes (%lu so far)", DGRAM_MAX,
-                       s->stats.oversized);
-            continue;
-        }
-        handle_datagram(s, buf, (size_t)len, (struct sockaddr *)&peer, mh.msg_namelen);
-    }
+static void expire_tick(void *arg)
+{
+    expire_sessions(arg, ex_now_ms());
 }
 
 int main(int argc, char **argv)
 {
     struct server *s = &server;
-    struct sigaction sa;
     char err[1024];
     int rc = 1;
 
+    ex_set_prog("edhoc-server");
     s->fd = -1;
     switch (parse_args(s, argc, argv)) {
     case 0: break;
@@ -1178,14 +1016,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "edhoc-server: %s\n", err);
         goto done;
     }
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    ex_catch_stop_signals();
 
-    serve_forever(s);
-    logmsg("stopping: %lu datagrams; %lu handshakes, %lu refused, %lu expired, %lu evicted, "
+    ex_serve(s->fd, 500, on_datagram, expire_tick, s, &s->stats.datagrams, &s->stats.oversized);
+    ex_log("stopping: %lu datagrams; %lu handshakes, %lu refused, %lu expired, %lu evicted, "
            "%zu sessions open; %lu OSCORE answers, %lu OSCORE errors, %lu resent, "
            "%lu unprotected refused, %lu pings, %lu malformed, %lu oversized, %lu ignored, "
            "%lu dropped",

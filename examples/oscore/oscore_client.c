@@ -28,19 +28,12 @@
  * like the server does (seqstore.c); a client that started at 0 every time
  * would reuse AEAD nonces.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cloister/coap.h"
@@ -48,22 +41,13 @@
 #include "cloister/oscore.h"
 #include "config.h"
 #include "seqstore.h"
+#include "udp.h"
 
-#define DGRAM_MAX 1500
+#define DGRAM_MAX EX_DGRAM_MAX
 #define PLAIN_MAX 1280 /* request before protection: keeps the datagram under DGRAM_MAX */
-#define ACK_TIMEOUT_MS 2000
-#define MAX_RETRANSMIT 4
-#define MAX_SEGMENTS 16
 #define TOKEN_LEN 8
 
 enum { EXIT_SUCCESS_2XX = 0, EXIT_CLIENT_ERROR = 1, EXIT_FAILURE_OTHER = 2 };
-
-typedef enum { XCH_OK, XCH_TIMEOUT, XCH_RESET, XCH_ERROR } xstatus_t;
-
-typedef struct segment {
-    const uint8_t *p;
-    size_t len;
-} segment_t;
 
 struct client {
     /* Command line. */
@@ -78,16 +62,11 @@ struct client {
     bool replay_last, verbose, unprotected, ping;
     uint8_t method;
 
-    /* Target, from the URI. */
-    char host[256];
-    char port[8];
-    bool host_literal;
-    uint8_t uri_buf[512]; /* percent-decoded path and query segments */
-    segment_t path[MAX_SEGMENTS], query[MAX_SEGMENTS];
-    size_t n_path, n_query;
+    ex_uri_t t; /* the target, from the URI */
 
     /* Runtime. */
     int fd;
+    ex_conn_t conn; /* fd, target and timeouts for ex_exchange */
     cl_crypto_t crypto;
     cl_oscore_ctx_t ctx;
     seqstore_t seq;
@@ -99,19 +78,6 @@ struct client {
     uint16_t last_mid;
     uint8_t last_token[TOKEN_LEN];
 };
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("oscore-client: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
 
 static void usage(FILE *out)
 {
@@ -129,7 +95,7 @@ static void usage(FILE *out)
             "context flags (override the file):\n%s"
             "exit status: 0 = 2.xx, 1 = 4.xx/5.xx (verified), 2 = error, timeout, or an\n"
             "unprotected error response\n",
-            ACK_TIMEOUT_MS, config_flags_help);
+            EX_ACK_TIMEOUT_MS, config_flags_help);
 }
 
 static bool parse_number(const char *s, unsigned long min, unsigned long max, unsigned long *out)
@@ -178,12 +144,12 @@ static int parse_args(struct client *c, int argc, char **argv)
     bool options_done = false;
 
     c->content_format = -1;
-    c->timeout_ms = ACK_TIMEOUT_MS;
+    c->timeout_ms = EX_ACK_TIMEOUT_MS;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (options_done || a[0] != '-' || a[1] == '\0') {
             if (n_pos == 3) {
-                fail("too many arguments (try --help)");
+                ex_fail("too many arguments (try --help)");
                 return 2;
             }
             pos[n_pos++] = a;
@@ -191,7 +157,7 @@ static int parse_args(struct client *c, int argc, char **argv)
         }
         int r = config_take_flag(&c->overrides, argc, argv, &i, err, sizeof err);
         if (r < 0) {
-            fail("%s", err);
+            ex_fail("%s", err);
             return 2;
         }
         if (r > 0)
@@ -209,7 +175,7 @@ static int parse_args(struct client *c, int argc, char **argv)
         } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0 ||
                    strcmp(a, "--content-format") == 0 || strcmp(a, "--timeout-ms") == 0) {
             if (i + 1 >= argc) {
-                fail("%s needs a value", a);
+                ex_fail("%s needs a value", a);
                 return 2;
             }
             const char *val = argv[++i];
@@ -217,24 +183,24 @@ static int parse_args(struct client *c, int argc, char **argv)
                 c->config_path = val;
             } else if (strcmp(a, "--content-format") == 0) {
                 if (!parse_number(val, 0, 65535, &v)) {
-                    fail("--content-format must be a number from 0 to 65535");
+                    ex_fail("--content-format must be a number from 0 to 65535");
                     return 2;
                 }
                 c->content_format = (long)v;
             } else {
                 if (!parse_number(val, 1, 60000, &v)) {
-                    fail("--timeout-ms must be a number from 1 to 60000");
+                    ex_fail("--timeout-ms must be a number from 1 to 60000");
                     return 2;
                 }
                 c->timeout_ms = (unsigned)v;
             }
         } else {
-            fail("unknown option '%s' (try --help)", a);
+            ex_fail("unknown option '%s' (try --help)", a);
             return 2;
         }
     }
     if (n_pos < 2) {
-        fail("need a METHOD and a coap:// URI (try --help)");
+        ex_fail("need a METHOD and a coap:// URI (try --help)");
         return 2;
     }
     c->method_arg = pos[0];
@@ -246,158 +212,24 @@ static int parse_args(struct client *c, int argc, char **argv)
             c->content_format = CL_COAP_CF_TEXT;
     }
     if (!parse_method(c)) {
-        fail("unknown method '%s' (GET, POST, PUT, DELETE, FETCH, PATCH, iPATCH or PING)",
-             c->method_arg);
+        ex_fail("unknown method '%s' (GET, POST, PUT, DELETE, FETCH, PATCH, iPATCH or PING)",
+                c->method_arg);
         return 2;
     }
     return 0;
 }
 
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/*
- * Splits s[0..len) at `sep` into percent-decoded segments stored in
- * c->uri_buf from *used on (RFC 7252 section 6.4 steps 8 and 9).
- */
-static bool split_segments(struct client *c, const char *s, size_t len, char sep, segment_t *out,
-                           size_t *n, size_t *used)
-{
-    size_t i = 0;
-
-    *n = 0;
-    while (i <= len) {
-        if (*n == MAX_SEGMENTS)
-            return false;
-        uint8_t *start = c->uri_buf + *used;
-        size_t seg_len = 0;
-        for (; i < len && s[i] != sep; i++) {
-            uint8_t ch = (uint8_t)s[i];
-            if (ch == '%') {
-                int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
-                int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
-                if (i + 2 >= len || hi < 0 || lo < 0)
-                    return false;
-                ch = (uint8_t)(hi << 4 | lo);
-                i += 2;
-            }
-            if (*used + seg_len >= sizeof c->uri_buf)
-                return false;
-            start[seg_len++] = ch;
-        }
-        out[*n].p = start;
-        out[*n].len = seg_len;
-        (*n)++;
-        *used += seg_len;
-        i++; /* skip the separator (or step past the end) */
-    }
-    return true;
-}
-
-static bool parse_uri(struct client *c)
-{
-    const char *u = c->uri, *p, *host_end;
-    size_t used = 0;
-
-    if (strncasecmp(u, "coap://", 7) != 0) {
-        fail("'%s': only coap:// URIs are supported (OSCORE protects plain CoAP)", u);
-        return false;
-    }
-    p = u + 7;
-    if (*p == '[') {
-        host_end = strchr(p, ']');
-        if (host_end == NULL) {
-            fail("'%s': missing ']' after the IPv6 address", u);
-            return false;
-        }
-        snprintf(c->host, sizeof c->host, "%.*s", (int)(host_end - p - 1), p + 1);
-        p = host_end + 1;
-    } else {
-        size_t n = strcspn(p, ":/?#");
-        if (n == 0 || n >= sizeof c->host) {
-            fail("'%s': missing or overlong host", u);
-            return false;
-        }
-        snprintf(c->host, sizeof c->host, "%.*s", (int)n, p);
-        p += n;
-    }
-    snprintf(c->port, sizeof c->port, "5683");
-    if (*p == ':') {
-        size_t n = strcspn(p + 1, "/?#");
-        unsigned long v;
-        char num[8];
-        if (n == 0 || n >= sizeof num) {
-            fail("'%s': bad port", u);
-            return false;
-        }
-        snprintf(num, sizeof num, "%.*s", (int)n, p + 1);
-        if (!parse_number(num, 1, 65535, &v)) {
-            fail("'%s': bad port", u);
-            return false;
-        }
-        snprintf(c->port, sizeof c->port, "%lu", v);
-        p += 1 + n;
-    }
-    if (strchr(p, '#') != NULL) {
-        fail("'%s': fragments are not allowed in a coap URI", u);
-        return false;
-    }
-    size_t path_len = strcspn(p, "?");
-    /* "" and "/" are the root: no Uri-Path at all. */
-    if (path_len > 1 && !split_segments(c, p + 1, path_len - 1, '/', c->path, &c->n_path, &used)) {
-        fail("'%s': bad or too long path (at most %d segments, %%XX escapes)", u, MAX_SEGMENTS);
-        return false;
-    }
-    if (p[path_len] == '?' && p[path_len + 1] != '\0' &&
-        !split_segments(c, p + path_len + 1, strlen(p + path_len + 1), '&', c->query, &c->n_query,
-                        &used)) {
-        fail("'%s': bad or too long query", u);
-        return false;
-    }
-    uint8_t tmp[16];
-    c->host_literal =
-        inet_pton(AF_INET, c->host, tmp) == 1 || inet_pton(AF_INET6, c->host, tmp) == 1;
-    return true;
-}
-
 static bool open_socket(struct client *c)
 {
-    struct addrinfo hints, *res = NULL, *ai;
-
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    int rc = getaddrinfo(c->host, c->port, &hints, &res);
-    if (rc != 0) {
-        fail("cannot resolve '%s': %s", c->host, gai_strerror(rc));
-        return false;
-    }
-    c->fd = -1;
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        c->fd = socket(ai->ai_family, SOCK_DGRAM, 0);
-        if (c->fd < 0)
-            continue;
-        /* connect: only the server's datagrams reach us, and ICMP errors are reported. */
-        if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        close(c->fd);
-        c->fd = -1;
-    }
-    freeaddrinfo(res);
-    if (c->fd < 0) {
-        fail("cannot reach %s port %s: %s", c->host, c->port, strerror(errno));
-        return false;
-    }
-    return true;
+    c->fd = ex_connect(c->t.host, c->t.port);
+    c->conn = (ex_conn_t){.fd = c->fd,
+                          .host = c->t.host,
+                          .port = c->t.port,
+                          .crypto = &c->crypto,
+                          .timeout_ms = c->timeout_ms,
+                          .verbose = c->verbose,
+                          .log_malformed = true};
+    return c->fd >= 0;
 }
 
 static bool setup_oscore(struct client *c)
@@ -415,7 +247,7 @@ static bool setup_oscore(struct client *c)
         !config_apply_overrides(&cfg, &c->overrides, err, sizeof err) ||
         !config_finish(&cfg, err, sizeof err) ||
         !seqstore_open(&c->seq, cfg.seq_file, &initial_ssn, err, sizeof err)) {
-        fail("%s", err);
+        ex_fail("%s", err);
         goto done;
     }
     if (c->verbose)
@@ -426,7 +258,7 @@ static bool setup_oscore(struct client *c)
     params.persist = seqstore_persist;
     params.persist_arg = &c->seq;
     if ((st = cl_oscore_ctx_init(&c->ctx, &c->crypto, &params)) != CL_OK) {
-        fail("cannot derive the security context: %s", cl_status_str(st));
+        ex_fail("cannot derive the security context: %s", cl_status_str(st));
         goto done;
     }
     ok = true;
@@ -434,122 +266,6 @@ done:
     config_wipe(&cfg);
     cl_wipe(&params, sizeof params);
     return ok;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static bool send_dgram(struct client *c, const uint8_t *buf, size_t len)
-{
-    if (send(c->fd, buf, len, 0) < 0) {
-        if (errno == ECONNREFUSED)
-            fail("nothing is listening at %s port %s", c->host, c->port);
-        else
-            fail("send: %s", strerror(errno));
-        return false;
-    }
-    return true;
-}
-
-/*
- * Sends the CON request msg and waits for its response (token match),
- * retransmitting on the RFC 7252 schedule until an ACK arrives.
- */
-static xstatus_t exchange(struct client *c, const uint8_t *msg, size_t len, uint16_t mid,
-                          const uint8_t *token, size_t tkl, uint8_t *resp, size_t resp_size,
-                          size_t *resp_len)
-{
-    uint8_t r16[2];
-    unsigned retransmits = 0;
-    bool acked = false;
-
-    if (cl_random(&c->crypto, r16, sizeof r16) != CL_OK) {
-        fail("no randomness from the crypto provider");
-        return XCH_ERROR;
-    }
-    /* ACK_TIMEOUT * [1, ACK_RANDOM_FACTOR = 1.5] */
-    uint64_t timeout =
-        c->timeout_ms + (uint64_t)c->timeout_ms * (unsigned)(r16[0] << 8 | r16[1]) / (2u * 65535u);
-    /* For a separate response after an empty ACK: MAX_TRANSMIT_WAIT. */
-    uint64_t max_wait = (uint64_t)c->timeout_ms * 31u * 3u / 2u;
-    uint64_t next = now_ms() + timeout, deadline = 0;
-
-    if (!send_dgram(c, msg, len))
-        return XCH_ERROR;
-    for (;;) {
-        uint64_t now = now_ms();
-        if (!acked && now >= next) {
-            if (retransmits == MAX_RETRANSMIT) {
-                fail("no response from %s port %s after %u retransmissions", c->host, c->port,
-                     retransmits);
-                return XCH_TIMEOUT;
-            }
-            retransmits++;
-            timeout *= 2;
-            next = now + timeout;
-            if (c->verbose)
-                fprintf(stderr, "oscore-client: retransmission %u of message id %u\n", retransmits,
-                        mid);
-            if (!send_dgram(c, msg, len))
-                return XCH_ERROR;
-            continue;
-        }
-        if (acked && now >= deadline) {
-            fail("the server acknowledged but its separate response never came");
-            return XCH_TIMEOUT;
-        }
-        struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        int n = poll(&p, 1, (int)((acked ? deadline : next) - now));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            fail("poll: %s", strerror(errno));
-            return XCH_ERROR;
-        }
-        if (n == 0)
-            continue;
-        ssize_t got = recv(c->fd, resp, resp_size, 0);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == ECONNREFUSED)
-                fail("nothing is listening at %s port %s", c->host, c->port);
-            else
-                fail("recv: %s", strerror(errno));
-            return XCH_ERROR;
-        }
-        cl_coap_msg_t m;
-        if ((size_t)got >= resp_size || cl_coap_parse(&m, resp, (size_t)got) != CL_OK) {
-            if (c->verbose)
-                fprintf(stderr, "oscore-client: ignoring a malformed datagram\n");
-            continue;
-        }
-        if (m.type == CL_COAP_ACK && m.code == CL_COAP_EMPTY && m.mid == mid) {
-            acked = true; /* separate response follows */
-            deadline = now_ms() + max_wait;
-            continue;
-        }
-        if (m.type == CL_COAP_RST && m.mid == mid) {
-            *resp_len = (size_t)got;
-            return XCH_RESET;
-        }
-        if (CL_COAP_CLASS(m.code) >= 2 && m.tkl == tkl &&
-            (tkl == 0 || memcmp(m.token, token, tkl) == 0)) {
-            if (m.type == CL_COAP_ACK && m.mid != mid)
-                continue;                /* an ACK of some other exchange */
-            if (m.type == CL_COAP_CON) { /* separate response: acknowledge it */
-                uint8_t ack[4] = {0x60, 0x00, (uint8_t)(m.mid >> 8), (uint8_t)m.mid};
-                (void)send_dgram(c, ack, sizeof ack);
-            }
-            *resp_len = (size_t)got;
-            return XCH_OK;
-        }
-    }
 }
 
 static const char *reason_phrase(uint8_t code)
@@ -585,24 +301,7 @@ static const char *reason_phrase(uint8_t code)
 /* "2.05 Content: payload" (or "PREFIX4.01 Unauthorized (unprotected): diag"), on stdout. */
 static void print_response(const char *prefix, const cl_coap_msg_t *m, bool unprotected)
 {
-    char code[5];
-    const char *reason = reason_phrase(m->code);
-
-    cl_coap_code_str(m->code, code);
-    printf("%s%s%s%s%s", prefix, code, reason[0] ? " " : "", reason,
-           unprotected ? " (unprotected)" : "");
-    if (m->payload_len > 0) {
-        fputs(": ", stdout);
-        for (size_t i = 0; i < m->payload_len; i++) {
-            uint8_t ch = m->payload[i];
-            if (ch >= 0x20 && ch < 0x7f)
-                putchar(ch);
-            else
-                printf("\\x%02x", ch);
-        }
-    }
-    putchar('\n');
-    fflush(stdout);
+    ex_print_response(prefix, m, reason_phrase(m->code), unprotected);
 }
 
 static int exit_for(uint8_t code)
@@ -618,14 +317,15 @@ static cl_status_t build_request(const struct client *c, uint8_t type, uint16_t 
     cl_coap_builder_t b;
 
     cl_coap_build_init(&b, out, out_size, type, c->method, mid, token, TOKEN_LEN);
-    if (!c->host_literal)
-        cl_coap_build_option(&b, CL_COAP_OPT_URI_HOST, (const uint8_t *)c->host, strlen(c->host));
-    for (size_t i = 0; i < c->n_path; i++)
-        cl_coap_build_option(&b, CL_COAP_OPT_URI_PATH, c->path[i].p, c->path[i].len);
+    if (!c->t.host_literal)
+        cl_coap_build_option(&b, CL_COAP_OPT_URI_HOST, (const uint8_t *)c->t.host,
+                             strlen(c->t.host));
+    for (size_t i = 0; i < c->t.n_path; i++)
+        cl_coap_build_option(&b, CL_COAP_OPT_URI_PATH, c->t.path[i].p, c->t.path[i].len);
     if (c->content_format >= 0)
         cl_coap_build_option_uint(&b, CL_COAP_OPT_CONTENT_FORMAT, (uint32_t)c->content_format);
-    for (size_t i = 0; i < c->n_query; i++)
-        cl_coap_build_option(&b, CL_COAP_OPT_URI_QUERY, c->query[i].p, c->query[i].len);
+    for (size_t i = 0; i < c->t.n_query; i++)
+        cl_coap_build_option(&b, CL_COAP_OPT_URI_QUERY, c->t.query[i].p, c->t.query[i].len);
     if (echo != NULL)
         cl_coap_build_option(&b, CL_COAP_OPT_ECHO, echo, echo_len);
     cl_coap_build_payload(&b, (const uint8_t *)c->payload, c->payload_len);
@@ -635,7 +335,7 @@ static cl_status_t build_request(const struct client *c, uint8_t type, uint16_t 
 static bool new_token(struct client *c, uint8_t token[TOKEN_LEN], uint16_t *mid)
 {
     if (cl_random(&c->crypto, token, TOKEN_LEN) != CL_OK) {
-        fail("no randomness from the crypto provider");
+        ex_fail("no randomness from the crypto provider");
         return false;
     }
     *mid = c->next_mid++;
@@ -652,11 +352,11 @@ static int do_ping(struct client *c)
     ping[1] = CL_COAP_EMPTY;
     ping[2] = (uint8_t)(mid >> 8);
     ping[3] = (uint8_t)mid;
-    switch (exchange(c, ping, sizeof ping, mid, NULL, 0, resp, sizeof resp, &resp_len)) {
+    switch (ex_exchange(&c->conn, ping, sizeof ping, mid, NULL, 0, resp, sizeof resp, &resp_len)) {
     case XCH_RESET:
-        printf("pong (RST from %s port %s)\n", c->host, c->port);
+        printf("pong (RST from %s port %s)\n", c->t.host, c->t.port);
         return EXIT_SUCCESS_2XX;
-    case XCH_OK: fail("the server answered a ping with a response"); return EXIT_FAILURE_OTHER;
+    case XCH_OK: ex_fail("the server answered a ping with a response"); return EXIT_FAILURE_OTHER;
     default: return EXIT_FAILURE_OTHER;
     }
 }
@@ -671,12 +371,13 @@ static int do_unprotected(struct client *c)
     if (!new_token(c, token, &mid))
         return EXIT_FAILURE_OTHER;
     if (build_request(c, CL_COAP_CON, mid, token, NULL, 0, req, sizeof req, &req_len) != CL_OK) {
-        fail("request too large for one datagram (no block-wise transfer here)");
+        ex_fail("request too large for one datagram (no block-wise transfer here)");
         return EXIT_FAILURE_OTHER;
     }
-    xstatus_t x = exchange(c, req, req_len, mid, token, TOKEN_LEN, resp, sizeof resp, &resp_len);
+    xstatus_t x =
+        ex_exchange(&c->conn, req, req_len, mid, token, TOKEN_LEN, resp, sizeof resp, &resp_len);
     if (x == XCH_RESET)
-        fail("the server reset the exchange (RST)");
+        ex_fail("the server reset the exchange (RST)");
     if (x != XCH_OK)
         return EXIT_FAILURE_OTHER;
     if (cl_coap_parse(&m, resp, resp_len) != CL_OK)
@@ -702,10 +403,10 @@ static int do_replay(struct client *c)
 
     fprintf(stderr, "oscore-client: replaying the last protected request (%zu bytes) verbatim\n",
             c->last_len);
-    xstatus_t x = exchange(c, c->last, c->last_len, c->last_mid, c->last_token, TOKEN_LEN, resp,
-                           sizeof resp, &resp_len);
+    xstatus_t x = ex_exchange(&c->conn, c->last, c->last_len, c->last_mid, c->last_token, TOKEN_LEN,
+                              resp, sizeof resp, &resp_len);
     if (x != XCH_OK || cl_coap_parse(&m, resp, resp_len) != CL_OK) {
-        fail("no usable answer to the replayed request");
+        ex_fail("no usable answer to the replayed request");
         return EXIT_FAILURE_OTHER;
     }
     bool protected_answer = cl_coap_msg_get(&m, CL_COAP_OPT_OSCORE) != NULL;
@@ -714,7 +415,7 @@ static int do_replay(struct client *c)
     if (!protected_answer && m.code == CL_COAP_UNAUTHORIZED && m.payload_len == strlen(diag) &&
         memcmp(m.payload, diag, strlen(diag)) == 0)
         return EXIT_SUCCESS_2XX;
-    fail("the server did NOT refuse the replayed request");
+    ex_fail("the server did NOT refuse the replayed request");
     return EXIT_FAILURE_OTHER;
 }
 
@@ -738,14 +439,14 @@ static int do_oscore_once(struct client *c, const uint8_t *echo, size_t echo_len
         return EXIT_FAILURE_OTHER;
     if (build_request(c, CL_COAP_CON, mid, token, echo, echo_len, plain, sizeof plain,
                       &plain_len) != CL_OK) {
-        fail("request too large for one datagram (no block-wise transfer here)");
+        ex_fail("request too large for one datagram (no block-wise transfer here)");
         goto done;
     }
     st = cl_oscore_protect_request(&c->ctx, plain, plain_len, c->last, sizeof c->last, &prot_len,
                                    &oreq);
     if (st != CL_OK) {
-        fail("cannot protect the request: %s%s%s", cl_status_str(st),
-             st == CL_ERR_PERSIST ? ": " : "", st == CL_ERR_PERSIST ? c->seq.err : "");
+        ex_fail("cannot protect the request: %s%s%s", cl_status_str(st),
+                st == CL_ERR_PERSIST ? ": " : "", st == CL_ERR_PERSIST ? c->seq.err : "");
         goto done;
     }
     c->last_len = prot_len;
@@ -757,10 +458,10 @@ static int do_oscore_once(struct client *c, const uint8_t *echo, size_t echo_len
                 " (%zu bytes plain, %zu protected)\n",
                 piv_value(oreq.piv, oreq.piv_len), plain_len, prot_len);
 
-    xstatus_t x =
-        exchange(c, c->last, prot_len, mid, token, TOKEN_LEN, resp, sizeof resp, &resp_len);
+    xstatus_t x = ex_exchange(&c->conn, c->last, prot_len, mid, token, TOKEN_LEN, resp, sizeof resp,
+                              &resp_len);
     if (x == XCH_RESET)
-        fail("the server reset the exchange (RST)");
+        ex_fail("the server reset the exchange (RST)");
     if (x != XCH_OK)
         goto done;
     if (cl_coap_parse(&m, resp, resp_len) != CL_OK)
@@ -769,8 +470,8 @@ static int do_oscore_once(struct client *c, const uint8_t *echo, size_t echo_len
     if (oo == NULL) {
         /* Section 8 errors are unprotected: report them, trust nothing in them. */
         print_response("", &m, true);
-        fail("the server refused the request; its answer is not protected, so it is reported "
-             "but not trusted");
+        ex_fail("the server refused the request; its answer is not protected, so it is reported "
+                "but not trusted");
         goto done;
     }
     uint64_t server_piv = 0;
@@ -780,7 +481,7 @@ static int do_oscore_once(struct client *c, const uint8_t *echo, size_t echo_len
     st = cl_oscore_unprotect_response(&c->ctx, &oreq, resp, resp_len, presp, sizeof presp,
                                       &presp_len);
     if (st != CL_OK) {
-        fail("the response failed OSCORE verification: %s", cl_status_str(st));
+        ex_fail("the response failed OSCORE verification: %s", cl_status_str(st));
         goto done;
     }
     if (cl_coap_parse(&pm, presp, presp_len) != CL_OK)
@@ -840,6 +541,7 @@ int main(int argc, char **argv)
     int rc = EXIT_FAILURE_OTHER;
     cl_status_t st;
 
+    ex_set_prog("oscore-client");
     memset(&c, 0, sizeof c);
     c.fd = -1;
     switch (parse_args(&c, argc, argv)) {
@@ -847,14 +549,15 @@ int main(int argc, char **argv)
     case 1: usage(stdout); return 0;
     default: return EXIT_FAILURE_OTHER;
     }
-    if (!parse_uri(&c))
+    if (!ex_parse_uri(&c.t, c.uri, " (OSCORE protects plain CoAP)",
+                      " (at most 16 segments, %XX escapes)"))
         return EXIT_FAILURE_OTHER;
     if ((st = cl_crypto_openssl_new(&c.crypto, 0)) != CL_OK) {
-        fail("cannot create the OpenSSL crypto provider: %s", cl_status_str(st));
+        ex_fail("cannot create the OpenSSL crypto provider: %s", cl_status_str(st));
         return EXIT_FAILURE_OTHER;
     }
     if (cl_random(&c.crypto, mid, sizeof mid) != CL_OK) {
-        fail("no randomness from the crypto provider");
+        ex_fail("no randomness from the crypto provider");
         goto done;
     }
     c.next_mid = (uint16_t)(mid[0] << 8 | mid[1]);

@@ -28,18 +28,10 @@
  * no key material. The only global is the server struct (signal handlers
  * need to reach it).
  */
-#include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/types.h>
 #include <unistd.h>
 
 #include "cloister/coap.h"
@@ -47,16 +39,14 @@
 #include "cloister/oscore.h"
 #include "config.h"
 #include "seqstore.h"
+#include "udp.h"
 
-#define DGRAM_MAX 1500            /* larger datagrams are dropped */
+#define DGRAM_MAX EX_DGRAM_MAX    /* larger datagrams are dropped */
 #define OUT_MAX (DGRAM_MAX + 128) /* room for OSCORE overhead on a reply */
 #define DEFAULT_LISTEN "127.0.0.1"
 #define DEFAULT_PORT "5683"
 #define HELLO_TEXT "Hello World!"
 /* NI_MAXHOST is not POSIX; numeric hosts are short: "[" IPv6 "]:" port. */
-#define HOST_MAX 64
-#define SERV_MAX 8
-#define PEER_NAME_MAX (HOST_MAX + SERV_MAX + 4)
 
 struct server {
     /* Command line. */
@@ -67,8 +57,7 @@ struct server {
     config_overrides_t overrides;
 
     /* Runtime state. */
-    struct sockaddr_storage addr; /* to bind */
-    socklen_t addr_len;
+    ex_listen_t listen; /* to bind */
     int fd;
     cl_crypto_t crypto;
     cl_oscore_ctx_t ctx;
@@ -77,7 +66,6 @@ struct server {
     seqstore_t seq;
     uint64_t logged_ceiling;
     uint16_t next_mid; /* message ids of NON responses */
-    volatile sig_atomic_t shutdown_asap;
 
     struct {
         unsigned long datagrams, answered, unprotected, oscore_errors, echo_challenges, pings;
@@ -86,25 +74,6 @@ struct server {
 };
 
 static struct server server;
-
-static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void logmsg(const char *fmt, ...)
-{
-    va_list ap;
-    char line[512];
-
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "oscore-server: %s\n", line);
-}
-
-/* Rate limit for per-datagram complaints: 1st, 2nd, 4th, 8th, ... */
-static bool worth_logging(unsigned long count)
-{
-    return (count & (count - 1)) == 0;
-}
 
 static void usage(FILE *out)
 {
@@ -162,97 +131,26 @@ static int parse_args(struct server *s, int argc, char **argv)
     return 0;
 }
 
-static bool is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        const uint8_t *a = in6->sin6_addr.s6_addr;
-        if (memcmp(a, &in6addr_loopback, 16) == 0)
-            return true;
-        return memcmp(a, v4mapped, 12) == 0 && a[12] == 127;
-    }
-    return false;
-}
-
-static void peer_name(const struct sockaddr *sa, socklen_t len, char *out, size_t out_size)
-{
-    char host[HOST_MAX], serv[SERV_MAX];
-
-    if (getnameinfo(sa, len, host, sizeof host, serv, sizeof serv,
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-        snprintf(out, out_size, "?");
-        return;
-    }
-    snprintf(out, out_size, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
-}
-
-/* Resolves and checks the listen address; binding comes last in setup. */
 static bool resolve_listen(struct server *s, char *err, size_t err_size)
 {
-    struct addrinfo hints, *res = NULL;
-
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-    int rc = getaddrinfo(s->listen_addr, s->port, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, err_size,
-                 "bad listen address '%s' port '%s': %s (give a numeric "
-                 "IPv4/IPv6 address and port)",
-                 s->listen_addr, s->port, gai_strerror(rc));
-        return false;
-    }
-    bool ok = res->ai_addrlen <= sizeof s->addr;
-    if (ok) {
-        memcpy(&s->addr, res->ai_addr, res->ai_addrlen);
-        s->addr_len = res->ai_addrlen;
-    }
-    freeaddrinfo(res);
-    if (ok && !is_loopback((const struct sockaddr *)&s->addr) && !s->bind_any) {
-        snprintf(err, err_size,
-                 "refusing to listen on %s: not a loopback address. This example has no "
-                 "protection against request floods; pass --bind-any to listen there anyway",
-                 s->listen_addr);
-        return false;
-    }
-    return ok;
+    return ex_resolve_listen(&s->listen, s->listen_addr, s->port, s->bind_any,
+                             " (give a numeric IPv4/IPv6 address and port)", err, err_size);
 }
 
 static bool open_socket(struct server *s, char *err, size_t err_size)
 {
-    struct sockaddr_storage bound;
-    socklen_t bound_len = sizeof bound;
-    char name[PEER_NAME_MAX];
+    char name[EX_PEER_NAME_MAX];
 
-    s->fd = socket(s->addr.ss_family, SOCK_DGRAM, 0);
-    if (s->fd < 0) {
-        snprintf(err, err_size, "socket: %s", strerror(errno));
+    if (!ex_bind(&s->listen, s->listen_addr, s->port, &s->fd, name, sizeof name, err, err_size))
         return false;
-    }
-    if (bind(s->fd, (const struct sockaddr *)&s->addr, s->addr_len) != 0) {
-        snprintf(err, err_size, "cannot bind %s port %s: %s", s->listen_addr, s->port,
-                 strerror(errno));
-        return false;
-    }
-    if (getsockname(s->fd, (struct sockaddr *)&bound, &bound_len) != 0) {
-        snprintf(err, err_size, "getsockname: %s", strerror(errno));
-        return false;
-    }
-    peer_name((struct sockaddr *)&bound, bound_len, name, sizeof name);
-    logmsg("listening on %s (CoAP over UDP, OSCORE required)", name);
+    ex_log("listening on %s (CoAP over UDP, OSCORE required)", name);
     return true;
 }
 
 static void log_ceiling(struct server *s)
 {
     if (s->seq.ceiling != s->logged_ceiling) {
-        logmsg("sequence number ceiling %" PRIu64 " persisted to %s", s->seq.ceiling, s->seq.path);
+        ex_log("sequence number ceiling %" PRIu64 " persisted to %s", s->seq.ceiling, s->seq.path);
         s->logged_ceiling = s->seq.ceiling;
     }
 }
@@ -278,10 +176,10 @@ static bool setup(struct server *s, char *err, size_t err_size)
     if (!seqstore_open(&s->seq, cfg.seq_file, &initial_ssn, err, err_size))
         goto done;
     if (s->seq.existed)
-        logmsg("sequence numbers: %s holds ceiling %" PRIu64 "; continuing from there", s->seq.path,
+        ex_log("sequence numbers: %s holds ceiling %" PRIu64 "; continuing from there", s->seq.path,
                initial_ssn);
     else
-        logmsg("sequence numbers: %s not present; new context, starting at 0", s->seq.path);
+        ex_log("sequence numbers: %s not present; new context, starting at 0", s->seq.path);
     s->logged_ceiling = s->seq.ceiling;
     if ((st = cl_crypto_openssl_new(&s->crypto, 0)) != CL_OK) {
         snprintf(err, err_size, "cannot create the OpenSSL crypto provider: %s", cl_status_str(st));
@@ -305,7 +203,7 @@ static bool setup(struct server *s, char *err, size_t err_size)
         config_hex(idc, sizeof idc, cfg.id_context.v, cfg.id_context.len);
     else
         snprintf(idc, sizeof idc, "none");
-    logmsg("context: sender_id h'%s' recipient_id h'%s' id_context %s%s%s aead %d, "
+    ex_log("context: sender_id h'%s' recipient_id h'%s' id_context %s%s%s aead %d, "
            "echo_recovery %s",
            sid, rid, cfg.id_context.set ? "h'" : "", idc, cfg.id_context.set ? "'" : "",
            (int)cfg.aead, cfg.echo_recovery ? "on" : "off");
@@ -334,12 +232,6 @@ static void teardown(struct server *s)
     s->fd = -1;
 }
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    server.shutdown_asap = 1;
-}
-
 static const char *method_name(uint8_t code)
 {
     switch (code) {
@@ -354,25 +246,6 @@ static const char *method_name(uint8_t code)
     }
 }
 
-static void send_to(struct server *s, const uint8_t *buf, size_t len, const struct sockaddr *peer,
-                    socklen_t peer_len)
-{
-    if (sendto(s->fd, buf, len, 0, peer, peer_len) < 0)
-        logmsg("sendto: %s", strerror(errno));
-}
-
-/* Response header fields for a request: piggybacked ACK for CON, NON with our own mid. */
-static void reply_header(struct server *s, const cl_coap_msg_t *req, uint8_t *type, uint16_t *mid)
-{
-    if (req->type == CL_COAP_CON) {
-        *type = CL_COAP_ACK;
-        *mid = req->mid;
-    } else {
-        *type = CL_COAP_NON;
-        *mid = s->next_mid++;
-    }
-}
-
 /* An unprotected answer (no OSCORE option in the request). */
 static void reply_plain(struct server *s, const cl_coap_msg_t *req, uint8_t code, const char *diag,
                         const struct sockaddr *peer, socklen_t peer_len)
@@ -383,11 +256,11 @@ static void reply_plain(struct server *s, const cl_coap_msg_t *req, uint8_t code
     size_t len;
     cl_coap_builder_t b;
 
-    reply_header(s, req, &type, &mid);
+    ex_reply_header(req, &s->next_mid, &type, &mid);
     cl_coap_build_init(&b, out, sizeof out, type, code, mid, req->token, req->tkl);
     cl_coap_build_payload(&b, (const uint8_t *)diag, strlen(diag));
     if (cl_coap_build_finish(&b, &len) == CL_OK)
-        send_to(s, out, len, peer, peer_len);
+        ex_send_to(s->fd, out, len, peer, peer_len);
 }
 
 /* Options this server understands; an unknown critical one is 4.02 (RFC 7252 5.4.1). */
@@ -447,7 +320,7 @@ static cl_status_t serve(struct server *s, const cl_coap_msg_t *req, uint8_t *ou
         code = CL_COAP_NOT_FOUND;
     }
 
-    reply_header(s, req, &type, &mid);
+    ex_reply_header(req, &s->next_mid, &type, &mid);
     cl_coap_build_init(&b, out, out_size, type, code, mid, req->token, req->tkl);
     if (code == CL_COAP_CONTENT)
         cl_coap_build_option_uint(&b, CL_COAP_OPT_CONTENT_FORMAT, CL_COAP_CF_TEXT);
@@ -467,12 +340,12 @@ static void handle_datagram(struct server *s, uint8_t *buf, size_t len, const st
     cl_oscore_req_t oreq;
     uint8_t plain[DGRAM_MAX], resp[DGRAM_MAX], out[OUT_MAX];
     size_t plain_len = 0, resp_len, out_len, path_len;
-    char who[PEER_NAME_MAX], kid[2 * CL_OSCORE_MAX_ID + 4], code_s[5];
+    char who[EX_PEER_NAME_MAX], kid[2 * CL_OSCORE_MAX_ID + 4], code_s[5];
     cl_status_t st;
 
     if (cl_coap_parse(&m, buf, len) != CL_OK) {
-        if (worth_logging(++s->stats.malformed))
-            logmsg("dropped a malformed datagram (%lu so far)", s->stats.malformed);
+        if (ex_worth_logging(++s->stats.malformed))
+            ex_log("dropped a malformed datagram (%lu so far)", s->stats.malformed);
         return;
     }
     if (m.type == CL_COAP_ACK || m.type == CL_COAP_RST) {
@@ -482,7 +355,7 @@ static void handle_datagram(struct server *s, uint8_t *buf, size_t len, const st
     if (m.code == CL_COAP_EMPTY) { /* CoAP ping: answer a CON with RST */
         if (m.type == CL_COAP_CON) {
             uint8_t rst[4] = {0x70, 0x00, (uint8_t)(m.mid >> 8), (uint8_t)m.mid};
-            send_to(s, rst, sizeof rst, peer, peer_len);
+            ex_send_to(s->fd, rst, sizeof rst, peer, peer_len);
             s->stats.pings++;
         }
         return;
@@ -491,12 +364,12 @@ static void handle_datagram(struct server *s, uint8_t *buf, size_t len, const st
         s->stats.ignored++;
         return;
     }
-    peer_name(peer, peer_len, who, sizeof who);
+    ex_peer_name(peer, peer_len, who, sizeof who);
 
     const cl_coap_option_t *oo = cl_coap_msg_get(&m, CL_COAP_OPT_OSCORE);
     if (oo == NULL) {
         s->stats.unprotected++;
-        logmsg("%s %s without OSCORE -> 4.01 OSCORE required", who, method_name(m.code));
+        ex_log("%s %s without OSCORE -> 4.01 OSCORE required", who, method_name(m.code));
         reply_plain(s, &m, CL_COAP_UNAUTHORIZED, "OSCORE required", peer, peer_len);
         return;
     }
@@ -518,17 +391,17 @@ static void handle_datagram(struct server *s, uint8_t *buf, size_t len, const st
                                            &out_len);
         if (st != CL_OK) {
             s->stats.dropped++;
-            logmsg("%s kid %s: cannot build the Echo challenge: %s%s%s", who, kid,
+            ex_log("%s kid %s: cannot build the Echo challenge: %s%s%s", who, kid,
                    cl_status_str(st), st == CL_ERR_PERSIST ? ": " : "",
                    st == CL_ERR_PERSIST ? s->seq.err : "");
             return;
         }
         log_ceiling(s);
         s->stats.echo_challenges++;
-        logmsg("%s kid %s: replay window not initialized (B.1.2) -> 4.01 with Echo, "
+        ex_log("%s kid %s: replay window not initialized (B.1.2) -> 4.01 with Echo, "
                "server partial IV %" PRIu64,
                who, kid, ctx->ssn - 1);
-        send_to(s, out, out_len, peer, peer_len);
+        ex_send_to(s->fd, out, out_len, peer, peer_len);
         return;
     }
     if (st == CL_ERR_BAD_INPUT || st == CL_ERR_NOT_FOUND || st == CL_ERR_AUTH ||
@@ -540,13 +413,13 @@ static void handle_datagram(struct server *s, uint8_t *buf, size_t len, const st
             return;
         }
         cl_coap_code_str(out[1], code_s);
-        logmsg("%s kid %s: %s -> %s (unprotected)", who, kid, cl_status_str(st), code_s);
-        send_to(s, out, out_len, peer, peer_len);
+        ex_log("%s kid %s: %s -> %s (unprotected)", who, kid, cl_status_str(st), code_s);
+        ex_send_to(s->fd, out, out_len, peer, peer_len);
         return;
     }
     if (st != CL_OK) {
         s->stats.dropped++;
-        logmsg("%s kid %s: request dropped: %s", who, kid, cl_status_str(st));
+        ex_log("%s kid %s: request dropped: %s", who, kid, cl_status_str(st));
         return;
     }
 
@@ -554,75 +427,41 @@ static void handle_datagram(struct server *s, uint8_t *buf, size_t len, const st
     if (cl_coap_parse(&req, plain, plain_len) != CL_OK ||
         serve(s, &req, resp, sizeof resp, &resp_len, &path_len) != CL_OK) {
         s->stats.dropped++;
-        logmsg("%s kid %s: cannot answer the request", who, kid);
+        ex_log("%s kid %s: cannot answer the request", who, kid);
         goto done;
     }
     st = cl_oscore_protect_response(ctx, &oreq, NULL, resp, resp_len, out, sizeof out, &out_len);
     cl_coap_code_str(resp[1], code_s);
     if (st != CL_OK) {
         s->stats.dropped++;
-        logmsg("%s kid %s: cannot protect the %s response: %s", who, kid, code_s,
+        ex_log("%s kid %s: cannot protect the %s response: %s", who, kid, code_s,
                cl_status_str(st));
         goto done;
     }
     log_ceiling(s);
     s->stats.answered++;
-    logmsg("%s kid %s: %s (path %zu bytes) -> %s", who, kid, method_name(req.code), path_len,
+    ex_log("%s kid %s: %s (path %zu bytes) -> %s", who, kid, method_name(req.code), path_len,
            code_s);
-    send_to(s, out, out_len, peer, peer_len);
+    ex_send_to(s->fd, out, out_len, peer, peer_len);
 done:
     /* The plaintext request and response are not needed any more. */
     cl_wipe(plain, sizeof plain);
     cl_wipe(resp, sizeof resp);
 }
 
-static void serve_forever(struct server *s)
+static void on_datagram(void *arg, uint8_t *buf, size_t len, const struct sockaddr *peer,
+                        socklen_t peer_len)
 {
-    uint8_t buf[DGRAM_MAX + 1];
-    struct sockaddr_storage peer;
-
-    while (!s->shutdown_asap) {
-        struct pollfd p = {.fd = s->fd, .events = POLLIN};
-        int n = poll(&p, 1, 1000); /* wake up now and then to look at shutdown_asap */
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            logmsg("poll: %s", strerror(errno));
-            return;
-        }
-        if (n == 0)
-            continue;
-        struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
-        struct msghdr mh;
-        memset(&mh, 0, sizeof mh);
-        mh.msg_name = &peer;
-        mh.msg_namelen = sizeof peer;
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        ssize_t len = recvmsg(s->fd, &mh, 0);
-        if (len < 0) {
-            if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
-                logmsg("recvmsg: %s", strerror(errno));
-            continue;
-        }
-        s->stats.datagrams++;
-        if ((mh.msg_flags & MSG_TRUNC) || (size_t)len > DGRAM_MAX) {
-            if (worth_logging(++s->stats.oversized))
-                logmsg("dropped a datagram over %d bytes (%lu so far)", DGRAM_MAX,
-                       s->stats.oversized);
-            continue;
-        }
-        handle_datagram(s, buf, (size_t)len, (struct sockaddr *)&peer, mh.msg_namelen);
-    }
+    handle_datagram(arg, buf, len, peer, peer_len);
 }
 
 int main(int argc, char **argv)
 {
     struct server *s = &server;
-    struct sigaction sa;
     char err[512];
     int rc = 1;
 
+    ex_set_prog("oscore-server");
     s->fd = -1;
     switch (parse_args(s, argc, argv)) {
     case 0: break;
@@ -633,14 +472,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "oscore-server: %s\n", err);
         goto done;
     }
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    ex_catch_stop_signals();
 
-    serve_forever(s);
-    logmsg("stopping: %lu datagrams; %lu answered, %lu OSCORE errors, %lu Echo challenges, "
+    ex_serve(s->fd, 1000, on_datagram, NULL, s, &s->stats.datagrams, &s->stats.oversized);
+    ex_log("stopping: %lu datagrams; %lu answered, %lu OSCORE errors, %lu Echo challenges, "
            "%lu unprotected refused, %lu pings, %lu malformed, %lu oversized, %lu ignored, "
            "%lu dropped",
            s->stats.datagrams, s->stats.answered, s->stats.oscore_errors, s->stats.echo_challenges,
