@@ -88,6 +88,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "bench_common.h"
 #include "cloister/cbor.h"
 #include "cloister/cose.h"
 #include "cloister/crypto.h"
@@ -111,35 +112,6 @@
 #define MAX_CASES 64
 
 #define NOINLINE __attribute__((noinline))
-
-/* ------------------------------------------------------------------ */
-/* Allocation counting (OpenSSL's allocator hooks)                     */
-/* ------------------------------------------------------------------ */
-
-static unsigned long long g_allocs;
-
-static void *count_malloc(size_t n, const char *file, int line)
-{
-    (void)file;
-    (void)line;
-    g_allocs++;
-    return malloc(n);
-}
-
-static void *count_realloc(void *p, size_t n, const char *file, int line)
-{
-    (void)file;
-    (void)line;
-    g_allocs++;
-    return realloc(p, n);
-}
-
-static void count_free(void *p, const char *file, int line)
-{
-    (void)file;
-    (void)line;
-    free(p);
-}
 
 /* ------------------------------------------------------------------ */
 /* Credentials and parties                                             */
@@ -1802,24 +1774,24 @@ static void run_rep(bcase_t *c, double min_time, unsigned long batches, bool rec
     while (batches ? nb < batches : t < min_ns) {
         if (c->kind == CASE_HS) {
             for (int s = 0; s < N_STEPS; s++) {
-                unsigned long long a0 = g_allocs;
+                unsigned long long a0 = bench_allocs;
                 uint64_t t0 = now_ns();
                 steps[s].fn();
                 uint64_t dt = now_ns() - t0;
                 step_t[s] += dt;
-                step_a[s] += g_allocs - a0;
+                step_a[s] += bench_allocs - a0;
                 t += dt;
             }
             n += BATCH;
         } else {
-            unsigned long long a0 = g_allocs;
+            unsigned long long a0 = bench_allocs;
             uint64_t t0 = now_ns();
             if (c->kind == CASE_FULL)
                 timed_full();
             else
                 c->fn();
             t += now_ns() - t0;
-            allocs += g_allocs - a0;
+            allocs += bench_allocs - a0;
             n += c->kind == CASE_FULL ? BATCH : OP_BATCH;
         }
         nb++;
@@ -1843,19 +1815,13 @@ static void run_rep(bcase_t *c, double min_time, unsigned long batches, bool rec
     c->nrep++;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double median(const double *v, int n)
 {
     double s[MAX_REPS];
     if (n <= 0)
         return 0;
     memcpy(s, v, (size_t)n * sizeof *v);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    qsort(s, (size_t)n, sizeof *s, bench_cmp_double);
     return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
@@ -2258,27 +2224,6 @@ static double estimate_ghz(void)
 #endif
 }
 
-static void cpu_model(char *out, size_t size)
-{
-    char line[256];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    snprintf(out, size, "unknown");
-    if (f == NULL)
-        return;
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "model name", 10) == 0) {
-            char *p = strchr(line, ':');
-            if (p != NULL) {
-                p += 1 + (p[1] == ' ');
-                p[strcspn(p, "\n")] = '\0';
-                snprintf(out, size, "%s", p);
-            }
-            break;
-        }
-    }
-    fclose(f);
-}
-
 /* ------------------------------------------------------------------ */
 /* Main                                                                */
 /* ------------------------------------------------------------------ */
@@ -2376,7 +2321,7 @@ int main(int argc, char **argv)
 
     memset(&o, 0, sizeof o);
     /* Before anything touches OpenSSL, or the hooks are refused. */
-    if (!CRYPTO_set_mem_functions(count_malloc, count_realloc, count_free))
+    if (!bench_count_allocations())
         die("CRYPTO_set_mem_functions", 1);
     parse_args(&o, argc, argv);
 
@@ -2398,7 +2343,7 @@ int main(int argc, char **argv)
     raw_setup();
     all_sizes(); /* every suite x method x credential completes and agrees */
 
-    cpu_model(model, sizeof model);
+    bench_cpu_model(model, sizeof model);
     printf("# bench_edhoc\n\n");
     printf("- CPU: %s; %s\n", model, pinned);
     printf("- build: %s; compiler: %s\n", CL_BENCH_BUILD, __VERSION__);

@@ -52,6 +52,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "bench_common.h"
 #include "cloister/aes_ccm_aesni.h"
 #include "cloister/coap.h"
 #include "cloister/crypto.h"
@@ -72,35 +73,6 @@
 #define MAX_SIZES 16
 #define MAX_REPS 64
 #define FIRST_SSN (UINT64_C(1) << 16)
-
-/* ------------------------------------------------------------------ */
-/* Allocation counting (OpenSSL's allocator hooks)                     */
-/* ------------------------------------------------------------------ */
-
-static unsigned long g_allocs;
-
-static void *count_malloc(size_t n, const char *file, int line)
-{
-    (void)file;
-    (void)line;
-    g_allocs++;
-    return malloc(n);
-}
-
-static void *count_realloc(void *p, size_t n, const char *file, int line)
-{
-    (void)file;
-    (void)line;
-    g_allocs++;
-    return realloc(p, n);
-}
-
-static void count_free(void *p, const char *file, int line)
-{
-    (void)file;
-    (void)line;
-    free(p);
-}
 
 /* ------------------------------------------------------------------ */
 /* State                                                               */
@@ -522,11 +494,11 @@ static double run_rep(bench_t *b, double min_time, unsigned long batches, unsign
     b->bad = 0;
     while (batches ? nb < batches : t < min_time) {
         prepare_batch(b);
-        unsigned long a0 = g_allocs;
+        unsigned long a0 = bench_allocs;
         double t0 = now();
         run_batch(b);
         t += now() - t0;
-        *allocs += g_allocs - a0;
+        *allocs += bench_allocs - a0;
         n += BATCH;
         nb++;
         if (b->bad) {
@@ -539,12 +511,6 @@ static double run_rep(bench_t *b, double min_time, unsigned long batches, unsign
         contexts_free(b);
     *ops += n;
     return (double)n / t;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* A case of one payload size: an operation, a crypto path, the cipher length. */
@@ -604,7 +570,7 @@ static void run_cases(bench_t *b, const options_t *o, bcase_t *cases, size_t n)
         bcase_t *c = &cases[i];
         if (g_nres == MAX_RESULTS)
             die("too many results", 1);
-        qsort(c->r, (size_t)o->reps, sizeof c->r[0], cmp_double);
+        qsort(c->r, (size_t)o->reps, sizeof c->r[0], bench_cmp_double);
         result_t *res = &g_res[g_nres++];
         res->payload = b->payload;
         res->op = c->op;
@@ -832,27 +798,6 @@ static double estimate_ghz(void)
 #endif
 }
 
-static void cpu_model(char *out, size_t size)
-{
-    char line[256];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    snprintf(out, size, "unknown");
-    if (f == NULL)
-        return;
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "model name", 10) == 0) {
-            char *p = strchr(line, ':');
-            if (p != NULL) {
-                p += 1 + (p[1] == ' ');
-                p[strcspn(p, "\n")] = '\0';
-                snprintf(out, size, "%s", p);
-            }
-            break;
-        }
-    }
-    fclose(f);
-}
-
 /* ------------------------------------------------------------------ */
 /* Main                                                                */
 /* ------------------------------------------------------------------ */
@@ -950,7 +895,7 @@ int main(int argc, char **argv)
     cl_status_t st;
 
     /* Before anything touches OpenSSL, or the hooks are refused. */
-    if (!CRYPTO_set_mem_functions(count_malloc, count_realloc, count_free))
+    if (!bench_count_allocations())
         die("CRYPTO_set_mem_functions", 1);
     parse_args(&o, argc, argv);
 
@@ -984,7 +929,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof b->pt; i++)
         b->pt[i] = (uint8_t)(i * 13 + 5);
 
-    cpu_model(model, sizeof model);
+    bench_cpu_model(model, sizeof model);
     printf("# bench_oscore\n\n");
     printf("- CPU: %s; %s\n", model, pinned);
     printf("- build: %s; compiler: %s\n", CL_BENCH_BUILD, __VERSION__);

@@ -431,26 +431,11 @@ static cl_status_t inner_key(p11_t *p, cl_key_t h, cl_key_t *inner)
 
 /* --------------------------------------------------------- token helpers */
 
-static uint32_t usage_allowed(cl_key_type_t type)
-{
-    switch (type) {
-    case CL_KEY_P256: return CL_KEY_USAGE_ECDH | CL_KEY_USAGE_SIGN | CL_KEY_USAGE_VERIFY;
-    case CL_KEY_X25519: return CL_KEY_USAGE_ECDH;
-    case CL_KEY_ED25519: return CL_KEY_USAGE_SIGN | CL_KEY_USAGE_VERIFY;
-    default: return 0;
-    }
-}
-
-static size_t pub_size_of(cl_key_type_t type)
-{
-    return type == CL_KEY_P256 ? 65 : 32;
-}
-
 /* CKA_EC_POINT (DER OCTET STRING, or the raw point some tokens return) -> our encoding. */
 static cl_status_t decode_point(cl_key_type_t type, const uint8_t *b, size_t len,
                                 uint8_t out[CL_PUB_MAX], size_t *out_len)
 {
-    size_t want = pub_size_of(type);
+    size_t want = cl_key_pub_len(type);
 
     if (len == want + 2 && b[0] == 0x04 && b[1] == want) {
         b += 2;
@@ -676,7 +661,7 @@ done:
 
 static cl_status_t check_usage(cl_key_type_t type, uint32_t usage)
 {
-    uint32_t allowed = usage_allowed(type);
+    uint32_t allowed = cl_key_usages(type);
 
     if (allowed == 0)
         return CL_FAIL(CL_ERR_UNSUPPORTED);
@@ -929,7 +914,7 @@ static cl_status_t op_key_generate(void *self, cl_key_type_t type, uint32_t usag
         return CL_FAIL(CL_ERR_INVALID_ARG);
     if ((rc = check_usage(type, usage)) != CL_OK)
         return rc;
-    if (pub != NULL && pub_size < pub_size_of(type))
+    if (pub != NULL && pub_size < cl_key_pub_len(type))
         return CL_FAIL(CL_ERR_BUFFER_TOO_SMALL);
     return token_generate(p, type, usage, 0, "", out, pub, pub_size, pub_len);
 }
@@ -1372,7 +1357,7 @@ cl_status_t cl_crypto_pkcs11_generate_key(const cl_crypto_t *c, cl_key_type_t ty
         return CL_FAIL(CL_ERR_INVALID_ARG);
     if ((rc = check_usage(type, usage)) != CL_OK)
         return rc;
-    if (pub != NULL && pub_size < pub_size_of(type))
+    if (pub != NULL && pub_size < cl_key_pub_len(type))
         return CL_FAIL(CL_ERR_BUFFER_TOO_SMALL);
     if ((rc = find_objects(p, CKO_PRIVATE_KEY, label, found, 1, &n)) != CL_OK)
         return rc;
@@ -1419,7 +1404,7 @@ static cl_status_t key_type_of(p11_t *p, CK_OBJECT_HANDLE obj, cl_key_type_t *ty
     }
     *usage = (derive ? CL_KEY_USAGE_ECDH : 0u) |
              (sign ? CL_KEY_USAGE_SIGN | CL_KEY_USAGE_VERIFY : 0u);
-    *usage &= usage_allowed(*type);
+    *usage &= cl_key_usages(*type);
     if (*usage == 0) {
         say(p->msg, sizeof p->msg, "the key allows neither CKA_DERIVE nor CKA_SIGN");
         return CL_FAIL(CL_ERR_UNSUPPORTED);

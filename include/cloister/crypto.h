@@ -213,6 +213,11 @@ static inline void cl_key_destroy(const cl_crypto_t *c, cl_key_t key)
 cl_status_t cl_aead_params(cl_aead_alg_t alg, size_t *key_len, size_t *nonce_len,
                            size_t *tag_len) CL_MUST_CHECK;
 
+/** Usages a key type supports (CL_KEY_USAGE_*); 0 for an unknown type. */
+uint32_t cl_key_usages(cl_key_type_t type);
+/** Length of a public key as providers export it: 65 (P-256 uncompressed) or 32. */
+size_t cl_key_pub_len(cl_key_type_t type);
+
 /** Constant-time comparison: 0 when equal. Never branches on the contents. */
 int cl_ct_memcmp(const void *a, const void *b, size_t len);
 /** Wipes memory in a way the compiler may not elide. */

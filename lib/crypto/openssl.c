@@ -716,21 +716,6 @@ done:
 
 /* ----------------------------------------------------------- asymmetric */
 
-static uint32_t usage_allowed(cl_key_type_t type)
-{
-    switch (type) {
-    case CL_KEY_P256: return CL_KEY_USAGE_ECDH | CL_KEY_USAGE_SIGN | CL_KEY_USAGE_VERIFY;
-    case CL_KEY_X25519: return CL_KEY_USAGE_ECDH;
-    case CL_KEY_ED25519: return CL_KEY_USAGE_SIGN | CL_KEY_USAGE_VERIFY;
-    default: return 0;
-    }
-}
-
-static size_t pub_size_of(cl_key_type_t type)
-{
-    return type == CL_KEY_P256 ? 65 : 32;
-}
-
 /*
  * Canonical SEC1 encoding of a P-256 public key given in one of the accepted
  * forms: 65-byte uncompressed, 33-byte compressed, 32-byte x-only (EDHOC;
@@ -929,7 +914,7 @@ done:
 
 static cl_status_t check_usage(cl_key_type_t type, uint32_t usage)
 {
-    uint32_t allowed = usage_allowed(type);
+    uint32_t allowed = cl_key_usages(type);
 
     if (allowed == 0)
         return CL_FAIL(CL_ERR_UNSUPPORTED);
@@ -955,7 +940,7 @@ static cl_status_t op_key_generate(void *self, cl_key_type_t type, uint32_t usag
     }
     if ((rc = check_usage(type, usage)) != CL_OK)
         goto done;
-    if (pub != NULL && pub_size < pub_size_of(type)) {
+    if (pub != NULL && pub_size < cl_key_pub_len(type)) {
         rc = CL_FAIL(CL_ERR_BUFFER_TOO_SMALL);
         goto done;
     }
@@ -1067,7 +1052,7 @@ static cl_status_t op_key_import_public(void *self, cl_key_type_t type, const ui
         rc = CL_FAIL(CL_ERR_INVALID_ARG);
         goto done;
     }
-    if (usage_allowed(type) == 0) {
+    if (cl_key_usages(type) == 0) {
         rc = CL_FAIL(CL_ERR_UNSUPPORTED);
         goto done;
     }
@@ -1109,7 +1094,7 @@ static cl_status_t op_key_export_public(void *self, cl_key_t key, uint8_t *pub, 
         rc = CL_FAIL(CL_ERR_INVALID_ARG);
         goto done;
     }
-    if (pub_size < pub_size_of(k->type)) {
+    if (pub_size < cl_key_pub_len(k->type)) {
         rc = CL_FAIL(CL_ERR_BUFFER_TOO_SMALL);
         goto done;
     }

@@ -40,6 +40,21 @@ cl_status_t cl_aead_params(cl_aead_alg_t alg, size_t *key_len, size_t *nonce_len
     return CL_OK;
 }
 
+uint32_t cl_key_usages(cl_key_type_t type)
+{
+    switch (type) {
+    case CL_KEY_P256: return CL_KEY_USAGE_ECDH | CL_KEY_USAGE_SIGN | CL_KEY_USAGE_VERIFY;
+    case CL_KEY_X25519: return CL_KEY_USAGE_ECDH;
+    case CL_KEY_ED25519: return CL_KEY_USAGE_SIGN | CL_KEY_USAGE_VERIFY;
+    }
+    return 0;
+}
+
+size_t cl_key_pub_len(cl_key_type_t type)
+{
+    return type == CL_KEY_P256 ? 65 : 32;
+}
+
 int cl_ct_memcmp(const void *a, const void *b, size_t len)
 {
     const volatile uint8_t *x = a;
