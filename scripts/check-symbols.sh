@@ -28,12 +28,14 @@ ALLOW_DIR="$ROOT/scripts/symbol-allowlists"
 #   archive | allowlists (names in symbol-allowlists/, comma-separated)
 #           | archives whose cl_* definitions may satisfy its cl_* references
 #           | required or optional (an optional archive that is not built is skipped)
-# Add core/ (issue 4) with its own allowlist (Duktape's needs, the math
-# functions it uses) when it exists; it is listed as optional until then.
+# The trusted side: lib/, its provider, the PKI, the trusted TEE runtime code
+# (sealing, SGX layouts) and the core. The core image links exactly these.
 ARCHIVES=(
     "lib/libcloister_lib.a|protocol-lib|lib/libcloister_lib.a|required"
     "lib/libcloister_crypto_openssl.a|protocol-lib,crypto-openssl|lib/libcloister_lib.a,lib/libcloister_crypto_openssl.a|required"
-    "core/libcloister_core.a|protocol-lib,crypto-openssl|lib/libcloister_lib.a,lib/libcloister_crypto_openssl.a,core/libcloister_core.a|optional"
+    "core/pki/libcloister_pki.a|protocol-lib,crypto-openssl,pki-openssl|lib/libcloister_lib.a,lib/libcloister_crypto_openssl.a,core/pki/libcloister_pki.a|required"
+    "tee/common/libcloister_tee_trusted.a|protocol-lib,crypto-openssl,core|lib/libcloister_lib.a,lib/libcloister_crypto_openssl.a,tee/common/libcloister_tee_trusted.a|required"
+    "core/libcloister_core.a|protocol-lib,crypto-openssl,pki-openssl,core|lib/libcloister_lib.a,lib/libcloister_crypto_openssl.a,core/pki/libcloister_pki.a,tee/common/libcloister_tee_trusted.a,core/libcloister_core.a|required"
 )
 
 die() { echo "check-symbols: $*" >&2; exit 2; }

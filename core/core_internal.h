@@ -1,0 +1,225 @@
+/*
+ * core/core_internal.h - the trusted core's internal structures (never seen
+ * by the host): the model state kept in enclave memory, sessions, and the
+ * instance that ties them to the platform and the host's ocall table.
+ */
+#ifndef CLOISTER_CORE_INTERNAL_H
+#define CLOISTER_CORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister/cbor.h"
+#include "cloister/coap.h"
+#include "cloister/core.h"
+#include "cloister/crypto.h"
+#include "cloister/edhoc.h"
+#include "cloister/oscore.h"
+#include "sealed_log.h"
+
+/* ---- roles ---- */
+typedef enum cl_role {
+    CL_ROLE_NONE = 0,
+    CL_ROLE_OWNER = 1,
+    CL_ROLE_ADMIN = 2,
+    CL_ROLE_USER = 3,
+    CL_ROLE_DEVICE = 4,
+    CL_ROLE_SERVICE = 5,
+    CL_ROLE_ENROLLEE = 6, /* key proved in EDHOC, no certificate yet */
+} cl_role_t;
+
+const char *cl_role_name(int role);
+/** Role from its name, for the roles a token may carry; CL_ROLE_NONE if unknown. */
+int cl_role_parse(const char *s, size_t len);
+
+/* ---- model state (state.c) ---- */
+typedef enum cl_phase {
+    CL_PHASE_FRESH = 0,
+    CL_PHASE_CLAIMED = 1,
+    CL_PHASE_PROVISIONED = 2,
+} cl_phase_t;
+
+#define CL_NAME_MAX 64
+#define CL_PKI_MAX_CERT_BYTES 2048 /* = CL_PKI_MAX_CERT (core/pki/pki.h) */
+#define CL_STATE_MAX_ENTRIES 100000u /* clients, tokens */
+#define CL_OWNER_ID 0u
+
+typedef struct cl_client {
+    uint32_t id;
+    uint8_t role;
+    bool revoked;
+    char name[CL_NAME_MAX];
+    uint8_t x5t[8];
+    uint8_t cert_hash[32];
+    uint8_t *cert; /* DER, heap */
+    size_t cert_len;
+} cl_client_t;
+
+typedef struct cl_token {
+    uint32_t id;
+    uint8_t role;
+    bool used;
+    int64_t expires_ms;
+    uint8_t hash[32]; /* SHA-256 of the token; the token itself is never stored */
+    char name[CL_NAME_MAX];
+} cl_token_t;
+
+typedef struct cl_state {
+    bool have_keys;
+    uint8_t phase;
+    uint8_t identity_priv[32];
+    uint8_t ca_priv[32];
+    uint8_t archive_key[16];
+    uint8_t tag_key[32];
+    uint8_t identity_pub[65];
+    uint8_t ca_pub[65];
+    uint8_t *owner_cert;
+    size_t owner_len;
+    uint8_t owner_hash[32];
+    uint8_t owner_x5t[8];
+    uint8_t *ca_cert;
+    size_t ca_len;
+    uint8_t *id_cert;
+    size_t id_len;
+    uint32_t next_client_id;
+    uint32_t next_token_id;
+    uint64_t next_serial;
+    int64_t clock_ms; /* latest time the core accepted (monotonic inside the core) */
+    cl_client_t *clients;
+    size_t n_clients, cap_clients;
+    cl_token_t *tokens;
+    size_t n_tokens, cap_tokens;
+} cl_state_t;
+
+/* Record opcodes (the first array element of a state record). */
+enum {
+    CL_REC_KEYS = 1,
+    CL_REC_OWNER = 2,
+    CL_REC_PROVISION = 3,
+    CL_REC_TOKEN = 4,
+    CL_REC_ENROLL = 5,
+    CL_REC_REVOKE = 6,
+    CL_REC_CLOCK = 7,
+};
+
+#define CL_STATE_SNAPSHOT_VERSION 1
+
+void cl_state_free(cl_state_t *s);
+/** Applies one record (from the sealed log or just appended); validates everything. */
+cl_status_t cl_state_apply(cl_state_t *s, const uint8_t *rec, size_t len) CL_MUST_CHECK;
+/** Replaces the state with a snapshot's contents. */
+cl_status_t cl_state_restore(cl_state_t *s, const uint8_t *snap, size_t len) CL_MUST_CHECK;
+/** Encodes a snapshot (heap buffer, caller frees with cl_wipe + free). */
+cl_status_t cl_state_snapshot(const cl_state_t *s, uint8_t **out, size_t *out_len) CL_MUST_CHECK;
+cl_client_t *cl_state_client(cl_state_t *s, uint32_t id);
+cl_client_t *cl_state_client_by_x5t(cl_state_t *s, const uint8_t x5t[8]);
+cl_client_t *cl_state_client_by_hash(cl_state_t *s, const uint8_t hash[32]);
+cl_token_t *cl_state_token_by_hash(cl_state_t *s, const uint8_t hash[32]);
+
+/* ---- sessions (session.c) ---- */
+typedef enum cl_sess_state {
+    CL_SESS_FREE = 0,
+    CL_SESS_HALF_OPEN = 1,
+    CL_SESS_ESTABLISHED = 2,
+} cl_sess_state_t;
+
+#define CL_PEER_CRED_MAX 1200
+
+typedef struct cl_session {
+    uint8_t state;
+    uint8_t role;      /* cl_role_t of the authenticated peer */
+    uint32_t client_id;
+    uint8_t c_r[CL_EDHOC_MAX_CID];
+    size_t c_r_len;
+    int64_t created_ms, used_ms;
+    uint8_t enrollee_pub[65]; /* the key an enrollee proved in EDHOC */
+    cl_edhoc_t edhoc;
+    cl_oscore_ctx_t oscore;
+} cl_session_t;
+
+/* Evidence served block-wise by GET /attestation, per nonce (public data). */
+#define CL_EVIDENCE_CACHE 4
+typedef struct cl_evcache {
+    uint8_t nonce[CL_CORE_NONCE_MAX];
+    size_t nonce_len;
+    uint8_t *ev;
+    size_t ev_len;
+} cl_evcache_t;
+
+/* ---- the instance ---- */
+typedef struct cl_core {
+    uint64_t handle;
+    cl_tee_platform_t platform;
+    cl_host_ops_t host;
+    cl_core_config_t cfg;
+    cl_crypto_t crypto;
+    bool crypto_ok;
+    cl_slog_t log;
+    bool log_open;
+    cl_state_t st;
+    cl_key_t identity_key; /* handles into crypto */
+    cl_key_t ca_key;
+    cl_key_t archive_aead;
+    /* EDHOC responder configuration */
+    int suites[1];
+    cl_edhoc_auth_t auth;
+    uint8_t id_cred[CL_PEER_CRED_MAX * 2 + 16]; /* {33: [identity_cert, ca_cert]} */
+    size_t id_cred_len;
+    uint8_t cred[CL_PEER_CRED_MAX + 8]; /* bstr(identity_cert) */
+    size_t cred_len;
+    cl_edhoc_config_t edhoc_cfg;
+    /* peer credential callback scratch */
+    cl_session_t *cb_session;
+    uint8_t peer_cred[CL_PEER_CRED_MAX + 8];
+    cl_key_t peer_key;
+    char why[96];
+    /* sessions */
+    cl_session_t *sessions;
+    size_t n_sessions;
+    uint16_t next_mid;
+    cl_evcache_t evcache[CL_EVIDENCE_CACHE];
+    unsigned evnext;
+    int64_t now_ms;
+    uint64_t stats_requests, stats_refused;
+} cl_core_t;
+
+/* session.c */
+cl_status_t cl_sessions_init(cl_core_t *c) CL_MUST_CHECK;
+void cl_sessions_free(cl_core_t *c);
+/** Rebuilds the EDHOC credential once the core is provisioned. */
+cl_status_t cl_sessions_set_identity(cl_core_t *c) CL_MUST_CHECK;
+/** Handles one POST /.well-known/edhoc request; writes the CoAP response. */
+cl_status_t cl_sessions_edhoc(cl_core_t *c, const cl_coap_msg_t *req, uint8_t *out,
+                              size_t out_size, size_t *out_len);
+cl_oscore_ctx_t *cl_sessions_lookup(void *arg, const uint8_t *kid, size_t kid_len,
+                                    const uint8_t *kid_context, size_t kid_context_len,
+                                    bool has_kid_context);
+cl_session_t *cl_sessions_of_ctx(cl_core_t *c, const cl_oscore_ctx_t *ctx);
+/** Drops every session of a client (revocation). */
+void cl_sessions_drop_client(cl_core_t *c, uint32_t client_id);
+void cl_sessions_expire(cl_core_t *c);
+void cl_session_free(cl_session_t *x);
+
+/* resources.c */
+/** Handles one transport message; *out_len 0 = no answer. */
+void cl_core_dispatch(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, size_t out_size,
+                      size_t *out_len);
+/** The evidence map for a nonce (attest ecall and GET /attestation). */
+cl_status_t cl_core_evidence(cl_core_t *c, const uint8_t *nonce, size_t nonce_len, uint8_t *out,
+                             size_t out_size, size_t *out_len) CL_MUST_CHECK;
+
+/* core.c */
+/** Appends a record durably, then applies it to the state. */
+cl_status_t cl_core_commit(cl_core_t *c, const uint8_t *rec, size_t len) CL_MUST_CHECK;
+/** Non-sensitive log line through the host. */
+void cl_core_log(cl_core_t *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** Current time: the host's clock, never going backwards inside the core. */
+int64_t cl_core_now(cl_core_t *c);
+/** Loads the key handles from the state's key material. */
+cl_status_t cl_core_load_keys(cl_core_t *c) CL_MUST_CHECK;
+/** ES256 signing callback over the core's CA key (cl_pki_sign_fn). */
+cl_status_t cl_core_ca_sign(void *arg, const uint8_t *tbs, size_t tbs_len, uint8_t sig[64]);
+
+#endif

@@ -1,0 +1,931 @@
+/*
+ * resources.c - what the core serves (docs/core-protocol.md): the two
+ * bootstrap resources that carry only public data (attestation evidence,
+ * owner claim, provisioning certificates), EDHOC, and everything else
+ * behind OSCORE with a role check per request: enrollment tokens,
+ * enrollment, clients and revocation, event publication into the
+ * encrypted archive.
+ *
+ * Every request is parsed here from the bytes the host handed in (the
+ * host's own parse is never trusted); every change is a sealed log record
+ * made durable before the answer leaves the core.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloister/coap_block.h"
+#include "core_internal.h"
+#include "pki.h"
+
+#define ATT_BLOCK_SZX 6 /* 1024-byte blocks */
+#define TOKEN_LEN 16
+#define MAX_EVENTS_PER_REQUEST 32
+#define MAX_LISTED_CLIENTS 12
+#define TTL_MIN_S 60
+#define TTL_MAX_S 604800
+#define CERT_DAYS 365
+
+typedef struct reqctx {
+    cl_core_t *c;
+    const cl_coap_msg_t *req;
+    cl_session_t *x; /* NULL for unprotected requests */
+    char path[96];
+    /* response being built */
+    uint8_t code;
+    uint8_t body[CL_CORE_MAX_MESSAGE];
+    size_t body_len;
+} reqctx_t;
+
+/* ---- small helpers ---- */
+
+static cl_status_t error(reqctx_t *r, uint8_t code, const char *err, const char *msg)
+{
+    cl_cbor_enc_t e;
+    r->code = code;
+    cl_cbor_enc_init(&e, r->body, sizeof r->body);
+    cl_cbor_enc_map(&e, 2);
+    cl_cbor_enc_tstr_z(&e, "error");
+    cl_cbor_enc_tstr_z(&e, err);
+    cl_cbor_enc_tstr_z(&e, "message");
+    cl_cbor_enc_tstr_z(&e, msg);
+    return cl_cbor_enc_finish(&e, &r->body_len);
+}
+
+/* Positions d at the value of text key `key` in the top-level map of p. */
+static bool map_find(const uint8_t *p, size_t len, const char *key, cl_cbor_dec_t *d)
+{
+    size_t n, kl = strlen(key);
+    bool found = false;
+    cl_cbor_dec_t it;
+    cl_cbor_dec_init(&it, p, len);
+    if (p == NULL || cl_cbor_dec_map(&it, &n) != CL_OK || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const char *k;
+        size_t klen;
+        if (cl_cbor_dec_tstr(&it, &k, &klen) != CL_OK)
+            return false;
+        if (klen == kl && memcmp(k, key, kl) == 0) {
+            if (found)
+                return false; /* duplicate key */
+            found = true;
+            *d = it;
+        }
+        if (cl_cbor_dec_skip(&it) != CL_OK)
+            return false;
+    }
+    return found && cl_cbor_dec_at_end(&it);
+}
+
+static bool get_bstr(const uint8_t *p, size_t len, const char *key, const uint8_t **v, size_t *vl)
+{
+    cl_cbor_dec_t d;
+    return map_find(p, len, key, &d) && cl_cbor_dec_bstr(&d, v, vl) == CL_OK;
+}
+
+static bool get_tstr(const uint8_t *p, size_t len, const char *key, const char **v, size_t *vl)
+{
+    cl_cbor_dec_t d;
+    return map_find(p, len, key, &d) && cl_cbor_dec_tstr(&d, v, vl) == CL_OK;
+}
+
+static bool get_uint(const uint8_t *p, size_t len, const char *key, uint64_t *v)
+{
+    cl_cbor_dec_t d;
+    return map_find(p, len, key, &d) && cl_cbor_dec_uint(&d, v) == CL_OK;
+}
+
+static bool is_cbor_request(const cl_coap_msg_t *m)
+{
+    const cl_coap_option_t *cf = cl_coap_msg_get(m, CL_COAP_OPT_CONTENT_FORMAT);
+    uint32_t v;
+    return cf == NULL || (cl_coap_opt_uint(cf, &v) == CL_OK && v == CL_COAP_CF_CBOR);
+}
+
+static const char *phase_name(int p)
+{
+    return p == CL_PHASE_PROVISIONED ? "provisioned" : p == CL_PHASE_CLAIMED ? "claimed" : "fresh";
+}
+
+static int64_t now_s(cl_core_t *c)
+{
+    return cl_core_now(c) / 1000;
+}
+
+/* ---- evidence ---- */
+
+cl_status_t cl_core_evidence(cl_core_t *c, const uint8_t *nonce, size_t nonce_len, uint8_t *out,
+                             size_t out_size, size_t *out_len)
+{
+    uint8_t rd[CL_SGX_REPORT_DATA_LEN] = {0}, report[CL_SGX_REPORT_LEN];
+    uint8_t zeros[32] = {0};
+    uint8_t *quote = NULL;
+    size_t quote_len = 0;
+    const uint8_t *owner = c->st.phase == CL_PHASE_FRESH ? zeros : c->st.owner_hash;
+    cl_status_t st;
+
+    if (c->host.quote == NULL)
+        return CL_FAIL(CL_ERR_UNSUPPORTED);
+    cl_buf_t parts[4] = {{c->st.identity_pub, 65}, {c->st.ca_pub, 65}, {owner, 32},
+                         {nonce, nonce_len}};
+    if ((st = cl_sha256(&c->crypto, parts, 4, rd)) != CL_OK ||
+        (st = c->platform.get_report(c->platform.self, NULL, rd, report)) != CL_OK)
+        return st;
+    if ((quote = malloc(CL_CORE_MAX_QUOTE)) == NULL)
+        return CL_FAIL(CL_ERR_FULL);
+    st = c->host.quote(c->host.ctx, report, sizeof report, quote, CL_CORE_MAX_QUOTE, &quote_len);
+    if (st == CL_OK && (quote_len < 436 || quote_len > CL_CORE_MAX_QUOTE))
+        st = CL_FAIL(CL_ERR_BAD_INPUT); /* the host's answer is checked, not trusted */
+    if (st == CL_OK) {
+        bool prov = c->st.phase == CL_PHASE_PROVISIONED;
+        cl_cbor_enc_t e;
+        cl_cbor_enc_init(&e, out, out_size);
+        cl_cbor_enc_map(&e, prov ? 10 : 8);
+        cl_cbor_enc_tstr_z(&e, "v");
+        cl_cbor_enc_uint(&e, 1);
+        cl_cbor_enc_tstr_z(&e, "backend");
+        cl_cbor_enc_tstr_z(&e, c->platform.backend == CL_TEE_BACKEND_SGX ? "sgx" : "sim");
+        cl_cbor_enc_tstr_z(&e, "state");
+        cl_cbor_enc_tstr_z(&e, phase_name(c->st.phase));
+        cl_cbor_enc_tstr_z(&e, "quote");
+        cl_cbor_enc_bstr(&e, quote, quote_len);
+        cl_cbor_enc_tstr_z(&e, "identity_pub");
+        cl_cbor_enc_bstr(&e, c->st.identity_pub, 65);
+        cl_cbor_enc_tstr_z(&e, "ca_pub");
+        cl_cbor_enc_bstr(&e, c->st.ca_pub, 65);
+        cl_cbor_enc_tstr_z(&e, "owner");
+        cl_cbor_enc_bstr(&e, owner, 32);
+        cl_cbor_enc_tstr_z(&e, "nonce");
+        cl_cbor_enc_bstr(&e, nonce, nonce_len);
+        if (prov) {
+            cl_cbor_enc_tstr_z(&e, "ca_cert");
+            cl_cbor_enc_bstr(&e, c->st.ca_cert, c->st.ca_len);
+            cl_cbor_enc_tstr_z(&e, "identity_cert");
+            cl_cbor_enc_bstr(&e, c->st.id_cert, c->st.id_len);
+        }
+        st = cl_cbor_enc_finish(&e, out_len);
+    }
+    free(quote);
+    return st;
+}
+
+/* ---- response assembly ---- */
+
+static cl_status_t build_response(cl_core_t *c, const cl_coap_msg_t *req, uint8_t code,
+                                  const uint8_t *body, size_t body_len, bool piggyback,
+                                  uint8_t *out, size_t out_size, size_t *out_len)
+{
+    cl_coap_builder_t b;
+    uint8_t type = piggyback && req->type == CL_COAP_CON ? CL_COAP_ACK : CL_COAP_NON;
+    uint16_t mid = type == CL_COAP_ACK ? req->mid : c->next_mid++;
+    cl_coap_build_init(&b, out, out_size, type, code, mid, req->token, req->tkl);
+    if (body_len > 0)
+        cl_coap_build_option_uint(&b, CL_COAP_OPT_CONTENT_FORMAT, CL_COAP_CF_CBOR);
+    cl_coap_build_payload(&b, body, body_len);
+    return cl_coap_build_finish(&b, out_len);
+}
+
+/* GET /attestation?nonce=HEX with Block2 (evidence is a few KiB; cached per nonce in c->evcache). */
+static int hexval(char ch)
+{
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+static void attestation(cl_core_t *c, const cl_coap_msg_t *req, uint8_t *out, size_t out_size,
+                        size_t *out_len)
+{
+    uint8_t nonce[CL_CORE_NONCE_MAX];
+    size_t nonce_len = 0, pos = 0;
+    const cl_coap_option_t *q;
+    reqctx_t r;
+    cl_coap_block_t blk = {0, false, ATT_BLOCK_SZX};
+
+    r.c = c;
+    while ((q = cl_coap_msg_find(req, CL_COAP_OPT_URI_QUERY, &pos)) != NULL) {
+        if (q->len > 6 && memcmp(q->value, "nonce=", 6) == 0 && (q->len - 6) % 2 == 0 &&
+            (q->len - 6) / 2 <= CL_CORE_NONCE_MAX) {
+            nonce_len = (q->len - 6) / 2;
+            for (size_t i = 0; i < nonce_len; i++) {
+                int hi = hexval((char)q->value[6 + 2 * i]), lo = hexval((char)q->value[7 + 2 * i]);
+                if (hi < 0 || lo < 0)
+                    nonce_len = 0;
+                else
+                    nonce[i] = (uint8_t)(hi << 4 | lo);
+                if (nonce_len == 0)
+                    break;
+            }
+        }
+        pos++;
+    }
+    const cl_coap_option_t *b2 = cl_coap_msg_get(req, CL_COAP_OPT_BLOCK2);
+    if (req->code != CL_COAP_GET) {
+        (void)error(&r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET only");
+        goto send_error;
+    }
+    if (nonce_len < CL_CORE_NONCE_MIN) {
+        (void)error(&r, CL_COAP_BAD_REQUEST, "bad-request", "nonce=<hex, 16..64 bytes> required");
+        goto send_error;
+    }
+    if (b2 != NULL && (cl_coap_block_decode(b2, &blk) != CL_OK || blk.szx > ATT_BLOCK_SZX)) {
+        (void)error(&r, CL_COAP_BAD_OPTION, "bad-request", "bad Block2");
+        goto send_error;
+    }
+    cl_evcache_t *ce = NULL;
+    for (size_t i = 0; i < CL_EVIDENCE_CACHE; i++)
+        if (c->evcache[i].ev != NULL && c->evcache[i].nonce_len == nonce_len &&
+            memcmp(c->evcache[i].nonce, nonce, nonce_len) == 0)
+            ce = &c->evcache[i];
+    if (ce == NULL || blk.num == 0) {
+        if (ce == NULL) {
+            ce = &c->evcache[c->evnext++ % CL_EVIDENCE_CACHE];
+            free(ce->ev);
+            memset(ce, 0, sizeof *ce);
+        }
+        uint8_t *ev = malloc(CL_CORE_MAX_EVIDENCE);
+        size_t ev_len = 0;
+        if (ev == NULL || cl_core_evidence(c, nonce, nonce_len, ev, CL_CORE_MAX_EVIDENCE,
+                                           &ev_len) != CL_OK) {
+            free(ev);
+            (void)error(&r, CL_COAP_INTERNAL_ERROR, "internal", "no evidence available");
+            goto send_error;
+        }
+        free(ce->ev);
+        ce->ev = ev;
+        ce->ev_len = ev_len;
+        memcpy(ce->nonce, nonce, nonce_len);
+        ce->nonce_len = nonce_len;
+    }
+    /* whole response in a scratch buffer, then the requested block */
+    size_t full_size = ce->ev_len + 64;
+    uint8_t *full = malloc(full_size);
+    size_t full_len;
+    cl_coap_msg_t m;
+    bool more;
+    if (full == NULL ||
+        build_response(c, req, CL_COAP_CONTENT, ce->ev, ce->ev_len, true, full, full_size,
+                       &full_len) != CL_OK ||
+        cl_coap_parse(&m, full, full_len) != CL_OK ||
+        cl_coap_block_slice(&m, CL_COAP_OPT_BLOCK2, blk.num, blk.szx, out, out_size, out_len,
+                            &more) != CL_OK) {
+        free(full);
+        (void)error(&r, CL_COAP_BAD_OPTION, "bad-request", "no such block");
+        goto send_error;
+    }
+    free(full);
+    return;
+send_error:
+    if (build_response(c, req, r.code, r.body, r.body_len, true, out, out_size, out_len) != CL_OK)
+        *out_len = 0;
+}
+
+/* ---- bootstrap: owner claim and provisioning ---- */
+
+static cl_status_t post_owner(reqctx_t *r)
+{
+    cl_core_t *c = r->c;
+    const uint8_t *der;
+    size_t der_len;
+    uint8_t rec[CL_PKI_MAX_CERT_BYTES + 128], h[32], x5t[8];
+    size_t rec_len;
+    cl_cbor_enc_t e;
+    cl_buf_t part;
+
+    if (r->req->code != CL_COAP_POST)
+        return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST only");
+    if (c->st.phase != CL_PHASE_FRESH)
+        return error(r, CL_COAP_FORBIDDEN, "already-claimed",
+                     "this core already has an owner; verify its evidence");
+    if (!get_bstr(r->req->payload, r->req->payload_len, "owner_cert", &der, &der_len) ||
+        der_len > CL_PKI_MAX_CERT_BYTES)
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "{\"owner_cert\": bstr} expected");
+    if (cl_pki_check_root(der, der_len, now_s(c)) != CL_OK)
+        return error(r, CL_COAP_BAD_REQUEST, "bad-certificate",
+                     "owner_cert must be a valid self-signed P-256 root CA");
+    part = (cl_buf_t){der, der_len};
+    if (cl_sha256(&c->crypto, &part, 1, h) != CL_OK || cl_pki_thumbprint(der, der_len, x5t) != CL_OK)
+        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "hash failed");
+    cl_cbor_enc_init(&e, rec, sizeof rec);
+    cl_cbor_enc_array(&e, 5);
+    cl_cbor_enc_uint(&e, CL_REC_OWNER);
+    cl_cbor_enc_int(&e, cl_core_now(c));
+    cl_cbor_enc_bstr(&e, der, der_len);
+    cl_cbor_enc_bstr(&e, h, 32);
+    cl_cbor_enc_bstr(&e, x5t, 8);
+    if (cl_cbor_enc_finish(&e, &rec_len) != CL_OK)
+        return error(r, CL_COAP_REQUEST_TOO_LARGE, "too-large", "certificate too large");
+    if (cl_core_commit(c, rec, rec_len) != CL_OK)
+        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+                     "the sealed log could not be written; nothing changed");
+    cl_core_log(c, CL_LOG_INFO, "owner certificate sealed; core claimed");
+    r->code = CL_COAP_CHANGED;
+    cl_cbor_enc_init(&e, r->body, sizeof r->body);
+    cl_cbor_enc_map(&e, 1);
+    cl_cbor_enc_tstr_z(&e, "owner");
+    cl_cbor_enc_bstr(&e, h, 32);
+    return cl_cbor_enc_finish(&e, &r->body_len);
+}
+
+static cl_status_t post_provision(reqctx_t *r)
+{
+    cl_core_t *c = r->c;
+    const uint8_t *ca, *id;
+    size_t ca_len, id_len;
+    cl_pki_cert_info_t ci, ii;
+    uint8_t *rec;
+    size_t rec_len, rec_size = 2 * CL_PKI_MAX_CERT_BYTES + 64;
+    cl_cbor_enc_t e;
+    int64_t t = now_s(c);
+
+    if (r->req->code != CL_COAP_POST)
+        return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST only");
+    if (c->st.phase != CL_PHASE_CLAIMED)
+        return error(r, CL_COAP_FORBIDDEN, "wrong-state",
+                     c->st.phase == CL_PHASE_FRESH ? "claim the core first (POST /pki/owner)"
+                                                   : "already provisioned");
+    if (!get_bstr(r->req->payload, r->req->payload_len, "ca_cert", &ca, &ca_len) ||
+        !get_bstr(r->req->payload, r->req->payload_len, "identity_cert", &id, &id_len) ||
+        ca_len > CL_PKI_MAX_CERT_BYTES || id_len > CL_PKI_MAX_CERT_BYTES)
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+                     "{\"ca_cert\": bstr, \"identity_cert\": bstr} expected");
+    if (cl_pki_cert_parse(ca, ca_len, &ci) != CL_OK || cl_pki_cert_parse(id, id_len, &ii) != CL_OK)
+        return error(r, CL_COAP_BAD_REQUEST, "bad-certificate", "unparsable certificate");
+    if (cl_pki_verify_issued(ca, ca_len, c->st.owner_cert, c->st.owner_len, t) != CL_OK ||
+        cl_pki_verify_issued(id, id_len, c->st.owner_cert, c->st.owner_len, t) != CL_OK)
+        return error(r, CL_COAP_FORBIDDEN, "not-owner",
+                     "the certificates are not signed by this core's owner");
+    if (!ci.is_ca || ci.pathlen != 0 || memcmp(ci.pub, c->st.ca_pub, 65) != 0)
+        return error(r, CL_COAP_BAD_REQUEST, "bad-certificate",
+                     "ca_cert must be a pathlen-0 CA for this core's CA key");
+    if (ii.is_ca || memcmp(ii.pub, c->st.identity_pub, 65) != 0)
+        return error(r, CL_COAP_BAD_REQUEST, "bad-certificate",
+                     "identity_cert must be a leaf for this core's identity key");
+    if ((rec = malloc(rec_size)) == NULL)
+        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
+    cl_cbor_enc_init(&e, rec, rec_size);
+    cl_cbor_enc_array(&e, 4);
+    cl_cbor_enc_uint(&e, CL_REC_PROVISION);
+    cl_cbor_enc_int(&e, cl_core_now(c));
+    cl_cbor_enc_bstr(&e, ca, ca_len);
+    cl_cbor_enc_bstr(&e, id, id_len);
+    cl_status_t st = cl_cbor_enc_finish(&e, &rec_len);
+    if (st == CL_OK)
+        st = cl_core_commit(c, rec, rec_len);
+    free(rec);
+    if (st != CL_OK)
+        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+                     "the sealed log could not be written; nothing changed");
+    if (cl_sessions_set_identity(c) != CL_OK)
+        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "identity credential");
+    cl_core_log(c, CL_LOG_INFO, "core provisioned: CA and identity certificates sealed");
+    r->code = CL_COAP_CHANGED;
+    r->body[0] = 0xa0; /* {} */
+    r->body_len = 1;
+    return CL_OK;
+}
+
+/* ---- protected resources ---- */
+
+static bool role_in(const reqctx_t *r, unsigned mask)
+{
+    return r->x != NULL && (mask & (1u << r->x->role)) != 0;
+}
+#define R(x) (1u << (x))
+#define ADMINS (R(CL_ROLE_OWNER) | R(CL_ROLE_ADMIN))
+#define MEMBERS (ADMINS | R(CL_ROLE_USER) | R(CL_ROLE_DEVICE) | R(CL_ROLE_SERVICE))
+
+static cl_status_t get_whoami(reqctx_t *r)
+{
+    cl_cbor_enc_t e;
+    const char *name = "owner";
+    if (r->x->role != CL_ROLE_OWNER) {
+        cl_client_t *cl = cl_state_client(&r->c->st, r->x->client_id);
+        name = cl != NULL ? cl->name : "?";
+    }
+    r->code = CL_COAP_CONTENT;
+    cl_cbor_enc_init(&e, r->body, sizeof r->body);
+    cl_cbor_enc_map(&e, 3);
+    cl_cbor_enc_tstr_z(&e, "id");
+    cl_cbor_enc_uint(&e, r->x->client_id);
+    cl_cbor_enc_tstr_z(&e, "name");
+    cl_cbor_enc_tstr_z(&e, name);
+    cl_cbor_enc_tstr_z(&e, "role");
+    cl_cbor_enc_tstr_z(&e, cl_role_name(r->x->role));
+    return cl_cbor_enc_finish(&e, &r->body_len);
+}
+
+static cl_status_t post_token(reqctx_t *r)
+{
+    cl_core_t *c = r->c;
+    const char *role_s, *name = "";
+    size_t role_len, name_len = 0;
+    uint64_t ttl;
+    uint8_t token[TOKEN_LEN], h[32], rec[256];
+    size_t rec_len;
+    cl_cbor_enc_t e;
+    const uint8_t *p = r->req->payload;
+    size_t n = r->req->payload_len;
+
+    if (!get_tstr(p, n, "role", &role_s, &role_len) || !get_uint(p, n, "ttl", &ttl))
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+                     "{\"role\": text, \"ttl\": seconds} expected");
+    int role = cl_role_parse(role_s, role_len);
+    if (role == CL_ROLE_NONE)
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+                     "role must be admin, user, device or service");
+    if (role == CL_ROLE_ADMIN && r->x->role != CL_ROLE_OWNER)
+        return error(r, CL_COAP_FORBIDDEN, "forbidden", "only the owner creates admin tokens");
+    if (ttl < TTL_MIN_S || ttl > TTL_MAX_S)
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "ttl must be 60..604800 seconds");
+    cl_cbor_dec_t d;
+    if (map_find(p, n, "name", &d) &&
+        (cl_cbor_dec_tstr(&d, &name, &name_len) != CL_OK || name_len >= CL_NAME_MAX))
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "name: text of < 64 bytes");
+    cl_buf_t part = {token, TOKEN_LEN};
+    if (c->platform.read_rand(c->platform.self, token, TOKEN_LEN) != CL_OK ||
+        cl_sha256(&c->crypto, &part, 1, h) != CL_OK)
+        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "no randomness");
+    int64_t now = cl_core_now(c), expires = now + (int64_t)ttl * 1000;
+    uint32_t id = c->st.next_token_id;
+    cl_cbor_enc_init(&e, rec, sizeof rec);
+    cl_cbor_enc_array(&e, 7);
+    cl_cbor_enc_uint(&e, CL_REC_TOKEN);
+    cl_cbor_enc_int(&e, now);
+    cl_cbor_enc_uint(&e, id);
+    cl_cbor_enc_bstr(&e, h, 32);
+    cl_cbor_enc_uint(&e, (uint64_t)role);
+    cl_cbor_enc_int(&e, expires);
+    cl_cbor_enc_tstr(&e, name, name_len);
+    if (cl_cbor_enc_finish(&e, &rec_len) != CL_OK || cl_core_commit(c, rec, rec_len) != CL_OK) {
+        cl_wipe(token, sizeof token);
+        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+                     "the sealed log could not be written; no token created");
+    }
+    r->code = CL_COAP_CREATED;
+    cl_cbor_enc_init(&e, r->body, sizeof r->body);
+    cl_cbor_enc_map(&e, 3);
+    cl_cbor_enc_tstr_z(&e, "token");
+    cl_cbor_enc_bstr(&e, token, TOKEN_LEN);
+    cl_cbor_enc_tstr_z(&e, "id");
+    cl_cbor_enc_uint(&e, id);
+    cl_cbor_enc_tstr_z(&e, "expires");
+    cl_cbor_enc_int(&e, expires);
+    cl_wipe(token, sizeof token);
+    cl_core_log(c, CL_LOG_INFO, "enrollment token %u created (role %s)", id, cl_role_name(role));
+    return cl_cbor_enc_finish(&e, &r->body_len);
+}
+
+static cl_status_t post_enroll(reqctx_t *r)
+{
+    cl_core_t *c = r->c;
+    const uint8_t *tok;
+    const char *name;
+    size_t tok_len, name_len;
+    uint8_t h[32], cert[CL_PKI_MAX_CERT_BYTES], x5t[8], ch[32];
+    size_t cert_len;
+    char cn[CL_NAME_MAX], ou[32];
+    const uint8_t *p = r->req->payload;
+    size_t n = r->req->payload_len;
+
+    if (!get_bstr(p, n, "token", &tok, &tok_len) || tok_len != TOKEN_LEN ||
+        !get_tstr(p, n, "name", &name, &name_len) || name_len == 0 || name_len >= CL_NAME_MAX)
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+                     "{\"token\": bstr(16), \"name\": text} expected");
+    cl_buf_t part = {tok, tok_len};
+    if (cl_sha256(&c->crypto, &part, 1, h) != CL_OK)
+        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "hash failed");
+    cl_token_t *tk = cl_state_token_by_hash(&c->st, h);
+    if (tk == NULL)
+        return error(r, CL_COAP_FORBIDDEN, "token-invalid", "unknown enrollment token");
+    if (tk->used)
+        return error(r, CL_COAP_FORBIDDEN, "token-used", "this token was already used");
+    int64_t now = cl_core_now(c);
+    if (now > tk->expires_ms)
+        return error(r, CL_COAP_FORBIDDEN, "token-expired", "this token has expired");
+    memcpy(cn, name, name_len);
+    cn[name_len] = '\0';
+    size_t rl = strlen(cl_role_name(tk->role));
+    memcpy(ou, "role:", 5);
+    memcpy(ou + 5, cl_role_name(tk->role), rl + 1);
+    uint64_t serial = c->st.next_serial;
+    cl_pki_cert_req_t creq = {.kind = CL_PKI_LEAF,
+                              .cn = cn,
+                              .ou = ou,
+                              .pub = r->x->enrollee_pub,
+                              .serial = serial,
+                              .not_before = now / 1000 - 300,
+                              .not_after = now / 1000 + (int64_t)CERT_DAYS * 86400,
+                              .issuer = c->st.ca_cert,
+                              .issuer_len = c->st.ca_len};
+    if (cl_pki_make_cert(&creq, cl_core_ca_sign, c, cert, sizeof cert, &cert_len) != CL_OK)
+        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "certificate issuance failed");
+    cl_buf_t cp = {cert, cert_len};
+    if (cl_sha256(&c->crypto, &cp, 1, ch) != CL_OK ||
+        cl_pki_thumbprint(cert, cert_len, x5t) != CL_OK)
+        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "hash failed");
+    uint32_t id = c->st.next_client_id;
+    uint8_t *rec = malloc(CL_PKI_MAX_CERT_BYTES + 256);
+    size_t rec_len;
+    cl_cbor_enc_t e;
+    if (rec == NULL)
+        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
+    cl_cbor_enc_init(&e, rec, CL_PKI_MAX_CERT_BYTES + 256);
+    cl_cbor_enc_array(&e, 10);
+    cl_cbor_enc_uint(&e, CL_REC_ENROLL);
+    cl_cbor_enc_int(&e, now);
+    cl_cbor_enc_uint(&e, tk->id);
+    cl_cbor_enc_uint(&e, id);
+    cl_cbor_enc_uint(&e, tk->role);
+    cl_cbor_enc_tstr(&e, name, name_len);
+    cl_cbor_enc_bstr(&e, cert, cert_len);
+    cl_cbor_enc_bstr(&e, ch, 32);
+    cl_cbor_enc_bstr(&e, x5t, 8);
+    cl_cbor_enc_uint(&e, serial);
+    cl_status_t st = cl_cbor_enc_finish(&e, &rec_len);
+    uint8_t role = tk->role; /* tk may move when the client table grows */
+    if (st == CL_OK)
+        st = cl_core_commit(c, rec, rec_len);
+    free(rec);
+    if (st != CL_OK)
+        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+                     "the sealed log could not be written; not enrolled");
+    /* the enrollee session ends here: the client comes back with its certificate */
+    r->x->role = CL_ROLE_NONE;
+    cl_core_log(c, CL_LOG_INFO, "client %u enrolled (role %s)", id, cl_role_name(role));
+    r->code = CL_COAP_CREATED;
+    cl_cbor_enc_init(&e, r->body, sizeof r->body);
+    cl_cbor_enc_map(&e, 3);
+    cl_cbor_enc_tstr_z(&e, "id");
+    cl_cbor_enc_uint(&e, id);
+    cl_cbor_enc_tstr_z(&e, "role");
+    cl_cbor_enc_tstr_z(&e, cl_role_name(role));
+    cl_cbor_enc_tstr_z(&e, "cert");
+    cl_cbor_enc_bstr(&e, cert, cert_len);
+    return cl_cbor_enc_finish(&e, &r->body_len);
+}
+
+static cl_status_t get_clients(reqctx_t *r)
+{
+    cl_state_t *s = &r->c->st;
+    cl_cbor_enc_t e;
+    size_t n = s->n_clients < MAX_LISTED_CLIENTS ? s->n_clients : MAX_LISTED_CLIENTS;
+    r->code = CL_COAP_CONTENT;
+    cl_cbor_enc_init(&e, r->body, sizeof r->body);
+    cl_cbor_enc_array(&e, n);
+    for (size_t i = 0; i < n; i++) {
+        const cl_client_t *cl = &s->clients[s->n_clients - n + i]; /* the most recent */
+        cl_cbor_enc_map(&e, 5);
+        cl_cbor_enc_tstr_z(&e, "id");
+        cl_cbor_enc_uint(&e, cl->id);
+        cl_cbor_enc_tstr_z(&e, "name");
+        cl_cbor_enc_tstr_z(&e, cl->name);
+        cl_cbor_enc_tstr_z(&e, "role");
+        cl_cbor_enc_tstr_z(&e, cl_role_name(cl->role));
+        cl_cbor_enc_tstr_z(&e, "revoked");
+        cl_cbor_enc_bool(&e, cl->revoked);
+        cl_cbor_enc_tstr_z(&e, "x5t");
+        cl_cbor_enc_bstr(&e, cl->x5t, 8);
+    }
+    return cl_cbor_enc_finish(&e, &r->body_len);
+}
+
+static cl_status_t post_revoke(reqctx_t *r, uint32_t id)
+{
+    cl_core_t *c = r->c;
+    uint8_t rec[32];
+    size_t rec_len;
+    cl_cbor_enc_t e;
+    cl_client_t *cl = cl_state_client(&c->st, id);
+    if (cl == NULL)
+        return error(r, CL_COAP_NOT_FOUND, "not-found", "no such client");
+    if (cl->role == CL_ROLE_ADMIN && r->x->role != CL_ROLE_OWNER)
+        return error(r, CL_COAP_FORBIDDEN, "forbidden", "only the owner revokes admins");
+    if (!cl->revoked) {
+        cl_cbor_enc_init(&e, rec, sizeof rec);
+        cl_cbor_enc_array(&e, 3);
+        cl_cbor_enc_uint(&e, CL_REC_REVOKE);
+        cl_cbor_enc_int(&e, cl_core_now(c));
+        cl_cbor_enc_uint(&e, id);
+        if (cl_cbor_enc_finish(&e, &rec_len) != CL_OK || cl_core_commit(c, rec, rec_len) != CL_OK)
+            return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+                         "the sealed log could not be written; not revoked");
+        cl_core_log(c, CL_LOG_INFO, "client %u revoked; its sessions dropped", id);
+    }
+    bool self = r->x->client_id == id;
+    cl_sessions_drop_client(c, id);
+    if (self)
+        r->x = NULL; /* our own session is gone: the answer cannot be protected */
+    r->code = CL_COAP_CHANGED;
+    r->body[0] = 0xa0;
+    r->body_len = 1;
+    return CL_OK;
+}
+
+/* One event -> one archive record (tag, bucket, nonce || AES-GCM ciphertext). */
+static cl_status_t archive_event(reqctx_t *r, cl_cbor_dec_t *d, uint8_t *buf, size_t buf_size,
+                                 cl_archive_rec_t *rec)
+{
+    cl_core_t *c = r->c;
+    size_t n;
+    const char *type = NULL;
+    size_t type_len = 0;
+    const uint8_t *props = NULL;
+    size_t props_len = 0;
+    int64_t t = cl_core_now(c);
+    uint8_t pt[CL_CORE_MAX_MESSAGE + 64], tag[32], aad[24];
+    size_t pt_len, ct_len;
+
+    if (cl_cbor_dec_map(d, &n) != CL_OK || n > 3)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    for (size_t i = 0; i < n; i++) {
+        const char *k;
+        size_t kl;
+        if (cl_cbor_dec_tstr(d, &k, &kl) != CL_OK)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        if (kl == 4 && memcmp(k, "type", 4) == 0) {
+            if (type != NULL || cl_cbor_dec_tstr(d, &type, &type_len) != CL_OK || type_len == 0 ||
+                type_len > 64)
+                return CL_FAIL(CL_ERR_BAD_INPUT);
+        } else if (kl == 10 && memcmp(k, "properties", 10) == 0) {
+            cl_cbor_type_t ty;
+            if (props != NULL || cl_cbor_dec_peek(d, &ty) != CL_OK || ty != CL_CBOR_MAP ||
+                cl_cbor_dec_raw(d, &props, &props_len) != CL_OK)
+                return CL_FAIL(CL_ERR_BAD_INPUT);
+        } else if (kl == 4 && memcmp(k, "time", 4) == 0) {
+            if (cl_cbor_dec_int(d, &t) != CL_OK || t < 0)
+                return CL_FAIL(CL_ERR_BAD_INPUT);
+        } else {
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        }
+    }
+    if (type == NULL || props == NULL)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    /* tag = HMAC(tag_key, type || 0 || source) truncated; bucket = hours */
+    uint8_t src[4] = {(uint8_t)r->x->client_id, (uint8_t)(r->x->client_id >> 8),
+                      (uint8_t)(r->x->client_id >> 16), (uint8_t)(r->x->client_id >> 24)};
+    uint8_t zero = 0;
+    cl_buf_t parts[3] = {{(const uint8_t *)type, type_len}, {&zero, 1}, {src, 4}};
+    if (cl_hmac_sha256(&c->crypto, c->st.tag_key, 32, parts, 3, tag) != CL_OK)
+        return CL_FAIL(CL_ERR_CRYPTO);
+    memcpy(rec->tag, tag, 16);
+    rec->bucket = (uint64_t)t / 3600000u;
+    cl_cbor_enc_t e;
+    cl_cbor_enc_init(&e, pt, sizeof pt);
+    cl_cbor_enc_map(&e, 4);
+    cl_cbor_enc_tstr_z(&e, "source");
+    cl_cbor_enc_uint(&e, r->x->client_id);
+    cl_cbor_enc_tstr_z(&e, "type");
+    cl_cbor_enc_tstr(&e, type, type_len);
+    cl_cbor_enc_tstr_z(&e, "time");
+    cl_cbor_enc_int(&e, t);
+    cl_cbor_enc_tstr_z(&e, "properties");
+    cl_cbor_enc_raw(&e, props, props_len);
+    if (cl_cbor_enc_finish(&e, &pt_len) != CL_OK || buf_size < 12 + pt_len + 16)
+        return CL_FAIL(CL_ERR_LIMIT);
+    memcpy(aad, rec->tag, 16);
+    for (int i = 0; i < 8; i++)
+        aad[16 + i] = (uint8_t)(rec->bucket >> (8 * i));
+    cl_status_t st = c->platform.read_rand(c->platform.self, buf, 12);
+    if (st == CL_OK)
+        st = cl_aead_encrypt(&c->crypto, c->archive_aead, buf, 12, aad, sizeof aad, pt, pt_len,
+                             buf + 12, buf_size - 12, &ct_len);
+    cl_wipe(pt, sizeof pt);
+    if (st != CL_OK)
+        return st;
+    rec->data = buf;
+    rec->len = 12 + ct_len;
+    return CL_OK;
+}
+
+static cl_status_t post_events(reqctx_t *r)
+{
+    cl_core_t *c = r->c;
+    cl_cbor_dec_t d;
+    cl_cbor_type_t ty;
+    size_t n = 1;
+    const size_t slot = CL_CORE_MAX_MESSAGE + 128;
+    cl_archive_rec_t recs[MAX_EVENTS_PER_REQUEST];
+    uint64_t ids[MAX_EVENTS_PER_REQUEST];
+
+    if (c->host.archive_put == NULL)
+        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed", "no archive configured");
+    cl_cbor_dec_init(&d, r->req->payload, r->req->payload_len);
+    if (r->req->payload_len == 0 || cl_cbor_dec_peek(&d, &ty) != CL_OK)
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "an event or an array of events");
+    if (ty == CL_CBOR_ARRAY && (cl_cbor_dec_array(&d, &n) != CL_OK || n == 0 ||
+                                n > MAX_EVENTS_PER_REQUEST))
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "1..32 events per request");
+    uint8_t *buf = malloc(n * slot);
+    if (buf == NULL)
+        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
+    cl_status_t st = CL_OK;
+    for (size_t i = 0; i < n && st == CL_OK; i++)
+        st = archive_event(r, &d, buf + i * slot, slot, &recs[i]);
+    if (st == CL_OK && !cl_cbor_dec_at_end(&d))
+        st = CL_FAIL(CL_ERR_BAD_INPUT);
+    if (st != CL_OK) {
+        free(buf);
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+                     "event: {\"type\": text, \"properties\": map, \"time\": ms?}");
+    }
+    st = c->host.archive_put(c->host.ctx, recs, n, ids);
+    free(buf);
+    if (st != CL_OK)
+        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+                     "the archive did not store the events; publish again");
+    r->code = CL_COAP_CHANGED;
+    cl_cbor_enc_t e;
+    cl_cbor_enc_init(&e, r->body, sizeof r->body);
+    cl_cbor_enc_map(&e, 1);
+    cl_cbor_enc_tstr_z(&e, "accepted");
+    cl_cbor_enc_uint(&e, n);
+    return cl_cbor_enc_finish(&e, &r->body_len);
+}
+
+static bool parse_client_revoke(const char *path, uint32_t *id)
+{
+    const char *p = path + strlen("/clients/");
+    uint64_t v = 0;
+    size_t digits = 0;
+    if (strncmp(path, "/clients/", 9) != 0)
+        return false;
+    while (*p >= '0' && *p <= '9' && digits < 10) {
+        v = v * 10 + (uint64_t)(*p++ - '0');
+        digits++;
+    }
+    if (digits == 0 || v > UINT32_MAX || strcmp(p, "/revoke") != 0)
+        return false;
+    *id = (uint32_t)v;
+    return true;
+}
+
+static cl_status_t route_protected(reqctx_t *r)
+{
+    const cl_coap_msg_t *q = r->req;
+    uint32_t id;
+
+    if (!is_cbor_request(q))
+        return error(r, CL_COAP_UNSUPPORTED_FORMAT, "bad-request", "application/cbor only");
+    if (r->x->role == CL_ROLE_ENROLLEE) {
+        if (strcmp(r->path, "/pki/enroll") == 0 && q->code == CL_COAP_POST)
+            return post_enroll(r);
+        return error(r, CL_COAP_FORBIDDEN, "forbidden",
+                     "enroll first: this session may only POST /pki/enroll");
+    }
+    if (r->x->role == CL_ROLE_NONE)
+        return error(r, CL_COAP_UNAUTHORIZED, "unauthorized",
+                     "session closed; run a new EDHOC handshake");
+    if (strcmp(r->path, "/whoami") == 0)
+        return q->code == CL_COAP_GET ? get_whoami(r)
+                                      : error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET");
+    if (strcmp(r->path, "/pki/tokens") == 0) {
+        if (q->code != CL_COAP_POST)
+            return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST");
+        return role_in(r, ADMINS) ? post_token(r)
+                                  : error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
+    }
+    if (strcmp(r->path, "/pki/enroll") == 0)
+        return error(r, CL_COAP_FORBIDDEN, "forbidden", "already enrolled");
+    if (strcmp(r->path, "/clients") == 0) {
+        if (q->code != CL_COAP_GET)
+            return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET");
+        return role_in(r, ADMINS) ? get_clients(r)
+                                  : error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
+    }
+    if (parse_client_revoke(r->path, &id)) {
+        if (q->code != CL_COAP_POST)
+            return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST");
+        return role_in(r, ADMINS) ? post_revoke(r, id)
+                                  : error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
+    }
+    if (strcmp(r->path, "/events") == 0) {
+        if (q->code != CL_COAP_POST)
+            return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request",
+                         "POST (history comes with the archive query)");
+        return role_in(r, MEMBERS) ? post_events(r)
+                                   : error(r, CL_COAP_FORBIDDEN, "forbidden", "not allowed");
+    }
+    return error(r, CL_COAP_NOT_FOUND, "not-found", "no such resource");
+}
+
+static void handle_oscore(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, size_t out_size,
+                          size_t *out_len)
+{
+    uint8_t *plain = malloc(CL_CORE_MAX_MESSAGE);
+    uint8_t *resp = malloc(CL_CORE_MAX_MESSAGE);
+    reqctx_t *r = malloc(sizeof *r);
+    uint8_t *copy = malloc(len);
+    size_t plain_len = 0, resp_len;
+    cl_oscore_ctx_t *ctx = NULL;
+    cl_oscore_req_t oreq;
+    cl_coap_msg_t req;
+    cl_status_t st;
+
+    *out_len = 0;
+    if (plain == NULL || resp == NULL || r == NULL || copy == NULL)
+        goto done;
+    memcpy(copy, msg, len); /* unprotect decrypts in place; keep the raw bytes for errors */
+    st = cl_oscore_unprotect_request(cl_sessions_lookup, c, msg, len, plain, CL_CORE_MAX_MESSAGE,
+                                     &plain_len, &ctx, &oreq);
+    if (st == CL_ERR_ECHO_REQUIRED && ctx != NULL) {
+        if (cl_oscore_build_echo_response(ctx, &oreq, copy, len, c->next_mid++, out, out_size,
+                                          out_len) != CL_OK)
+            *out_len = 0;
+        goto done;
+    }
+    if (st != CL_OK) {
+        c->stats_refused++;
+        if (cl_oscore_build_error(st == CL_ERR_REPLAY || st == CL_ERR_AUTH ||
+                                          st == CL_ERR_NOT_FOUND
+                                      ? st
+                                      : CL_ERR_BAD_INPUT,
+                                  copy, len, c->next_mid++, out, out_size, out_len) != CL_OK)
+            *out_len = 0;
+        goto done;
+    }
+    memset(r, 0, sizeof *r);
+    r->c = c;
+    r->x = cl_sessions_of_ctx(c, ctx);
+    if (r->x == NULL || cl_coap_parse(&req, plain, plain_len) != CL_OK) {
+        *out_len = 0;
+        goto done;
+    }
+    r->x->used_ms = c->now_ms;
+    r->req = &req;
+    if (cl_coap_uri_path(&req, r->path, sizeof r->path) != CL_OK)
+        (void)error(r, CL_COAP_NOT_FOUND, "not-found", "bad path");
+    else if (route_protected(r) != CL_OK)
+        (void)error(r, CL_COAP_INTERNAL_ERROR, "internal", "response too large");
+    if (r->x == NULL) { /* the session ended while serving (self-revocation) */
+        *out_len = 0;
+        goto done;
+    }
+    if (build_response(c, &req, r->code, r->body, r->body_len, true, resp, CL_CORE_MAX_MESSAGE,
+                       &resp_len) != CL_OK ||
+        cl_oscore_protect_response(ctx, &oreq, NULL, resp, resp_len, out, out_size, out_len) !=
+            CL_OK)
+        *out_len = 0;
+    if (r->x->role == CL_ROLE_NONE) /* enrolled: this enrollee session is over */
+        cl_session_free(r->x);
+done:
+    if (plain != NULL)
+        cl_wipe(plain, CL_CORE_MAX_MESSAGE);
+    if (resp != NULL)
+        cl_wipe(resp, CL_CORE_MAX_MESSAGE);
+    if (r != NULL)
+        cl_wipe(r, sizeof *r);
+    if (copy != NULL)
+        cl_wipe(copy, len);
+    free(plain);
+    free(resp);
+    free(r);
+    free(copy);
+}
+
+void cl_core_dispatch(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, size_t out_size,
+                      size_t *out_len)
+{
+    cl_coap_msg_t req;
+    *out_len = 0;
+    if (cl_coap_parse(&req, msg, len) != CL_OK)
+        return; /* not CoAP: silently dropped (the host counts it) */
+    if (req.type == CL_COAP_ACK || req.type == CL_COAP_RST || req.code == CL_COAP_EMPTY ||
+        req.code >= CL_COAP_CODE(1, 0))
+        return; /* only requests reach the core's resources */
+    if (cl_coap_msg_get(&req, CL_COAP_OPT_OSCORE) != NULL) {
+        handle_oscore(c, msg, len, out, out_size, out_len);
+        return;
+    }
+    reqctx_t *r = malloc(sizeof *r);
+    if (r == NULL)
+        return;
+    memset(r, 0, sizeof *r);
+    r->c = c;
+    r->req = &req;
+    if (cl_coap_uri_path(&req, r->path, sizeof r->path) != CL_OK) {
+        (void)error(r, CL_COAP_NOT_FOUND, "not-found", "bad path");
+    } else if (strcmp(r->path, "/attestation") == 0) {
+        attestation(c, &req, out, out_size, out_len);
+        free(r);
+        return;
+    } else if (strcmp(r->path, CL_EDHOC_WELL_KNOWN) == 0) {
+        if (cl_sessions_edhoc(c, &req, out, out_size, out_len) != CL_OK)
+            *out_len = 0;
+        free(r);
+        return;
+    } else if (strcmp(r->path, "/pki/owner") == 0) {
+        (void)post_owner(r);
+    } else if (strcmp(r->path, "/pki/provision") == 0) {
+        (void)post_provision(r);
+    } else {
+        (void)error(r, CL_COAP_UNAUTHORIZED, "unauthorized",
+                    "OSCORE required: run EDHOC at /.well-known/edhoc first");
+    }
+    if (build_response(c, &req, r->code, r->body, r->body_len, true, out, out_size, out_len) !=
+        CL_OK)
+        *out_len = 0;
+    cl_wipe(r, sizeof *r);
+    free(r);
+}

@@ -1,0 +1,501 @@
+/*
+ * state.c - the model the core keeps in enclave memory (keys, owner, the
+ * core's certificates, enrollment tokens, clients) and its two encodings:
+ * state records (one per mutation, appended to the sealed log) and the
+ * snapshot (the whole state, sealed periodically).
+ *
+ * Every mutation goes record -> durable append -> cl_state_apply, and boot
+ * replays the same records through the same function, so the live state
+ * and the rebuilt state cannot diverge. Records come back from the host
+ * sealed and chained (sealed_log.c), but apply still validates every field:
+ * a bug or a future format must fail safe, not corrupt memory.
+ *
+ * Record := [op, time_ms, ...]   (CBOR array)
+ *   KEYS      [1, t, id_priv 32, id_pub 65, ca_priv 32, ca_pub 65, archive_key 16, tag_key 32]
+ *   OWNER     [2, t, owner_der, sha256 32, x5t 8]
+ *   PROVISION [3, t, ca_der, identity_der]
+ *   TOKEN     [4, t, id, sha256(token) 32, role, expires_ms, name]
+ *   ENROLL    [5, t, token_id, client_id, role, name, cert_der, sha256 32, x5t 8, serial]
+ *   REVOKE    [6, t, client_id]
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_internal.h"
+
+static const char *const ROLE_NAMES[] = {"none", "owner", "admin", "user",
+                                         "device", "service", "enrollee"};
+
+const char *cl_role_name(int role)
+{
+    return role >= 0 && role <= CL_ROLE_ENROLLEE ? ROLE_NAMES[role] : "?";
+}
+
+int cl_role_parse(const char *s, size_t len)
+{
+    for (int r = CL_ROLE_ADMIN; r <= CL_ROLE_SERVICE; r++)
+        if (strlen(ROLE_NAMES[r]) == len && memcmp(ROLE_NAMES[r], s, len) == 0)
+            return r;
+    return CL_ROLE_NONE;
+}
+
+static void free_blob(uint8_t **p, size_t *len)
+{
+    if (*p != NULL) {
+        cl_wipe(*p, *len);
+        free(*p);
+    }
+    *p = NULL;
+    *len = 0;
+}
+
+void cl_state_free(cl_state_t *s)
+{
+    free_blob(&s->owner_cert, &s->owner_len);
+    free_blob(&s->ca_cert, &s->ca_len);
+    free_blob(&s->id_cert, &s->id_len);
+    for (size_t i = 0; i < s->n_clients; i++)
+        free_blob(&s->clients[i].cert, &s->clients[i].cert_len);
+    free(s->clients);
+    if (s->tokens != NULL)
+        cl_wipe(s->tokens, s->cap_tokens * sizeof *s->tokens);
+    free(s->tokens);
+    cl_wipe(s, sizeof *s);
+}
+
+static cl_status_t dup_blob(const uint8_t *p, size_t len, uint8_t **out, size_t *out_len)
+{
+    if (len == 0 || len > CL_PKI_MAX_CERT_BYTES)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    uint8_t *q = malloc(len);
+    if (q == NULL)
+        return CL_FAIL(CL_ERR_FULL);
+    memcpy(q, p, len);
+    free_blob(out, out_len);
+    *out = q;
+    *out_len = len;
+    return CL_OK;
+}
+
+cl_client_t *cl_state_client(cl_state_t *s, uint32_t id)
+{
+    for (size_t i = 0; i < s->n_clients; i++)
+        if (s->clients[i].id == id)
+            return &s->clients[i];
+    return NULL;
+}
+
+cl_client_t *cl_state_client_by_x5t(cl_state_t *s, const uint8_t x5t[8])
+{
+    for (size_t i = 0; i < s->n_clients; i++)
+        if (memcmp(s->clients[i].x5t, x5t, 8) == 0)
+            return &s->clients[i];
+    return NULL;
+}
+
+cl_client_t *cl_state_client_by_hash(cl_state_t *s, const uint8_t hash[32])
+{
+    for (size_t i = 0; i < s->n_clients; i++)
+        if (memcmp(s->clients[i].cert_hash, hash, 32) == 0)
+            return &s->clients[i];
+    return NULL;
+}
+
+cl_token_t *cl_state_token_by_hash(cl_state_t *s, const uint8_t hash[32])
+{
+    for (size_t i = 0; i < s->n_tokens; i++)
+        if (cl_ct_memcmp(s->tokens[i].hash, hash, 32) == 0)
+            return &s->tokens[i];
+    return NULL;
+}
+
+static cl_token_t *token_by_id(cl_state_t *s, uint32_t id)
+{
+    for (size_t i = 0; i < s->n_tokens; i++)
+        if (s->tokens[i].id == id)
+            return &s->tokens[i];
+    return NULL;
+}
+
+/* ---- decoding helpers (each refuses anything but the exact shape) ---- */
+
+static cl_status_t dec_fixed(cl_cbor_dec_t *d, uint8_t *out, size_t len)
+{
+    const uint8_t *p;
+    size_t n;
+    if (cl_cbor_dec_bstr(d, &p, &n) != CL_OK || n != len)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    memcpy(out, p, len);
+    return CL_OK;
+}
+
+static cl_status_t dec_u32(cl_cbor_dec_t *d, uint32_t *v)
+{
+    uint64_t x;
+    if (cl_cbor_dec_uint(d, &x) != CL_OK || x > UINT32_MAX)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    *v = (uint32_t)x;
+    return CL_OK;
+}
+
+static cl_status_t dec_name(cl_cbor_dec_t *d, char out[CL_NAME_MAX])
+{
+    const char *p;
+    size_t n;
+    if (cl_cbor_dec_tstr(d, &p, &n) != CL_OK || n >= CL_NAME_MAX)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return CL_OK;
+}
+
+static cl_status_t dec_role(cl_cbor_dec_t *d, uint8_t *role)
+{
+    uint32_t r;
+    if (dec_u32(d, &r) != CL_OK || r < CL_ROLE_ADMIN || r > CL_ROLE_SERVICE)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    *role = (uint8_t)r;
+    return CL_OK;
+}
+
+static cl_status_t dec_blob(cl_cbor_dec_t *d, const uint8_t **p, size_t *n)
+{
+    if (cl_cbor_dec_bstr(d, p, n) != CL_OK || *n == 0 || *n > CL_PKI_MAX_CERT_BYTES)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    return CL_OK;
+}
+
+static cl_status_t grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return CL_OK;
+    if (n >= CL_STATE_MAX_ENTRIES)
+        return CL_FAIL(CL_ERR_FULL);
+    size_t nc = *cap ? *cap * 2 : 16;
+    void *p = calloc(nc, elem);
+    if (p == NULL)
+        return CL_FAIL(CL_ERR_FULL);
+    if (*arr != NULL) {
+        memcpy(p, *arr, n * elem);
+        cl_wipe(*arr, *cap * elem);
+        free(*arr);
+    }
+    *arr = p;
+    *cap = nc;
+    return CL_OK;
+}
+
+static cl_status_t add_token(cl_state_t *s, const cl_token_t *t)
+{
+    if (token_by_id(s, t->id) != NULL)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    void *arr = s->tokens;
+    cl_status_t st = grow(&arr, &s->cap_tokens, s->n_tokens, sizeof *s->tokens);
+    s->tokens = arr;
+    if (st != CL_OK)
+        return st;
+    s->tokens[s->n_tokens++] = *t;
+    if (t->id >= s->next_token_id)
+        s->next_token_id = t->id + 1;
+    return CL_OK;
+}
+
+static cl_status_t add_client(cl_state_t *s, cl_client_t *c, const uint8_t *cert, size_t cert_len)
+{
+    if (c->id == CL_OWNER_ID || cl_state_client(s, c->id) != NULL ||
+        cl_state_client_by_hash(s, c->cert_hash) != NULL)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    void *arr = s->clients;
+    cl_status_t st = grow(&arr, &s->cap_clients, s->n_clients, sizeof *s->clients);
+    s->clients = arr;
+    if (st != CL_OK)
+        return st;
+    c->cert = NULL;
+    c->cert_len = 0;
+    if ((st = dup_blob(cert, cert_len, &c->cert, &c->cert_len)) != CL_OK)
+        return st;
+    s->clients[s->n_clients++] = *c;
+    if (c->id >= s->next_client_id)
+        s->next_client_id = c->id + 1;
+    return CL_OK;
+}
+
+cl_status_t cl_state_apply(cl_state_t *s, const uint8_t *rec, size_t len)
+{
+    cl_cbor_dec_t d;
+    size_t n;
+    uint64_t op;
+    int64_t t;
+    const uint8_t *p, *q;
+    size_t pn, qn;
+    cl_status_t st;
+
+    cl_cbor_dec_init(&d, rec, len);
+    if (cl_cbor_dec_array(&d, &n) != CL_OK || n < 2 || cl_cbor_dec_uint(&d, &op) != CL_OK ||
+        cl_cbor_dec_int(&d, &t) != CL_OK)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    switch (op) {
+    case CL_REC_KEYS:
+        if (n != 8 || s->have_keys)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        if (dec_fixed(&d, s->identity_priv, 32) != CL_OK ||
+            dec_fixed(&d, s->identity_pub, 65) != CL_OK ||
+            dec_fixed(&d, s->ca_priv, 32) != CL_OK || dec_fixed(&d, s->ca_pub, 65) != CL_OK ||
+            dec_fixed(&d, s->archive_key, 16) != CL_OK || dec_fixed(&d, s->tag_key, 32) != CL_OK)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        s->have_keys = true;
+        if (s->next_client_id == 0)
+            s->next_client_id = 1;
+        if (s->next_token_id == 0)
+            s->next_token_id = 1;
+        if (s->next_serial == 0)
+            s->next_serial = 1;
+        break;
+    case CL_REC_OWNER: {
+        uint8_t h[32], x5t[8];
+        if (n != 5 || s->phase != CL_PHASE_FRESH || !s->have_keys ||
+            dec_blob(&d, &p, &pn) != CL_OK || dec_fixed(&d, h, 32) != CL_OK ||
+            dec_fixed(&d, x5t, 8) != CL_OK)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        if ((st = dup_blob(p, pn, &s->owner_cert, &s->owner_len)) != CL_OK)
+            return st;
+        memcpy(s->owner_hash, h, 32);
+        memcpy(s->owner_x5t, x5t, 8);
+        s->phase = CL_PHASE_CLAIMED;
+        break;
+    }
+    case CL_REC_PROVISION:
+        if (n != 4 || s->phase != CL_PHASE_CLAIMED || dec_blob(&d, &p, &pn) != CL_OK ||
+            dec_blob(&d, &q, &qn) != CL_OK)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        if ((st = dup_blob(p, pn, &s->ca_cert, &s->ca_len)) != CL_OK ||
+            (st = dup_blob(q, qn, &s->id_cert, &s->id_len)) != CL_OK)
+            return st;
+        s->phase = CL_PHASE_PROVISIONED;
+        break;
+    case CL_REC_TOKEN: {
+        cl_token_t tk;
+        memset(&tk, 0, sizeof tk);
+        if (n != 7 || s->phase != CL_PHASE_PROVISIONED || dec_u32(&d, &tk.id) != CL_OK ||
+            dec_fixed(&d, tk.hash, 32) != CL_OK || dec_role(&d, &tk.role) != CL_OK ||
+            cl_cbor_dec_int(&d, &tk.expires_ms) != CL_OK || dec_name(&d, tk.name) != CL_OK)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        if ((st = add_token(s, &tk)) != CL_OK)
+            return st;
+        break;
+    }
+    case CL_REC_ENROLL: {
+        cl_client_t c;
+        uint32_t token_id;
+        uint64_t serial;
+        memset(&c, 0, sizeof c);
+        if (n != 10 || s->phase != CL_PHASE_PROVISIONED || dec_u32(&d, &token_id) != CL_OK ||
+            dec_u32(&d, &c.id) != CL_OK || dec_role(&d, &c.role) != CL_OK ||
+            dec_name(&d, c.name) != CL_OK || dec_blob(&d, &p, &pn) != CL_OK ||
+            dec_fixed(&d, c.cert_hash, 32) != CL_OK || dec_fixed(&d, c.x5t, 8) != CL_OK ||
+            cl_cbor_dec_uint(&d, &serial) != CL_OK)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        cl_token_t *tk = token_by_id(s, token_id);
+        if (tk == NULL || tk->used)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        if ((st = add_client(s, &c, p, pn)) != CL_OK)
+            return st;
+        tk->used = true;
+        if (serial >= s->next_serial)
+            s->next_serial = serial + 1;
+        break;
+    }
+    case CL_REC_REVOKE: {
+        uint32_t id;
+        if (n != 3 || dec_u32(&d, &id) != CL_OK)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        cl_client_t *c = cl_state_client(s, id);
+        if (c == NULL)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        c->revoked = true;
+        break;
+    }
+    default: return CL_FAIL(CL_ERR_BAD_INPUT);
+    }
+    if (!cl_cbor_dec_at_end(&d))
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    if (t > s->clock_ms)
+        s->clock_ms = t;
+    return CL_OK;
+}
+
+/* ---- snapshot ---- */
+
+static void enc_opt_blob(cl_cbor_enc_t *e, const uint8_t *p, size_t len)
+{
+    if (p == NULL)
+        cl_cbor_enc_null(e);
+    else
+        cl_cbor_enc_bstr(e, p, len);
+}
+
+static void enc_state(cl_cbor_enc_t *e, const cl_state_t *s)
+{
+    cl_cbor_enc_array(e, 20);
+    cl_cbor_enc_uint(e, CL_STATE_SNAPSHOT_VERSION);
+    cl_cbor_enc_uint(e, s->phase);
+    cl_cbor_enc_bool(e, s->have_keys);
+    cl_cbor_enc_bstr(e, s->identity_priv, 32);
+    cl_cbor_enc_bstr(e, s->identity_pub, 65);
+    cl_cbor_enc_bstr(e, s->ca_priv, 32);
+    cl_cbor_enc_bstr(e, s->ca_pub, 65);
+    cl_cbor_enc_bstr(e, s->archive_key, 16);
+    cl_cbor_enc_bstr(e, s->tag_key, 32);
+    enc_opt_blob(e, s->owner_cert, s->owner_len);
+    cl_cbor_enc_bstr(e, s->owner_hash, 32);
+    cl_cbor_enc_bstr(e, s->owner_x5t, 8);
+    enc_opt_blob(e, s->ca_cert, s->ca_len);
+    enc_opt_blob(e, s->id_cert, s->id_len);
+    cl_cbor_enc_uint(e, s->next_client_id);
+    cl_cbor_enc_uint(e, s->next_token_id);
+    cl_cbor_enc_uint(e, s->next_serial);
+    cl_cbor_enc_int(e, s->clock_ms);
+    cl_cbor_enc_array(e, s->n_tokens);
+    for (size_t i = 0; i < s->n_tokens; i++) {
+        const cl_token_t *t = &s->tokens[i];
+        cl_cbor_enc_array(e, 6);
+        cl_cbor_enc_uint(e, t->id);
+        cl_cbor_enc_uint(e, t->role);
+        cl_cbor_enc_bool(e, t->used);
+        cl_cbor_enc_int(e, t->expires_ms);
+        cl_cbor_enc_bstr(e, t->hash, 32);
+        cl_cbor_enc_tstr_z(e, t->name);
+    }
+    cl_cbor_enc_array(e, s->n_clients);
+    for (size_t i = 0; i < s->n_clients; i++) {
+        const cl_client_t *c = &s->clients[i];
+        cl_cbor_enc_array(e, 7);
+        cl_cbor_enc_uint(e, c->id);
+        cl_cbor_enc_uint(e, c->role);
+        cl_cbor_enc_bool(e, c->revoked);
+        cl_cbor_enc_tstr_z(e, c->name);
+        cl_cbor_enc_bstr(e, c->x5t, 8);
+        cl_cbor_enc_bstr(e, c->cert_hash, 32);
+        cl_cbor_enc_bstr(e, c->cert, c->cert_len);
+    }
+}
+
+cl_status_t cl_state_snapshot(const cl_state_t *s, uint8_t **out, size_t *out_len)
+{
+    cl_cbor_enc_t e;
+    size_t len;
+    cl_cbor_enc_init(&e, NULL, 0);
+    enc_state(&e, s);
+    if (cl_cbor_enc_finish(&e, &len) != CL_OK)
+        return CL_FAIL(CL_ERR_INVALID_ARG);
+    if (len > CL_CORE_MAX_SNAPSHOT - 4096)
+        return CL_FAIL(CL_ERR_LIMIT);
+    uint8_t *buf = malloc(len);
+    if (buf == NULL)
+        return CL_FAIL(CL_ERR_FULL);
+    cl_cbor_enc_init(&e, buf, len);
+    enc_state(&e, s);
+    if (cl_cbor_enc_finish(&e, &len) != CL_OK) {
+        cl_wipe(buf, len);
+        free(buf);
+        return CL_FAIL(CL_ERR_INVALID_ARG);
+    }
+    *out = buf;
+    *out_len = len;
+    return CL_OK;
+}
+
+static cl_status_t dec_opt_blob(cl_cbor_dec_t *d, uint8_t **out, size_t *out_len)
+{
+    cl_cbor_type_t ty;
+    const uint8_t *p;
+    size_t n;
+    if (cl_cbor_dec_peek(d, &ty) != CL_OK)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    if (ty != CL_CBOR_BSTR)
+        return cl_cbor_dec_null(d) == CL_OK ? CL_OK : CL_FAIL(CL_ERR_BAD_INPUT);
+    if (dec_blob(d, &p, &n) != CL_OK)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    return dup_blob(p, n, out, out_len);
+}
+
+static cl_status_t restore(cl_state_t *s, cl_cbor_dec_t *d)
+{
+    size_t n;
+    uint64_t v, phase;
+    cl_status_t st;
+
+    if (cl_cbor_dec_array(d, &n) != CL_OK || n != 20 || cl_cbor_dec_uint(d, &v) != CL_OK ||
+        v != CL_STATE_SNAPSHOT_VERSION || cl_cbor_dec_uint(d, &phase) != CL_OK ||
+        phase > CL_PHASE_PROVISIONED || cl_cbor_dec_bool(d, &s->have_keys) != CL_OK ||
+        dec_fixed(d, s->identity_priv, 32) != CL_OK || dec_fixed(d, s->identity_pub, 65) != CL_OK ||
+        dec_fixed(d, s->ca_priv, 32) != CL_OK || dec_fixed(d, s->ca_pub, 65) != CL_OK ||
+        dec_fixed(d, s->archive_key, 16) != CL_OK || dec_fixed(d, s->tag_key, 32) != CL_OK)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    s->phase = (uint8_t)phase;
+    if ((st = dec_opt_blob(d, &s->owner_cert, &s->owner_len)) != CL_OK ||
+        dec_fixed(d, s->owner_hash, 32) != CL_OK || dec_fixed(d, s->owner_x5t, 8) != CL_OK ||
+        (st = dec_opt_blob(d, &s->ca_cert, &s->ca_len)) != CL_OK ||
+        (st = dec_opt_blob(d, &s->id_cert, &s->id_len)) != CL_OK)
+        return st != CL_OK ? st : CL_FAIL(CL_ERR_BAD_INPUT);
+    if (dec_u32(d, &s->next_client_id) != CL_OK || dec_u32(d, &s->next_token_id) != CL_OK ||
+        cl_cbor_dec_uint(d, &s->next_serial) != CL_OK || cl_cbor_dec_int(d, &s->clock_ms) != CL_OK)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    /* phase and contents must agree */
+    if ((s->phase >= CL_PHASE_CLAIMED) != (s->owner_cert != NULL) ||
+        (s->phase == CL_PHASE_PROVISIONED) != (s->ca_cert != NULL && s->id_cert != NULL) ||
+        (s->phase != CL_PHASE_FRESH && !s->have_keys))
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    if (cl_cbor_dec_array(d, &n) != CL_OK || n > CL_STATE_MAX_ENTRIES)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    for (size_t i = 0; i < n; i++) {
+        cl_token_t t;
+        size_t m;
+        uint64_t role;
+        memset(&t, 0, sizeof t);
+        if (cl_cbor_dec_array(d, &m) != CL_OK || m != 6 || dec_u32(d, &t.id) != CL_OK ||
+            cl_cbor_dec_uint(d, &role) != CL_OK || role < CL_ROLE_ADMIN ||
+            role > CL_ROLE_SERVICE || cl_cbor_dec_bool(d, &t.used) != CL_OK ||
+            cl_cbor_dec_int(d, &t.expires_ms) != CL_OK || dec_fixed(d, t.hash, 32) != CL_OK ||
+            dec_name(d, t.name) != CL_OK)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        t.role = (uint8_t)role;
+        if ((st = add_token(s, &t)) != CL_OK)
+            return st;
+    }
+    if (cl_cbor_dec_array(d, &n) != CL_OK || n > CL_STATE_MAX_ENTRIES)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    for (size_t i = 0; i < n; i++) {
+        cl_client_t c;
+        size_t m, pn;
+        uint64_t role;
+        const uint8_t *p;
+        memset(&c, 0, sizeof c);
+        if (cl_cbor_dec_array(d, &m) != CL_OK || m != 7 || dec_u32(d, &c.id) != CL_OK ||
+            cl_cbor_dec_uint(d, &role) != CL_OK || role < CL_ROLE_ADMIN ||
+            role > CL_ROLE_SERVICE || cl_cbor_dec_bool(d, &c.revoked) != CL_OK ||
+            dec_name(d, c.name) != CL_OK || dec_fixed(d, c.x5t, 8) != CL_OK ||
+            dec_fixed(d, c.cert_hash, 32) != CL_OK || dec_blob(d, &p, &pn) != CL_OK)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        c.role = (uint8_t)role;
+        if ((st = add_client(s, &c, p, pn)) != CL_OK)
+            return st;
+    }
+    return cl_cbor_dec_at_end(d) ? CL_OK : CL_FAIL(CL_ERR_BAD_INPUT);
+}
+
+cl_status_t cl_state_restore(cl_state_t *s, const uint8_t *snap, size_t len)
+{
+    cl_cbor_dec_t d;
+    cl_state_t tmp;
+    memset(&tmp, 0, sizeof tmp);
+    cl_cbor_dec_init(&d, snap, len);
+    cl_status_t st = restore(&tmp, &d);
+    if (st != CL_OK) {
+        cl_state_free(&tmp);
+        return st;
+    }
+    cl_state_free(s);
+    *s = tmp;
+    return CL_OK;
+}

@@ -1,0 +1,511 @@
+/*
+ * cloisterd.c - the untrusted host daemon: runs the trusted core (sim or
+ * process runtime) behind the file storage backend and a CoAP/UDP endpoint.
+ *
+ * What: configuration (flags over a `key = value` file), structured logging
+ * on stderr, one ppoll() event loop that feeds datagrams to the endpoint
+ * (which batches them into one handle() ecall per iteration), ticks the core
+ * once per second and shuts down cleanly on SIGTERM/SIGINT (closing the
+ * runtime makes the core wipe itself; the storage is closed after it).
+ *
+ * Why so little: the host is untrusted by design. It carries ciphertext and
+ * public bootstrap data, and must never log payloads, tokens or keys - only
+ * counts, sizes, addresses and status names.
+ *
+ * Exit codes: 0 clean shutdown, 1 runtime error, 2 usage.
+ */
+#define _GNU_SOURCE /* ppoll */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cloister/core.h"
+#include "cloister/runtime.h"
+#include "storage.h"
+#include "udp_endpoint.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define MAX_TICK_FAILURES 5
+#define STATS_EVERY_MS 60000
+
+/* ------------------------------------------------------------ options */
+
+typedef struct opts {
+    const char *config;
+    const char *listen;
+    const char *data;
+    const char *runtime;
+    const char *core_image;
+    const char *core_exe;
+    const char *platform_dir;
+    const char *log_level;
+    const char *port_file;
+    int bind_any; /* -1 unset, 0, 1 */
+} opts_t;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: cloisterd [options]\n"
+            "  --config FILE          key = value file with the option names below\n"
+            "  --listen ADDR:PORT     UDP address (default 127.0.0.1:5683; port 0 = any)\n"
+            "  --bind-any             allow a non-loopback listen address\n"
+            "  --data DIR             data directory (default ./cloister-data)\n"
+            "  --runtime sim|process  how the core runs (default sim)\n"
+            "  --core-image PATH      the trusted core image%s\n"
+            "  --core-exe PATH        cloister-core for --runtime process%s\n"
+            "  --platform-dir DIR     simulated platform directory\n"
+            "  --log-level LEVEL      error|warn|info|debug (default info)\n"
+            "  --print-port-file FILE write the bound port there once listening\n"
+            "  --help                 this text\n"
+            "Flags override the config file. Exit: 0 clean, 1 runtime error, 2 usage.\n",
+#ifdef CL_DEFAULT_CORE_IMAGE
+            " (default: build tree)",
+#else
+            " (required)",
+#endif
+#ifdef CL_DEFAULT_CORE_EXE
+            " (default: build tree)"
+#else
+            " (default: next to the image)"
+#endif
+    );
+}
+
+/* Sets one option by name; false for an unknown name. */
+static bool set_opt(opts_t *o, const char *key, const char *val)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } map[] = {
+        {"listen", offsetof(opts_t, listen)},
+        {"data", offsetof(opts_t, data)},
+        {"runtime", offsetof(opts_t, runtime)},
+        {"core-image", offsetof(opts_t, core_image)},
+        {"core-exe", offsetof(opts_t, core_exe)},
+        {"platform-dir", offsetof(opts_t, platform_dir)},
+        {"log-level", offsetof(opts_t, log_level)},
+        {"print-port-file", offsetof(opts_t, port_file)},
+    };
+    if (strcmp(key, "bind-any") == 0) {
+        if (val == NULL || strcmp(val, "true") == 0 || strcmp(val, "1") == 0 ||
+            strcmp(val, "yes") == 0)
+            o->bind_any = 1;
+        else if (strcmp(val, "false") == 0 || strcmp(val, "0") == 0 || strcmp(val, "no") == 0)
+            o->bind_any = 0;
+        else
+            return false;
+        return true;
+    }
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        if (strcmp(key, map[i].name) == 0 && val != NULL) {
+            *(const char **)(void *)((char *)o + map[i].off) = val;
+            return true;
+        }
+    }
+    return false;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+/*
+ * Loads `key = value` lines (# comments, blank lines) into o. The values are
+ * kept in *store (freed by the caller). Returns false with a message on error.
+ */
+static bool load_config(const char *path, opts_t *o, char **store)
+{
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) {
+        fprintf(stderr, "cloisterd: cannot read config %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    size_t cap = 0, used = 0;
+    char *buf = NULL;
+    char line[1024];
+    unsigned lineno = 0;
+    bool ok = true;
+    /* First pass: copy the file, so option pointers stay valid. */
+    while (fgets(line, sizeof line, fp) != NULL) {
+        size_t l = strlen(line);
+        if (used + l + 2 > cap) {
+            cap = (cap + l + 2) * 2;
+            char *nb = realloc(buf, cap);
+            if (nb == NULL) {
+                ok = false;
+                break;
+            }
+            buf = nb;
+        }
+        memcpy(buf + used, line, l + 1);
+        used += l + 1;
+    }
+    fclose(fp);
+    *store = buf;
+    for (size_t pos = 0, next; ok && pos < used; pos = next) {
+        next = pos + strlen(buf + pos) + 1; /* before trim and '=' split shorten it */
+        lineno++;
+        char *s = trim(buf + pos);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            fprintf(stderr, "cloisterd: %s:%u: expected key = value\n", path, lineno);
+            ok = false;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        if (strcmp(key, "config") == 0 || !set_opt(o, key, val)) {
+            fprintf(stderr, "cloisterd: %s:%u: unknown or bad option '%s'\n", path, lineno, key);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+/* ------------------------------------------------------------ logging */
+
+typedef struct daemon_log {
+    int level;
+} daemon_log_t;
+
+static const char *level_name(int level)
+{
+    switch (level) {
+    case CL_LOG_ERROR:
+        return "error";
+    case CL_LOG_WARN:
+        return "warn";
+    case CL_LOG_INFO:
+        return "info";
+    default:
+        return "debug";
+    }
+}
+
+static void log_sink(void *ctx, int level, const char *line)
+{
+    const daemon_log_t *lg = ctx;
+    if (level > lg->level)
+        return;
+    struct timespec ts;
+    struct tm tm;
+    char t[32], out[1024];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, sizeof out, "ts=%s.%03ldZ level=%s %s\n", t, ts.tv_nsec / 1000000L,
+             level_name(level), line);
+    fputs(out, stderr);
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void dlog(daemon_log_t *lg, int level, const char *fmt, ...)
+{
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    log_sink(lg, level, line);
+}
+
+/* ------------------------------------------------------------ daemon */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static cl_status_t handle_cb(void *ctx, const uint8_t *in, size_t in_len, uint8_t *out,
+                             size_t out_size, size_t *out_len)
+{
+    return cl_runtime_handle((cl_runtime_t *)ctx, in, in_len, out, out_size, out_len);
+}
+
+static bool write_port_file(const char *path, uint16_t port)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return false;
+    FILE *fp = fopen(tmp, "w");
+    if (fp == NULL)
+        return false;
+    bool ok = fprintf(fp, "%u\n", (unsigned)port) > 0;
+    ok = (fclose(fp) == 0) && ok;
+    if (ok && rename(tmp, path) != 0)
+        ok = false;
+    if (!ok)
+        unlink(tmp);
+    return ok;
+}
+
+static void log_stats(daemon_log_t *lg, const cl_udp_t *ep, const char *msg)
+{
+    cl_udp_stats_t s;
+    cl_udp_get_stats(ep, &s);
+    dlog(lg, CL_LOG_INFO,
+         "msg=\"%s\" rx=%" PRIu64 " rx_bytes=%" PRIu64 " tx=%" PRIu64 " tx_bytes=%" PRIu64
+         " batches=%" PRIu64 " dedup_hits=%" PRIu64 " pings=%" PRIu64 " dropped_big=%" PRIu64
+         " dropped_bad=%" PRIu64 " dropped_unmatched=%" PRIu64 " dropped_inflight=%" PRIu64
+         " handler_errors=%" PRIu64,
+         msg, s.rx, s.rx_bytes, s.tx, s.tx_bytes, s.batches, s.dedup_hits, s.pings,
+         s.dropped_big, s.dropped_bad, s.dropped_unmatched, s.dropped_inflight,
+         s.handler_errors);
+}
+
+static int run(const opts_t *o, daemon_log_t *lg)
+{
+    int rc = EXIT_RUNTIME;
+    cl_files_t *files = NULL;
+    cl_runtime_t *rt = NULL;
+    cl_udp_t *ep = NULL;
+    cl_status_t st;
+
+    cl_runtime_config_t rcfg;
+    memset(&rcfg, 0, sizeof rcfg);
+    rcfg.kind = strcmp(o->runtime, "process") == 0 ? CL_RUNTIME_PROCESS : CL_RUNTIME_SIM;
+    rcfg.core_image = o->core_image;
+    rcfg.core_exe = o->core_exe;
+    rcfg.platform_dir = o->platform_dir;
+    rcfg.core.version = CL_CORE_API_VERSION;
+
+    dlog(lg, CL_LOG_INFO, "msg=\"starting\" runtime=%s listen=\"%s\" data=\"%s\"", o->runtime,
+         o->listen, o->data);
+    dlog(lg, CL_LOG_WARN,
+         "msg=\"simulated TEE platform: NO SECURITY, for development and tests only\"");
+
+    if ((st = cl_files_open(o->data, &files)) != CL_OK) {
+        dlog(lg, CL_LOG_ERROR, "msg=\"cannot open data directory\" status=%s",
+             cl_status_str(st));
+        goto done;
+    }
+    cl_files_set_logger(files, log_sink, lg);
+
+    if ((st = cl_runtime_open(&rcfg, cl_files_ops(files), &rt)) != CL_OK) {
+        dlog(lg, CL_LOG_ERROR, "msg=\"cannot open the trusted core\" status=%s",
+             cl_status_str(st));
+        goto done;
+    }
+    dlog(lg, CL_LOG_INFO, "msg=\"core open\" runtime=%s pid=%ld", cl_runtime_name(rt),
+         cl_runtime_pid(rt));
+
+    cl_udp_config_t ucfg;
+    memset(&ucfg, 0, sizeof ucfg);
+    ucfg.listen = o->listen;
+    ucfg.bind_any = o->bind_any == 1;
+    if ((st = cl_udp_open(&ucfg, handle_cb, rt, log_sink, lg, &ep)) != CL_OK) {
+        dlog(lg, CL_LOG_ERROR, "msg=\"cannot listen\" listen=\"%s\" status=%s", o->listen,
+             cl_status_str(st));
+        if (st == CL_ERR_INVALID_ARG) /* unparsable, or not loopback without --bind-any */
+            rc = EXIT_USAGE;
+        goto done;
+    }
+    cl_files_set_send(files, cl_udp_send, ep);
+    if (o->port_file != NULL && !write_port_file(o->port_file, cl_udp_port(ep))) {
+        dlog(lg, CL_LOG_ERROR, "msg=\"cannot write port file\" errno=%d", errno);
+        goto done;
+    }
+    dlog(lg, CL_LOG_INFO, "msg=\"listening\" transport=coap port=%u", (unsigned)cl_udp_port(ep));
+
+    sigset_t block, orig;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &orig);
+    sigdelset(&orig, SIGTERM);
+    sigdelset(&orig, SIGINT);
+
+    uint64_t now = mono_ms(), next_tick = now + 1000, next_stats = now + STATS_EVERY_MS;
+    int tick_failures = 0;
+    while (!stop_signal) {
+        struct pollfd pfd = {.fd = cl_udp_fd(ep), .events = POLLIN, .revents = 0};
+        uint64_t wait = next_tick > now ? next_tick - now : 0;
+        struct timespec ts = {.tv_sec = (time_t)(wait / 1000),
+                              .tv_nsec = (long)(wait % 1000) * 1000000L};
+        int pr = ppoll(&pfd, 1, &ts, &orig);
+        if (pr < 0 && errno != EINTR) {
+            dlog(lg, CL_LOG_ERROR, "msg=\"poll failed\" errno=%d", errno);
+            goto done;
+        }
+        now = mono_ms();
+        if (pr > 0 && (pfd.revents & POLLIN) != 0) {
+            /* Drain a bounded number of batches, then give timers a turn. */
+            for (int k = 0; k < 16 && !stop_signal; k++) {
+                size_t got = 0;
+                if (cl_udp_process(ep, now, &got) != CL_OK || got < CL_CORE_MAX_BATCH)
+                    break;
+                now = mono_ms();
+            }
+        }
+        if (now >= next_tick) {
+            st = cl_runtime_tick(rt, real_ms());
+            if (st != CL_OK) {
+                dlog(lg, CL_LOG_ERROR, "msg=\"core tick failed\" status=%s", cl_status_str(st));
+                if (++tick_failures >= MAX_TICK_FAILURES) {
+                    dlog(lg, CL_LOG_ERROR, "msg=\"core keeps failing, stopping\"");
+                    goto done;
+                }
+            } else {
+                tick_failures = 0;
+            }
+            next_tick = (now - next_tick > 1000) ? now + 1000 : next_tick + 1000;
+        }
+        if (now >= next_stats) {
+            log_stats(lg, ep, "stats");
+            next_stats = now + STATS_EVERY_MS;
+        }
+    }
+    dlog(lg, CL_LOG_INFO, "msg=\"shutting down\" signal=%d", (int)stop_signal);
+    rc = 0;
+done:
+    if (ep != NULL) {
+        log_stats(lg, ep, "endpoint totals");
+        cl_udp_log_peers(ep, CL_LOG_DEBUG);
+    }
+    if (files != NULL)
+        cl_files_set_send(files, NULL, NULL); /* the endpoint goes first */
+    cl_udp_close(ep);
+    if (rt != NULL)
+        cl_runtime_close(rt); /* the core wipes itself */
+    cl_files_close(files);
+    dlog(lg, CL_LOG_INFO, "msg=\"stopped\" exit=%d", rc);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    opts_t flags, o;
+    memset(&flags, 0, sizeof flags);
+    flags.bind_any = -1;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(a, "--bind-any") == 0) {
+            flags.bind_any = 1;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
+            fprintf(stderr, "cloisterd: bad argument '%s'\n", a);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+        const char *val = argv[++i];
+        if (strcmp(a, "--config") == 0)
+            flags.config = val;
+        else if (!set_opt(&flags, a + 2, val)) {
+            fprintf(stderr, "cloisterd: unknown option '%s'\n", a);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+
+    /* Defaults, then the config file, then the flags. */
+    memset(&o, 0, sizeof o);
+    o.listen = "127.0.0.1:5683";
+    o.data = "cloister-data";
+    o.runtime = "sim";
+    o.log_level = "info";
+    o.bind_any = 0;
+#ifdef CL_DEFAULT_CORE_IMAGE
+    o.core_image = CL_DEFAULT_CORE_IMAGE;
+#endif
+#ifdef CL_DEFAULT_CORE_EXE
+    o.core_exe = CL_DEFAULT_CORE_EXE;
+#endif
+    char *store = NULL;
+    if (flags.config != NULL && !load_config(flags.config, &o, &store)) {
+        free(store);
+        return EXIT_USAGE;
+    }
+#define OVERLAY(f)                                                                                 \
+    if (flags.f != NULL)                                                                           \
+    o.f = flags.f
+    OVERLAY(listen);
+    OVERLAY(data);
+    OVERLAY(runtime);
+    OVERLAY(core_image);
+    OVERLAY(core_exe);
+    OVERLAY(platform_dir);
+    OVERLAY(log_level);
+    OVERLAY(port_file);
+#undef OVERLAY
+    if (flags.bind_any >= 0)
+        o.bind_any = flags.bind_any;
+
+    daemon_log_t lg = {.level = CL_LOG_INFO};
+    int rc = EXIT_USAGE;
+    if (strcmp(o.log_level, "error") == 0)
+        lg.level = CL_LOG_ERROR;
+    else if (strcmp(o.log_level, "warn") == 0)
+        lg.level = CL_LOG_WARN;
+    else if (strcmp(o.log_level, "debug") == 0)
+        lg.level = CL_LOG_DEBUG;
+    else if (strcmp(o.log_level, "info") != 0) {
+        fprintf(stderr, "cloisterd: bad --log-level '%s'\n", o.log_level);
+        goto out;
+    }
+    if (strcmp(o.runtime, "sim") != 0 && strcmp(o.runtime, "process") != 0) {
+        fprintf(stderr, "cloisterd: --runtime must be sim or process\n");
+        goto out;
+    }
+    if (o.core_image == NULL) {
+        fprintf(stderr, "cloisterd: --core-image is required (no default in this build)\n");
+        goto out;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+
+    rc = run(&o, &lg);
+out:
+    free(store);
+    return rc;
+}

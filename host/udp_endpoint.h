@@ -1,0 +1,86 @@
+/*
+ * host/udp_endpoint.h - cloisterd's CoAP-over-UDP endpoint. UNTRUSTED HOST SIDE.
+ *
+ * The host runs only the CoAP *message layer* here (RFC 7252 section 4):
+ * it reads the 4-byte header and the token length, answers an empty CON
+ * ("ping") with RST, drops ACK/RST that match nothing it sent, and keeps a
+ * bounded deduplication cache (peer, message id) -> last response for
+ * EXCHANGE_LIFETIME so that a retransmitted request gets the same response
+ * without reaching the core twice (the core would rightly call it a replay).
+ * Everything else - options, payload, OSCORE, EDHOC - is the core's to parse.
+ *
+ * Requests received in one loop iteration (up to CL_CORE_MAX_BATCH) become
+ * one batch (cl_batch_*, peer id = generation << 32 | slot of a bounded peer
+ * table) handed to the handler once; response item i answers request i, an
+ * empty item means "no answer", items past the request count are sent as
+ * they are (notifications).
+ */
+#ifndef CLOISTER_HOST_UDP_ENDPOINT_H
+#define CLOISTER_HOST_UDP_ENDPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister/status.h"
+#include "storage.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CL_UDP_MAX_DATAGRAM 1500          /**< bigger datagrams are dropped */
+#define CL_UDP_EXCHANGE_LIFETIME_MS 247000 /**< RFC 7252 section 4.8.2 */
+#define CL_UDP_DEDUP_ENTRIES 4096
+#define CL_UDP_MAX_PEERS 1024
+
+/** The core's handle() as the endpoint sees it (cl_runtime_handle shaped). */
+typedef cl_status_t (*cl_udp_handler_fn)(void *ctx, const uint8_t *in, size_t in_len,
+                                         uint8_t *out, size_t out_size, size_t *out_len);
+
+typedef struct cl_udp_config {
+    const char *listen;           /**< "127.0.0.1:5683", "[::1]:0"; port 0 = any free one */
+    bool bind_any;                /**< allow a non-loopback address */
+    size_t dedup_entries;         /**< 0 = CL_UDP_DEDUP_ENTRIES */
+    uint32_t exchange_lifetime_ms; /**< 0 = CL_UDP_EXCHANGE_LIFETIME_MS */
+    size_t max_peers;             /**< 0 = CL_UDP_MAX_PEERS */
+} cl_udp_config_t;
+
+/** Counters only: never contents. */
+typedef struct cl_udp_stats {
+    uint64_t rx, rx_bytes, tx, tx_bytes;
+    uint64_t dropped_big, dropped_bad, dropped_unmatched, dropped_inflight;
+    uint64_t pings, dedup_hits, batches, handler_errors, peers_evicted;
+} cl_udp_stats_t;
+
+typedef struct cl_udp cl_udp_t;
+
+/**
+ * Binds the socket. CL_ERR_INVALID_ARG for an unparsable address or a
+ * non-loopback one without bind_any; CL_ERR_PERSIST (logged) when bind fails.
+ */
+cl_status_t cl_udp_open(const cl_udp_config_t *cfg, cl_udp_handler_fn handler, void *handler_ctx,
+                        cl_host_log_fn log, void *log_ctx, cl_udp_t **out) CL_MUST_CHECK;
+/** The socket to poll for POLLIN. */
+int cl_udp_fd(const cl_udp_t *ep);
+/** The bound port (useful with port 0). */
+uint16_t cl_udp_port(const cl_udp_t *ep);
+/**
+ * Reads the datagrams waiting (up to CL_CORE_MAX_BATCH, never blocks),
+ * answers what the message layer answers, hands the requests to the handler
+ * as one batch and sends the responses. *got = datagrams read (0: socket
+ * drained). A handler failure is logged and counted, not returned.
+ */
+cl_status_t cl_udp_process(cl_udp_t *ep, uint64_t now_ms, size_t *got) CL_MUST_CHECK;
+/** Sends a core-originated message to a peer id (cl_host_send_fn shaped; ctx = ep). */
+cl_status_t cl_udp_send(void *ep, uint64_t peer, uint16_t transport, const uint8_t *msg,
+                        size_t len);
+void cl_udp_get_stats(const cl_udp_t *ep, cl_udp_stats_t *out);
+/** Logs one line per known peer: address, counts and sizes. */
+void cl_udp_log_peers(const cl_udp_t *ep, int level);
+void cl_udp_close(cl_udp_t *ep);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,586 @@
+/*
+ * test_core.c - the trusted core end to end, through a TEE runtime (the
+ * first argument: "sim" or "process"; ctest runs both), with the
+ * lying-host fixture as its storage: attestation and owner binding,
+ * claim/provision (and a hijacked core), EDHOC as owner, enrollment tokens
+ * and enrollment (used, expired, forged), roles, events into the encrypted
+ * archive (canary), revocation, restart (unseal + replay), and a host that
+ * lies or fails at boot and on commit.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cloister/attest.h"
+#include "cloister/cbor.h"
+#include "cloister/coap.h"
+#include "cloister/runtime.h"
+#include "cloister/tee_sim.h"
+#include "core_client.h"
+#include "lying_host.h"
+#include "pki.h"
+
+static cl_runtime_kind_t g_kind = CL_RUNTIME_SIM;
+static const int64_t T0 = INT64_C(1800000000000); /* 2027-01-15 */
+
+typedef struct world {
+    char dir[64];
+    lh_t *lh;
+    cl_runtime_t *rt;
+    cc_peer_t owner;
+    uint8_t owner_cert[2048];
+    size_t owner_len;
+    uint8_t ca_cert[2048], id_cert[2048];
+    size_t ca_len, id_len;
+} world_t;
+
+static cl_status_t rt_open(world_t *w)
+{
+    cl_runtime_config_t cfg = {.kind = g_kind,
+                               .core_image = CL_TEST_CORE_IMAGE,
+                               .platform_dir = w->dir,
+                               .core_exe = CL_TEST_CORE_EXE,
+                               .core = {.version = CL_CORE_API_VERSION,
+                                        .snapshot_every = 5,
+                                        .max_sessions = 64}};
+    return cl_runtime_open(&cfg, lh_ops(w->lh), &w->rt);
+}
+
+static void make_root(cc_peer_t *p, const char *cn, uint8_t *out, size_t *out_len)
+{
+    cl_pki_cert_req_t req = {.kind = CL_PKI_ROOT_CA, .cn = cn, .pub = p->pub, .serial = 1,
+                             .not_before = T0 / 1000 - 86400, .not_after = T0 / 1000 + 86400 * 3650};
+    assert_int_equal(cl_pki_make_cert(&req, cc_sign, p, out, 2048, out_len), CL_OK);
+}
+
+static void world_init(world_t *w)
+{
+    memset(w, 0, sizeof *w);
+    snprintf(w->dir, sizeof w->dir, "/tmp/cl-core-XXXXXX");
+    assert_non_null(mkdtemp(w->dir));
+    w->lh = lh_new();
+    lh_set_time(w->lh, T0);
+    assert_int_equal(rt_open(w), CL_OK);
+    cc_init(&w->owner, 1);
+    make_root(&w->owner, "Test Owner", w->owner_cert, &w->owner_len);
+}
+
+static void world_free(world_t *w)
+{
+    if (w->rt != NULL)
+        cl_runtime_close(w->rt);
+    cc_free(&w->owner);
+    lh_free(w->lh);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", w->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void nonce_fill(uint8_t n[32], uint8_t seed)
+{
+    for (int i = 0; i < 32; i++)
+        n[i] = (uint8_t)(seed * 31 + i);
+}
+
+/* Fetches and verifies evidence; returns the decoded map (pointing into buf). */
+static cl_attest_result_t evidence(world_t *w, uint8_t seed, uint8_t *buf, size_t size,
+                                   cl_attest_core_evidence_t *ev)
+{
+    uint8_t nonce[32];
+    size_t len = 0;
+    cl_attest_policy_t pol;
+    nonce_fill(nonce, seed);
+    assert_int_equal(cc_evidence(&w->owner, w->rt, nonce, 32, buf, size, &len), CL_COAP_CONTENT);
+    assert_int_equal(cl_attest_core_evidence_decode(buf, len, ev), CL_OK);
+    memset(&pol, 0, sizeof pol);
+    assert_int_equal(cl_sim_measure(CL_TEST_CORE_IMAGE, pol.mr_enclave[0]), CL_OK);
+    pol.n_mr_enclave = 1;
+    pol.allow_simulated = true;
+    return cl_attest_core_evidence_verify(ev, nonce, 32, cl_sim_root_pem(), T0 / 1000, &pol, NULL);
+}
+
+static void map1(uint8_t *out, size_t size, size_t *len, const char *k1, const uint8_t *v1,
+                 size_t l1, const char *k2, const uint8_t *v2, size_t l2)
+{
+    cl_cbor_enc_t e;
+    cl_cbor_enc_init(&e, out, size);
+    cl_cbor_enc_map(&e, k2 ? 2 : 1);
+    cl_cbor_enc_tstr_z(&e, k1);
+    cl_cbor_enc_bstr(&e, v1, l1);
+    if (k2) {
+        cl_cbor_enc_tstr_z(&e, k2);
+        cl_cbor_enc_bstr(&e, v2, l2);
+    }
+    assert_int_equal(cl_cbor_enc_finish(&e, len), CL_OK);
+}
+
+static bool has_error(const uint8_t *body, size_t len, const char *code)
+{
+    const char *v;
+    size_t vl;
+    return cc_map_tstr(body, len, "error", &v, &vl) && vl == strlen(code) &&
+           memcmp(v, code, vl) == 0;
+}
+
+/* Owner certificates for the core's two keys, signed by `signer`. */
+static void owner_certs(world_t *w, cc_peer_t *signer, const uint8_t *issuer, size_t issuer_len,
+                        const cl_attest_core_evidence_t *ev)
+{
+    cl_pki_cert_req_t ca = {.kind = CL_PKI_INTERMEDIATE_CA, .cn = "Core CA", .pub = ev->ca_pub,
+                            .serial = 2, .not_before = T0 / 1000 - 3600,
+                            .not_after = T0 / 1000 + 86400 * 3650, .issuer = issuer,
+                            .issuer_len = issuer_len};
+    cl_pki_cert_req_t id = ca;
+    id.kind = CL_PKI_LEAF;
+    id.cn = "Core identity";
+    id.pub = ev->identity_pub;
+    id.serial = 3;
+    assert_int_equal(cl_pki_make_cert(&ca, cc_sign, signer, w->ca_cert, 2048, &w->ca_len), CL_OK);
+    assert_int_equal(cl_pki_make_cert(&id, cc_sign, signer, w->id_cert, 2048, &w->id_len), CL_OK);
+}
+
+/* claim + provision + owner session */
+static void provision(world_t *w)
+{
+    uint8_t body[2600], ev_buf[8192];
+    size_t len;
+    cl_attest_core_evidence_t ev;
+    uint8_t h[32];
+
+    assert_int_equal(evidence(w, 1, ev_buf, sizeof ev_buf, &ev), CL_ATTEST_OK_SIMULATED);
+    assert_int_equal(ev.state_len, 5); /* "fresh" */
+    map1(body, sizeof body, &len, "owner_cert", w->owner_cert, w->owner_len, NULL, NULL, 0);
+    uint8_t resp[512];
+    size_t rl;
+    assert_int_equal(cc_plain(&w->owner, w->rt, CL_COAP_POST, "/pki/owner", body, len, resp,
+                              sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    /* the evidence now binds our certificate */
+    assert_int_equal(evidence(w, 2, ev_buf, sizeof ev_buf, &ev), CL_ATTEST_OK_SIMULATED);
+    cl_buf_t part = {w->owner_cert, w->owner_len};
+    assert_int_equal(cl_sha256(&w->owner.crypto, &part, 1, h), CL_OK);
+    assert_memory_equal(ev.owner, h, 32);
+    owner_certs(w, &w->owner, w->owner_cert, w->owner_len, &ev);
+    map1(body, sizeof body, &len, "ca_cert", w->ca_cert, w->ca_len, "identity_cert", w->id_cert,
+         w->id_len);
+    assert_int_equal(cc_plain(&w->owner, w->rt, CL_COAP_POST, "/pki/provision", body, len, resp,
+                              sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    cc_cred_x5chain(&w->owner, w->owner_cert, w->owner_len);
+    cc_set_core_cert(&w->owner, w->id_cert, w->id_len);
+    assert_int_equal(cc_connect(&w->owner, w->rt), CL_OK);
+}
+
+static int whoami(cc_peer_t *p, cl_runtime_t *rt, char role[16])
+{
+    uint8_t body[512];
+    size_t len;
+    const char *v;
+    size_t vl;
+    int code = cc_request(p, rt, CL_COAP_GET, "/whoami", NULL, 0, body, sizeof body, &len);
+    role[0] = '\0';
+    if (code == CL_COAP_CONTENT && cc_map_tstr(body, len, "role", &v, &vl) && vl < 16) {
+        memcpy(role, v, vl);
+        role[vl] = '\0';
+    }
+    return code;
+}
+
+static void token_create(world_t *w, const char *role, uint64_t ttl, uint8_t token[16])
+{
+    uint8_t body[256], resp[512];
+    size_t len, rl, tl;
+    const uint8_t *t;
+    cl_cbor_enc_t e;
+    cl_cbor_enc_init(&e, body, sizeof body);
+    cl_cbor_enc_map(&e, 3);
+    cl_cbor_enc_tstr_z(&e, "role");
+    cl_cbor_enc_tstr_z(&e, role);
+    cl_cbor_enc_tstr_z(&e, "ttl");
+    cl_cbor_enc_uint(&e, ttl);
+    cl_cbor_enc_tstr_z(&e, "name");
+    cl_cbor_enc_tstr_z(&e, "test token");
+    assert_int_equal(cl_cbor_enc_finish(&e, &len), CL_OK);
+    assert_int_equal(cc_request(&w->owner, w->rt, CL_COAP_POST, "/pki/tokens", body, len, resp,
+                                sizeof resp, &rl),
+                     CL_COAP_CREATED);
+    assert_true(cc_map_bstr(resp, rl, "token", &t, &tl));
+    assert_int_equal(tl, 16);
+    memcpy(token, t, 16);
+}
+
+/* Enrolls `dev` with a token; returns the CoAP code, error body in err. */
+static int enroll(world_t *w, cc_peer_t *dev, const uint8_t token[16], const char *name,
+                  uint8_t *cert, size_t *cert_len, uint8_t *err, size_t *err_len)
+{
+    uint8_t body[256], resp[2048];
+    size_t len, rl;
+    cl_cbor_enc_t e;
+    cc_cred_kccs(dev);
+    cc_set_core_cert(dev, w->id_cert, w->id_len);
+    if (cc_connect(dev, w->rt) != CL_OK)
+        return -1;
+    cl_cbor_enc_init(&e, body, sizeof body);
+    cl_cbor_enc_map(&e, 2);
+    cl_cbor_enc_tstr_z(&e, "token");
+    cl_cbor_enc_bstr(&e, token, 16);
+    cl_cbor_enc_tstr_z(&e, "name");
+    cl_cbor_enc_tstr_z(&e, name);
+    assert_int_equal(cl_cbor_enc_finish(&e, &len), CL_OK);
+    int code = cc_request(dev, w->rt, CL_COAP_POST, "/pki/enroll", body, len, resp, sizeof resp,
+                          &rl);
+    const uint8_t *c;
+    size_t cl;
+    if (code == CL_COAP_CREATED && cc_map_bstr(resp, rl, "cert", &c, &cl)) {
+        memcpy(cert, c, cl);
+        *cert_len = cl;
+    } else if (err != NULL) {
+        memcpy(err, resp, rl);
+        *err_len = rl;
+    }
+    return code;
+}
+
+static int publish(cc_peer_t *p, cl_runtime_t *rt, const char *type, const char *marker)
+{
+    uint8_t body[512], resp[256];
+    size_t len, rl;
+    cl_cbor_enc_t e;
+    cl_cbor_enc_init(&e, body, sizeof body);
+    cl_cbor_enc_map(&e, 2);
+    cl_cbor_enc_tstr_z(&e, "type");
+    cl_cbor_enc_tstr_z(&e, type);
+    cl_cbor_enc_tstr_z(&e, "properties");
+    cl_cbor_enc_map(&e, 2);
+    cl_cbor_enc_tstr_z(&e, "note");
+    cl_cbor_enc_tstr_z(&e, marker);
+    cl_cbor_enc_tstr_z(&e, "temperature");
+    cl_cbor_enc_int(&e, 21);
+    assert_int_equal(cl_cbor_enc_finish(&e, &len), CL_OK);
+    return cc_request(p, rt, CL_COAP_POST, "/events", body, len, resp, sizeof resp, &rl);
+}
+
+static bool contains(const uint8_t *hay, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(hay + i, needle, k) == 0)
+            return true;
+    return false;
+}
+
+/* No marker anywhere the host can see: log records, snapshots, archive, log lines. */
+static void assert_no_marker(world_t *w, const char *marker)
+{
+    const uint8_t *b;
+    size_t len, checked = 0;
+    for (uint64_t c = lh_first_counter(w->lh); c <= lh_last_counter(w->lh); c++)
+        if (lh_get_record(w->lh, c, &b, &len) != 0) {
+            assert_false(contains(b, len, marker));
+            checked++;
+        }
+    if (lh_get_snapshot(w->lh, &b, &len) != 0) {
+        assert_false(contains(b, len, marker));
+        checked++;
+    }
+    for (size_t i = 0; i < lh_archive_count(w->lh); i++) {
+        uint64_t id, bucket;
+        uint8_t tag[16];
+        assert_int_not_equal(lh_archive_get(w->lh, i, &id, tag, &bucket, &b, &len), 0);
+        assert_false(contains(b, len, marker));
+        checked++;
+    }
+    assert_true(checked >= 3); /* records, snapshot and archive were really searched */
+    for (size_t i = 0; i < lh_line_count(w->lh); i++) {
+        int level;
+        const char *l = lh_line(w->lh, i, &level);
+        assert_non_null(l);
+        assert_null(strstr(l, marker));
+    }
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_fresh_core_evidence(void **state)
+{
+    (void)state;
+    world_t w;
+    uint8_t buf[8192];
+    cl_attest_core_evidence_t ev;
+    world_init(&w);
+    assert_int_equal(evidence(&w, 7, buf, sizeof buf, &ev), CL_ATTEST_OK_SIMULATED);
+    assert_memory_equal(ev.state, "fresh", 5);
+    assert_null(ev.identity_cert);
+    /* a protected resource without OSCORE, and EDHOC before provisioning, are refused */
+    uint8_t resp[512];
+    size_t rl;
+    assert_int_equal(cc_plain(&w.owner, w.rt, CL_COAP_GET, "/whoami", NULL, 0, resp, sizeof resp,
+                              &rl),
+                     CL_COAP_UNAUTHORIZED);
+    assert_true(has_error(resp, rl, "unauthorized"));
+    cc_cred_x5chain(&w.owner, w.owner_cert, w.owner_len);
+    assert_int_not_equal(cc_connect(&w.owner, w.rt), CL_OK);
+    world_free(&w);
+}
+
+static void test_provision_enroll_revoke_restart(void **state)
+{
+    (void)state;
+    world_t w;
+    char role[16];
+    uint8_t token[16], cert[2048], err[512], resp[512], body[2600];
+    size_t cert_len, err_len, rl, len;
+    world_init(&w);
+    provision(&w);
+    assert_int_equal(whoami(&w.owner, w.rt, role), CL_COAP_CONTENT);
+    assert_string_equal(role, "owner");
+
+    /* a second claim and a second provisioning are refused */
+    map1(body, sizeof body, &len, "owner_cert", w.owner_cert, w.owner_len, NULL, NULL, 0);
+    assert_int_equal(cc_plain(&w.owner, w.rt, CL_COAP_POST, "/pki/owner", body, len, resp,
+                              sizeof resp, &rl),
+                     CL_COAP_FORBIDDEN);
+    assert_true(has_error(resp, rl, "already-claimed"));
+
+    /* enrollment: token, then a device with a fresh key */
+    token_create(&w, "device", 3600, token);
+    cc_peer_t dev;
+    cc_init(&dev, 2);
+    assert_int_equal(enroll(&w, &dev, token, "thermostat", cert, &cert_len, NULL, NULL),
+                     CL_COAP_CREATED);
+    assert_int_equal(cl_pki_verify_issued(cert, cert_len, w.ca_cert, w.ca_len, T0 / 1000), CL_OK);
+    cl_pki_cert_info_t info;
+    assert_int_equal(cl_pki_cert_parse(cert, cert_len, &info), CL_OK);
+    assert_string_equal(info.ou, "role:device");
+    assert_memory_equal(info.pub, dev.pub, 65);
+    /* the enrollee session is over; the device comes back with its certificate (x5t) */
+    cc_cred_x5t(&dev, cert, cert_len);
+    assert_int_equal(cc_connect(&dev, w.rt), CL_OK);
+    assert_int_equal(whoami(&dev, w.rt, role), CL_COAP_CONTENT);
+    assert_string_equal(role, "device");
+
+    /* the same token again, from another key: used */
+    cc_peer_t thief;
+    cc_init(&thief, 3);
+    assert_int_equal(enroll(&w, &thief, token, "thief", cert, &cert_len, err, &err_len),
+                     CL_COAP_FORBIDDEN);
+    assert_true(has_error(err, err_len, "token-used"));
+    /* a forged token */
+    uint8_t forged[16];
+    memset(forged, 0x42, sizeof forged);
+    assert_int_equal(enroll(&w, &thief, forged, "thief", cert, &cert_len, err, &err_len),
+                     CL_COAP_FORBIDDEN);
+    assert_true(has_error(err, err_len, "token-invalid"));
+    /* an expired token */
+    token_create(&w, "user", 60, token);
+    lh_advance(w.lh, 61 * 1000);
+    assert_int_equal(enroll(&w, &thief, token, "late", cert, &cert_len, err, &err_len),
+                     CL_COAP_FORBIDDEN);
+    assert_true(has_error(err, err_len, "token-expired"));
+    /* an enrollee may do nothing but enroll */
+    assert_int_equal(whoami(&thief, w.rt, role), CL_COAP_FORBIDDEN);
+
+    /* roles: a device cannot create tokens or list clients */
+    assert_int_equal(cc_request(&dev, w.rt, CL_COAP_POST, "/pki/tokens", (const uint8_t *)"\xa0",
+                                1, resp, sizeof resp, &rl),
+                     CL_COAP_FORBIDDEN);
+    assert_int_equal(cc_request(&dev, w.rt, CL_COAP_GET, "/clients", NULL, 0, resp, sizeof resp,
+                                &rl),
+                     CL_COAP_FORBIDDEN);
+    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_GET, "/clients", NULL, 0, resp,
+                                sizeof resp, &rl),
+                     CL_COAP_CONTENT);
+
+    /* events: accepted, archived as ciphertext only */
+    const char *marker = "CANARY-7f3a9c1e-core";
+    assert_int_equal(publish(&dev, w.rt, "temperature", marker), CL_COAP_CHANGED);
+    assert_int_equal(lh_archive_count(w.lh), 1);
+    assert_no_marker(&w, marker);
+
+    /* revocation drops the live session at once and refuses new handshakes */
+    uint64_t dev_id = 1;
+    char path[32];
+    snprintf(path, sizeof path, "/clients/%llu/revoke", (unsigned long long)dev_id);
+    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_POST, path, NULL, 0, resp, sizeof resp,
+                                &rl),
+                     CL_COAP_CHANGED);
+    assert_int_equal(whoami(&dev, w.rt, role), -(int)CL_COAP_UNAUTHORIZED);
+    assert_int_not_equal(cc_connect(&dev, w.rt), CL_OK);
+
+    /* restart: unseal + replay; state survives, sessions do not */
+    cl_runtime_close(w.rt);
+    w.rt = NULL;
+    assert_int_equal(rt_open(&w), CL_OK);
+    assert_int_equal(whoami(&w.owner, w.rt, role), -(int)CL_COAP_UNAUTHORIZED);
+    assert_int_equal(cc_connect(&w.owner, w.rt), CL_OK);
+    assert_int_equal(whoami(&w.owner, w.rt, role), CL_COAP_CONTENT);
+    assert_string_equal(role, "owner");
+    assert_int_not_equal(cc_connect(&dev, w.rt), CL_OK); /* still revoked */
+    uint8_t ev_buf[8192];
+    cl_attest_core_evidence_t ev;
+    assert_int_equal(evidence(&w, 9, ev_buf, sizeof ev_buf, &ev), CL_ATTEST_OK_SIMULATED);
+    assert_memory_equal(ev.state, "provisioned", 11);
+    assert_int_equal(ev.identity_cert_len, w.id_len);
+    assert_no_marker(&w, marker);
+    cc_free(&dev);
+    cc_free(&thief);
+    world_free(&w);
+}
+
+static void test_hijacked_core(void **state)
+{
+    (void)state;
+    world_t w;
+    uint8_t body[2600], resp[512], ev_buf[8192], mallory_cert[2048], h[32];
+    size_t len, rl, mallory_len;
+    cl_attest_core_evidence_t ev;
+    world_init(&w);
+    /* someone else claims the fresh core first */
+    cc_peer_t mallory;
+    cc_init(&mallory, 9);
+    make_root(&mallory, "Mallory", mallory_cert, &mallory_len);
+    map1(body, sizeof body, &len, "owner_cert", mallory_cert, mallory_len, NULL, NULL, 0);
+    assert_int_equal(cc_plain(&mallory, w.rt, CL_COAP_POST, "/pki/owner", body, len, resp,
+                              sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    /* the real owner's claim is refused ... */
+    map1(body, sizeof body, &len, "owner_cert", w.owner_cert, w.owner_len, NULL, NULL, 0);
+    assert_int_equal(cc_plain(&w.owner, w.rt, CL_COAP_POST, "/pki/owner", body, len, resp,
+                              sizeof resp, &rl),
+                     CL_COAP_FORBIDDEN);
+    /* ... and the evidence (which verifies) binds another owner: detected */
+    assert_int_equal(evidence(&w, 3, ev_buf, sizeof ev_buf, &ev), CL_ATTEST_OK_SIMULATED);
+    cl_buf_t part = {w.owner_cert, w.owner_len};
+    assert_int_equal(cl_sha256(&w.owner.crypto, &part, 1, h), CL_OK);
+    assert_memory_not_equal(ev.owner, h, 32);
+    /* certificates signed by the real owner are refused by Mallory's core */
+    owner_certs(&w, &w.owner, w.owner_cert, w.owner_len, &ev);
+    map1(body, sizeof body, &len, "ca_cert", w.ca_cert, w.ca_len, "identity_cert", w.id_cert,
+         w.id_len);
+    assert_int_equal(cc_plain(&w.owner, w.rt, CL_COAP_POST, "/pki/provision", body, len, resp,
+                              sizeof resp, &rl),
+                     CL_COAP_FORBIDDEN);
+    assert_true(has_error(resp, rl, "not-owner"));
+    /* certificates for other keys, even from the right signer, are refused */
+    cl_attest_core_evidence_t wrong = ev;
+    wrong.ca_pub = w.owner.pub;
+    owner_certs(&w, &mallory, mallory_cert, mallory_len, &wrong);
+    map1(body, sizeof body, &len, "ca_cert", w.ca_cert, w.ca_len, "identity_cert", w.id_cert,
+         w.id_len);
+    assert_int_equal(cc_plain(&mallory, w.rt, CL_COAP_POST, "/pki/provision", body, len, resp,
+                              sizeof resp, &rl),
+                     CL_COAP_BAD_REQUEST);
+    assert_true(has_error(resp, rl, "bad-certificate"));
+    cc_free(&mallory);
+    world_free(&w);
+}
+
+static void test_lying_host(void **state)
+{
+    (void)state;
+    world_t w;
+    char role[16];
+    uint8_t token[16], resp[512], body[256];
+    size_t rl, len;
+    world_init(&w);
+    provision(&w);
+
+    /* the host fails the append: the client gets storage-failed and nothing changed */
+    lh_fail_after(w.lh, LH_OP_LOG_APPEND, 0);
+    cl_cbor_enc_t e;
+    cl_cbor_enc_init(&e, body, sizeof body);
+    cl_cbor_enc_map(&e, 2);
+    cl_cbor_enc_tstr_z(&e, "role");
+    cl_cbor_enc_tstr_z(&e, "device");
+    cl_cbor_enc_tstr_z(&e, "ttl");
+    cl_cbor_enc_uint(&e, 600);
+    assert_int_equal(cl_cbor_enc_finish(&e, &len), CL_OK);
+    size_t records = lh_record_count(w.lh);
+    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_POST, "/pki/tokens", body, len, resp,
+                                sizeof resp, &rl),
+                     CL_COAP_SERVICE_UNAVAILABLE);
+    assert_true(has_error(resp, rl, "storage-failed"));
+    assert_int_equal(lh_record_count(w.lh), records);
+    lh_fail_clear(w.lh);
+    token_create(&w, "device", 600, token);
+    /* wrong clock: time going backwards does not revive expired tokens or break the core */
+    lh_set_lie(w.lh, LH_LIE_CLOCK_BACKWARDS, 3600 * 1000);
+    assert_int_equal(whoami(&w.owner, w.rt, role), CL_COAP_CONTENT);
+    lh_clear_lies(w.lh);
+    for (int i = 0; i < 8 && lh_last_counter(w.lh) - lh_first_counter(w.lh) < 3; i++)
+        token_create(&w, "user", 600, token); /* records after the last snapshot */
+    cl_runtime_close(w.rt);
+    w.rt = NULL;
+
+    /* boot lies: each one refuses the boot cleanly; the honest store boots again */
+    /* (a duplicate returned for the next counter and an older snapshot with the
+       full log are consistent: they must boot to the same state, see docs/sealed-state.md) */
+    int64_t last = (int64_t)lh_last_counter(w.lh);
+    assert_true(last - (int64_t)lh_first_counter(w.lh) >= 2); /* records after the snapshot */
+    const struct {
+        lh_lie_t lie;
+        int64_t param;
+        bool detectable;
+    } lies[] = {{LH_LIE_CORRUPT_READ, 40, true}, {LH_LIE_HIDE_ONE, last - 1, true},
+                {LH_LIE_REORDER, last - 1, true}, {LH_LIE_LEN_OVER_SIZE, 1, true},
+                {LH_LIE_STALE, last, true},       {LH_LIE_DUPLICATE, last, true},
+                {LH_LIE_OLD_SNAPSHOT, 1, false}};
+    for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
+        lh_set_lie(w.lh, lies[i].lie, lies[i].param);
+        size_t before = lh_record_count(w.lh);
+        cl_status_t st = rt_open(&w);
+        if (lies[i].detectable) {
+            assert_int_not_equal(st, CL_OK);
+            assert_int_equal(lh_record_count(w.lh), before); /* nothing appended */
+        } else if (st == CL_OK) {
+            assert_int_equal(cc_connect(&w.owner, w.rt), CL_OK);
+            assert_int_equal(whoami(&w.owner, w.rt, role), CL_COAP_CONTENT);
+            cl_runtime_close(w.rt);
+            w.rt = NULL;
+        }
+        lh_clear_lies(w.lh);
+    }
+    /* failures at every call of the boot */
+    for (unsigned long n = 0; n < 6; n++) {
+        lh_fail_after(w.lh, LH_OP_ANY, n);
+        cl_status_t st = rt_open(&w);
+        lh_fail_clear(w.lh);
+        if (st == CL_OK) {
+            cl_runtime_close(w.rt);
+            w.rt = NULL;
+        }
+    }
+    assert_int_equal(rt_open(&w), CL_OK);
+    assert_int_equal(cc_connect(&w.owner, w.rt), CL_OK);
+    assert_int_equal(whoami(&w.owner, w.rt, role), CL_COAP_CONTENT);
+    /* garbage batches are refused without harm */
+    uint8_t junk[64];
+    size_t out_len;
+    static uint8_t out[CL_CORE_MAX_BATCH_BYTES];
+    memset(junk, 0xff, sizeof junk);
+    assert_int_not_equal(cl_runtime_handle(w.rt, junk, sizeof junk, out, sizeof out, &out_len),
+                         CL_OK);
+    assert_int_equal(whoami(&w.owner, w.rt, role), CL_COAP_CONTENT);
+    world_free(&w);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "process") == 0)
+        g_kind = CL_RUNTIME_PROCESS;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fresh_core_evidence),
+        cmocka_unit_test(test_provision_enroll_revoke_restart),
+        cmocka_unit_test(test_hijacked_core),
+        cmocka_unit_test(test_lying_host),
+    };
+    printf("runtime: %s\n", g_kind == CL_RUNTIME_PROCESS ? "process" : "sim");
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
