@@ -6,6 +6,13 @@
  */
 #include "cloister/core.h"
 
+/* A build-variant label inside the image: tests build a second image with
+ * another label to get another MRENCLAVE from the same code and signer. */
+#ifndef CL_CORE_IMAGE_VARIANT
+#define CL_CORE_IMAGE_VARIANT "release"
+#endif
+__attribute__((used)) static const char image_variant[] = "cloister-core-image:" CL_CORE_IMAGE_VARIANT;
+
 __attribute__((visibility("default"))) const cl_core_ecalls_t *cl_core_entry(void)
 {
     return cl_core_ecall_table();

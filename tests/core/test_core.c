@@ -41,16 +41,22 @@ typedef struct world {
     size_t ca_len, id_len;
 } world_t;
 
-static cl_status_t rt_open(world_t *w)
+static cl_status_t rt_open_image(world_t *w, const char *image, uint16_t policy)
 {
     cl_runtime_config_t cfg = {.kind = g_kind,
-                               .core_image = CL_TEST_CORE_IMAGE,
+                               .core_image = image,
                                .platform_dir = w->dir,
                                .core_exe = CL_TEST_CORE_EXE,
                                .core = {.version = CL_CORE_API_VERSION,
                                         .snapshot_every = 5,
-                                        .max_sessions = 64}};
+                                        .max_sessions = 64,
+                                        .seal_policy = policy}};
     return cl_runtime_open(&cfg, lh_ops(w->lh), &w->rt);
+}
+
+static cl_status_t rt_open(world_t *w)
+{
+    return rt_open_image(w, CL_TEST_CORE_IMAGE, CL_SGX_KEYPOLICY_MRENCLAVE);
 }
 
 static void make_root(cc_peer_t *p, const char *cn, uint8_t *out, size_t *out_len)
@@ -571,6 +577,49 @@ static void test_lying_host(void **state)
     world_free(&w);
 }
 
+/* Sealed state and core builds: MRENCLAVE binds the exact build, MRSIGNER the signer. */
+static void test_sealing_across_builds(void **state)
+{
+    (void)state;
+    world_t w;
+    char role[16];
+    uint8_t m1[32], m2[32];
+    assert_int_equal(cl_sim_measure(CL_TEST_CORE_IMAGE, m1), CL_OK);
+    assert_int_equal(cl_sim_measure(CL_TEST_CORE_IMAGE_V2, m2), CL_OK);
+    assert_memory_not_equal(m1, m2, 32);
+
+    /* MRENCLAVE policy (the default): another build cannot open the state */
+    world_init(&w);
+    provision(&w);
+    cl_runtime_close(w.rt);
+    w.rt = NULL;
+    size_t before = lh_record_count(w.lh);
+    assert_int_not_equal(rt_open_image(&w, CL_TEST_CORE_IMAGE_V2, CL_SGX_KEYPOLICY_MRENCLAVE),
+                         CL_OK);
+    assert_int_equal(lh_record_count(w.lh), before);
+    assert_int_equal(rt_open(&w), CL_OK); /* the original build still can */
+    assert_int_equal(cc_connect(&w.owner, w.rt), CL_OK);
+    world_free(&w);
+
+    /* MRSIGNER policy: an upgraded build of the same signer opens it */
+    world_init(&w);
+    cl_runtime_close(w.rt);
+    /* (the store now holds MRENCLAVE-sealed records: a core configured for MRSIGNER refuses them) */
+    assert_int_not_equal(rt_open_image(&w, CL_TEST_CORE_IMAGE, CL_SGX_KEYPOLICY_MRSIGNER), CL_OK);
+    lh_free(w.lh);
+    w.lh = lh_new();
+    lh_set_time(w.lh, T0);
+    assert_int_equal(rt_open_image(&w, CL_TEST_CORE_IMAGE, CL_SGX_KEYPOLICY_MRSIGNER), CL_OK);
+    provision(&w);
+    cl_runtime_close(w.rt);
+    w.rt = NULL;
+    assert_int_equal(rt_open_image(&w, CL_TEST_CORE_IMAGE_V2, CL_SGX_KEYPOLICY_MRSIGNER), CL_OK);
+    assert_int_equal(cc_connect(&w.owner, w.rt), CL_OK);
+    assert_int_equal(whoami(&w.owner, w.rt, role), CL_COAP_CONTENT);
+    assert_string_equal(role, "owner");
+    world_free(&w);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "process") == 0)
@@ -580,6 +629,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_provision_enroll_revoke_restart),
         cmocka_unit_test(test_hijacked_core),
         cmocka_unit_test(test_lying_host),
+        cmocka_unit_test(test_sealing_across_builds),
     };
     printf("runtime: %s\n", g_kind == CL_RUNTIME_PROCESS ? "process" : "sim");
     return cmocka_run_group_tests(tests, NULL, NULL);
