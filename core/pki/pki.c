@@ -495,7 +495,9 @@ static cl_status_t add_extensions(X509 *x, cl_pki_kind_t kind, const uint8_t ski
     }
     if (ok && ca) /* keyCertSign (5), cRLSign (6) */
         ok = ASN1_BIT_STRING_set_bit(ku, 5, 1) == 1 && ASN1_BIT_STRING_set_bit(ku, 6, 1) == 1;
-    else if (ok) /* digitalSignature (0) */
+    if (ok && kind == CL_PKI_ROOT_CA) /* + digitalSignature: the owner signs EDHOC with it */
+        ok = ASN1_BIT_STRING_set_bit(ku, 0, 1) == 1;
+    if (ok && !ca) /* digitalSignature (0) */
         ok = ASN1_BIT_STRING_set_bit(ku, 0, 1) == 1;
     if (ok && !ca)
         ok = sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth)) > 0 &&

@@ -1,5 +1,5 @@
 /*
- * keysrc.h - where the EDHOC examples' private keys come from: a PEM file,
+ * keysrc.h - where a program's private keys come from (the examples, the CLI): a PEM file,
  * or a key inside a PKCS#11 token (SoftHSM2, a secure element, an HSM).
  *
  * A key is named on the command line either as a file path or as a small
@@ -15,8 +15,8 @@
  * and delegates the rest to OpenSSL), so EDHOC's ephemeral keys are then
  * generated in the token too.
  */
-#ifndef CL_EXAMPLE_EDHOC_KEYSRC_H
-#define CL_EXAMPLE_EDHOC_KEYSRC_H
+#ifndef CLOISTER_KEYSTORE_KEYSRC_H
+#define CLOISTER_KEYSTORE_KEYSRC_H
 
 #include <stdbool.h>
 #include <stddef.h>
