@@ -220,67 +220,104 @@ static cl_status_t add_client(cl_state_t *s, cl_client_t *c, const uint8_t *cert
     return CL_OK;
 }
 
+/*
+ * Applies one record atomically: every field is decoded and checked into
+ * locals first (including "nothing after the record"), and the state is only
+ * touched once the whole record is known good, so a refused record leaves
+ * the state exactly as it was (fuzz_core_state checks this).
+ */
 cl_status_t cl_state_apply(cl_state_t *s, const uint8_t *rec, size_t len)
 {
     cl_cbor_dec_t d;
     size_t n;
     uint64_t op;
     int64_t t;
-    const uint8_t *p, *q;
-    size_t pn, qn;
-    cl_status_t st;
+    const uint8_t *p = NULL, *q = NULL;
+    size_t pn = 0, qn = 0;
+    cl_status_t st = CL_OK;
 
     cl_cbor_dec_init(&d, rec, len);
     if (cl_cbor_dec_array(&d, &n) != CL_OK || n < 2 || cl_cbor_dec_uint(&d, &op) != CL_OK ||
         cl_cbor_dec_int(&d, &t) != CL_OK)
         return CL_FAIL(CL_ERR_BAD_INPUT);
     switch (op) {
-    case CL_REC_KEYS:
-        if (n != 8 || s->have_keys)
-            return CL_FAIL(CL_ERR_BAD_INPUT);
-        if (dec_fixed(&d, s->identity_priv, 32) != CL_OK ||
-            dec_fixed(&d, s->identity_pub, 65) != CL_OK ||
-            dec_fixed(&d, s->ca_priv, 32) != CL_OK || dec_fixed(&d, s->ca_pub, 65) != CL_OK ||
-            dec_fixed(&d, s->archive_key, 16) != CL_OK || dec_fixed(&d, s->tag_key, 32) != CL_OK)
-            return CL_FAIL(CL_ERR_BAD_INPUT);
-        s->have_keys = true;
-        if (s->next_client_id == 0)
-            s->next_client_id = 1;
-        if (s->next_token_id == 0)
-            s->next_token_id = 1;
-        if (s->next_serial == 0)
-            s->next_serial = 1;
+    case CL_REC_KEYS: {
+        uint8_t ip[32], iq[65], cp[32], cq[65], ak[16], tk[32];
+        if (n != 8 || s->have_keys || dec_fixed(&d, ip, 32) != CL_OK ||
+            dec_fixed(&d, iq, 65) != CL_OK || dec_fixed(&d, cp, 32) != CL_OK ||
+            dec_fixed(&d, cq, 65) != CL_OK || dec_fixed(&d, ak, 16) != CL_OK ||
+            dec_fixed(&d, tk, 32) != CL_OK || !cl_cbor_dec_at_end(&d))
+            st = CL_FAIL(CL_ERR_BAD_INPUT);
+        if (st == CL_OK) {
+            memcpy(s->identity_priv, ip, 32);
+            memcpy(s->identity_pub, iq, 65);
+            memcpy(s->ca_priv, cp, 32);
+            memcpy(s->ca_pub, cq, 65);
+            memcpy(s->archive_key, ak, 16);
+            memcpy(s->tag_key, tk, 32);
+            s->have_keys = true;
+            if (s->next_client_id == 0)
+                s->next_client_id = 1;
+            if (s->next_token_id == 0)
+                s->next_token_id = 1;
+            if (s->next_serial == 0)
+                s->next_serial = 1;
+        }
+        cl_wipe(ip, sizeof ip);
+        cl_wipe(cp, sizeof cp);
+        cl_wipe(ak, sizeof ak);
+        cl_wipe(tk, sizeof tk);
+        if (st != CL_OK)
+            return st;
         break;
+    }
     case CL_REC_OWNER: {
         uint8_t h[32], x5t[8];
+        uint8_t *copy = NULL;
+        size_t copy_len = 0;
         if (n != 5 || s->phase != CL_PHASE_FRESH || !s->have_keys ||
             dec_blob(&d, &p, &pn) != CL_OK || dec_fixed(&d, h, 32) != CL_OK ||
-            dec_fixed(&d, x5t, 8) != CL_OK)
+            dec_fixed(&d, x5t, 8) != CL_OK || !cl_cbor_dec_at_end(&d))
             return CL_FAIL(CL_ERR_BAD_INPUT);
-        if ((st = dup_blob(p, pn, &s->owner_cert, &s->owner_len)) != CL_OK)
+        if ((st = dup_blob(p, pn, &copy, &copy_len)) != CL_OK)
             return st;
+        free_blob(&s->owner_cert, &s->owner_len);
+        s->owner_cert = copy;
+        s->owner_len = copy_len;
         memcpy(s->owner_hash, h, 32);
         memcpy(s->owner_x5t, x5t, 8);
         s->phase = CL_PHASE_CLAIMED;
         break;
     }
-    case CL_REC_PROVISION:
+    case CL_REC_PROVISION: {
+        uint8_t *ca = NULL, *id = NULL;
+        size_t ca_len = 0, id_len = 0;
         if (n != 4 || s->phase != CL_PHASE_CLAIMED || dec_blob(&d, &p, &pn) != CL_OK ||
-            dec_blob(&d, &q, &qn) != CL_OK)
+            dec_blob(&d, &q, &qn) != CL_OK || !cl_cbor_dec_at_end(&d))
             return CL_FAIL(CL_ERR_BAD_INPUT);
-        if ((st = dup_blob(p, pn, &s->ca_cert, &s->ca_len)) != CL_OK ||
-            (st = dup_blob(q, qn, &s->id_cert, &s->id_len)) != CL_OK)
+        if ((st = dup_blob(p, pn, &ca, &ca_len)) != CL_OK ||
+            (st = dup_blob(q, qn, &id, &id_len)) != CL_OK) {
+            free_blob(&ca, &ca_len);
             return st;
+        }
+        free_blob(&s->ca_cert, &s->ca_len);
+        free_blob(&s->id_cert, &s->id_len);
+        s->ca_cert = ca;
+        s->ca_len = ca_len;
+        s->id_cert = id;
+        s->id_len = id_len;
         s->phase = CL_PHASE_PROVISIONED;
         break;
+    }
     case CL_REC_TOKEN: {
         cl_token_t tk;
         memset(&tk, 0, sizeof tk);
         if (n != 7 || s->phase != CL_PHASE_PROVISIONED || dec_u32(&d, &tk.id) != CL_OK ||
             dec_fixed(&d, tk.hash, 32) != CL_OK || dec_role(&d, &tk.role) != CL_OK ||
-            cl_cbor_dec_int(&d, &tk.expires_ms) != CL_OK || dec_name(&d, tk.name) != CL_OK)
+            cl_cbor_dec_int(&d, &tk.expires_ms) != CL_OK || dec_name(&d, tk.name) != CL_OK ||
+            !cl_cbor_dec_at_end(&d))
             return CL_FAIL(CL_ERR_BAD_INPUT);
-        if ((st = add_token(s, &tk)) != CL_OK)
+        if ((st = add_token(s, &tk)) != CL_OK) /* checks the id first; grows, then appends */
             return st;
         break;
     }
@@ -293,12 +330,12 @@ cl_status_t cl_state_apply(cl_state_t *s, const uint8_t *rec, size_t len)
             dec_u32(&d, &c.id) != CL_OK || dec_role(&d, &c.role) != CL_OK ||
             dec_name(&d, c.name) != CL_OK || dec_blob(&d, &p, &pn) != CL_OK ||
             dec_fixed(&d, c.cert_hash, 32) != CL_OK || dec_fixed(&d, c.x5t, 8) != CL_OK ||
-            cl_cbor_dec_uint(&d, &serial) != CL_OK)
+            cl_cbor_dec_uint(&d, &serial) != CL_OK || !cl_cbor_dec_at_end(&d))
             return CL_FAIL(CL_ERR_BAD_INPUT);
         cl_token_t *tk = token_by_id(s, token_id);
         if (tk == NULL || tk->used)
             return CL_FAIL(CL_ERR_BAD_INPUT);
-        if ((st = add_client(s, &c, p, pn)) != CL_OK)
+        if ((st = add_client(s, &c, p, pn)) != CL_OK) /* all checks before it appends */
             return st;
         tk->used = true;
         if (serial >= s->next_serial)
@@ -307,7 +344,7 @@ cl_status_t cl_state_apply(cl_state_t *s, const uint8_t *rec, size_t len)
     }
     case CL_REC_REVOKE: {
         uint32_t id;
-        if (n != 3 || dec_u32(&d, &id) != CL_OK)
+        if (n != 3 || dec_u32(&d, &id) != CL_OK || !cl_cbor_dec_at_end(&d))
             return CL_FAIL(CL_ERR_BAD_INPUT);
         cl_client_t *c = cl_state_client(s, id);
         if (c == NULL)
@@ -317,8 +354,6 @@ cl_status_t cl_state_apply(cl_state_t *s, const uint8_t *rec, size_t len)
     }
     default: return CL_FAIL(CL_ERR_BAD_INPUT);
     }
-    if (!cl_cbor_dec_at_end(&d))
-        return CL_FAIL(CL_ERR_BAD_INPUT);
     if (t > s->clock_ms)
         s->clock_ms = t;
     return CL_OK;

@@ -1,37 +1,40 @@
 #!/usr/bin/env bash
 #
-# demo.sh - the README's "run" command: builds Cloister and shows the OSCORE
-# example (examples/oscore) working over loopback UDP.
+# demo.sh - the README's "run" command: builds Cloister and walks the trusted
+# core's first path on loopback, with the simulated TEE (which gives NO
+# security and says so):
 #
-# Steps: install missing packages (scripts/install-deps.sh), configure and
-# build build/ (RelWithDebInfo), start oscore-server with
-# examples/oscore/server.conf (state in a temporary directory), then with
-# oscore-client: GET /hello, POST /echo "cloister", a replayed request
-# (refused), and a server restart after which the client transparently
-# passes the Appendix B.1.2 Echo challenge and the server's sequence number
-# continues from its persisted ceiling. Every step checks its result; the
-# script stops with exit status 1 at the first unexpected one. The server is
-# stopped on exit.
+#   cloisterd (untrusted host; the core in its own process) ->
+#   cloister owner init (owner key + self-signed root) ->
+#   cloister measure / verify (DCAP-v3-shaped evidence, simulated) ->
+#   cloister provision (claim, check the owner binding, sign the core's CA and
+#   identity certificates) -> token create -> enroll a device (EDHOC with a raw
+#   key + one-time token; the core's CA issues its certificate) -> publish
+#   events over EDHOC + OSCORE -> the host's files hold no plaintext ->
+#   revoke the device -> restart cloisterd (unseal + replay the sealed log)
 #
-# Environment: CL_SKIP_DEPS=1 skips the installer; CL_DEMO_PORT picks the
-# UDP port (default: any free port); BUILD_DIR overrides build/.
+# Every step checks its result; the script stops with exit status 1 at the
+# first unexpected one. Everything lives in a temporary directory that is
+# removed at exit (KEEP=1 keeps it).
+#
+# Environment: CL_SKIP_DEPS=1 skips the installer; BUILD_DIR overrides build/;
+# CL_RUNTIME=sim runs the core inside cloisterd instead of its own process.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
-conf=$root/examples/oscore
-state=$(mktemp -d "${TMPDIR:-/tmp}/cloister-demo.XXXXXX")
-server_pid=""
-port=${CL_DEMO_PORT:-0}
+runtime=${CL_RUNTIME:-process}
+work=$(mktemp -d "${TMPDIR:-/tmp}/cloister-demo.XXXXXX")
+daemon_pid=""
 step=0
-steps=7
+steps=11
 
 cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
+    if [ -n "$daemon_pid" ]; then
+        kill -TERM "$daemon_pid" 2>/dev/null || true
+        wait "$daemon_pid" 2>/dev/null || true
     fi
-    rm -rf "$state"
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -45,111 +48,134 @@ heading() {
 ok() { printf '%s    ok: %s%s\n' "$green" "$1" "$off"; }
 die() {
     printf '%s    FAILED: %s%s\n' "$red" "$1" "$off" >&2
-    if [ -f "$state/server.log" ]; then
-        echo "    server log:" >&2
-        sed 's/^/      /' "$state/server.log" >&2
+    if [ -f "$work/cloisterd.log" ]; then
+        echo "    cloisterd log (last 20 lines):" >&2
+        tail -n 20 "$work/cloisterd.log" | sed 's/^/      /' >&2
     fi
     exit 1
 }
 
-# Server log lines written since the last call, indented.
-log_mark=0
-show_server_log() {
-    local n
-    n=$(wc -l <"$state/server.log")
-    if [ "$n" -gt "$log_mark" ]; then
-        tail -n +"$((log_mark + 1))" "$state/server.log" | sed 's/^/    | /'
+# cl NAME ARGS...: runs `cloister ARGS`, shows the command and its output.
+cl() {
+    local name=$1
+    shift
+    echo "    \$ cloister $*"
+    if ! "$build/cli/cloister" "$@" >"$work/$name.out" 2>&1; then
+        sed 's/^/      /' "$work/$name.out"
+        return 1
     fi
-    log_mark=$n
+    sed 's/^/      /' "$work/$name.out"
 }
 
-start_server() {
-    local before
-    before=$(grep -c "listening on" "$state/server.log" 2>/dev/null || true)
-    echo "    \$ oscore-server -c examples/oscore/server.conf --seq-file \$STATE/server.seq --port $1"
-    "$build/examples/oscore-server" -c "$conf/server.conf" --seq-file "$state/server.seq" \
-        --port "$1" 2>>"$state/server.log" &
-    server_pid=$!
+start_daemon() {
+    rm -f "$work/port"
+    echo "    \$ cloisterd --listen 127.0.0.1:0 --runtime $runtime --data \$WORK/data --platform-dir \$WORK/platform"
+    "$build/host/cloisterd" --listen 127.0.0.1:0 --runtime "$runtime" --data "$work/data" \
+        --platform-dir "$work/platform" --print-port-file "$work/port" \
+        >>"$work/cloisterd.log" 2>&1 &
+    daemon_pid=$!
     for _ in $(seq 1 100); do
-        if [ "$(grep -c "listening on" "$state/server.log")" -gt "${before:-0}" ]; then
-            port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$state/server.log" |
-                tail -n 1)
-            show_server_log
-            return 0
-        fi
-        kill -0 "$server_pid" 2>/dev/null || break
+        [ -s "$work/port" ] && break
+        kill -0 "$daemon_pid" 2>/dev/null || { daemon_pid=""; die "cloisterd exited at start"; }
         sleep 0.1
     done
-    server_pid=""
-    die "oscore-server did not start"
+    [ -s "$work/port" ] || die "cloisterd did not start"
+    server="coap://127.0.0.1:$(cat "$work/port")"
 }
 
-# run_client EXPECTED_STDOUT ARGS...: runs the client, shows what it printed.
-run_client() {
-    local want=$1
-    shift
-    echo "    \$ oscore-client -c examples/oscore/client.conf $*"
-    set +e
-    "$build/examples/oscore-client" -c "$conf/client.conf" --seq-file "$state/client.seq" \
-        "$@" >"$state/out" 2>"$state/err"
-    client_rc=$?
-    set -e
-    sed 's/^/    /' "$state/out"
-    sed 's/^/    (stderr) /' "$state/err"
-    show_server_log
-    grep -qxF -- "$want" "$state/out" || die "expected '$want' (exit status $client_rc)"
+stop_daemon() {
+    kill -TERM "$daemon_pid"
+    wait "$daemon_pid" || die "cloisterd did not shut down cleanly"
+    daemon_pid=""
 }
 
 heading "Dependencies"
 if [ "${CL_SKIP_DEPS:-0}" = 1 ]; then
     echo "    skipped (CL_SKIP_DEPS=1)"
-elif [ -f "$root/scripts/install-deps.sh" ]; then
-    bash "$root/scripts/install-deps.sh"
 else
-    echo "    scripts/install-deps.sh not present; assuming the build tools are installed"
+    bash "$root/scripts/install-deps.sh"
 fi
 
 heading "Build (RelWithDebInfo, ${build#"$root"/})"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)" \
-    --target oscore-server oscore-client
-ok "oscore-server and oscore-client built"
+    --target cloisterd cloister cloister-core cloister_core_image
+ok "cloisterd, cloister, the core image (signed) and cloister-core built"
 
-heading "Start oscore-server (RFC 8613 C.1 context, echo_recovery on; state in $state)"
-start_server "$port"
-ok "listening on 127.0.0.1:$port"
+heading "Start cloisterd (untrusted host; core runtime: $runtime; simulated TEE)"
+start_daemon
+ok "listening on ${server#coap://}"
 
-heading "GET /hello (first request after start-up: Echo challenge, Appendix B.1.2)"
-run_client "2.05 Content: Hello World!" -v GET "coap://127.0.0.1:$port/hello"
-grep -q "protected 4.01 with Echo" "$state/err" || die "no Echo challenge seen"
-ok "Hello World! after one Echo round trip"
+heading "The owner: a key and a self-signed root certificate"
+cl owner_init owner init --dir "$work/owner" --name "Demo owner" || die "owner init"
+ok "owner key (0600) and root certificate in \$WORK/owner"
 
-heading "POST /echo \"cloister\""
-run_client "2.04 Changed: cloister" POST "coap://127.0.0.1:$port/echo" cloister
-ok "payload echoed"
+heading "What runs in the TEE: measure the build, verify the core's evidence"
+cl measure measure || die "measure"
+mrenclave=$(awk '$1 == "mrenclave" {print $2}' "$work/measure.out")
+[ ${#mrenclave} = 64 ] || die "no MRENCLAVE printed"
+if "$build/cli/cloister" verify --server "$server" --expect-mrenclave "$mrenclave" \
+    >"$work/verify_strict.out" 2>&1; then
+    die "simulated evidence accepted without --allow-simulated"
+fi
+echo "    (without --allow-simulated the evidence is refused: $(tail -n 1 "$work/verify_strict.out"))"
+cl verify verify --server "$server" --expect-mrenclave "$mrenclave" --allow-simulated ||
+    die "verify"
+grep -q "SIMULATED - NO SECURITY" "$work/verify.out" || die "simulated evidence not labelled"
+ok "quote verified against the simulated root; the result says SIMULATED, never plain OK"
 
-heading "Replay: re-send a captured protected request verbatim"
-run_client 'replay: 4.01 Unauthorized (unprotected): Replay detected' --replay-last \
-    POST "coap://127.0.0.1:$port/echo" cloister
-[ "$client_rc" -eq 0 ] || die "replay not refused"
-ok "the server refused the replayed request"
+heading "Provision: claim the core, check the owner binding, sign its certificates"
+cl provision provision --server "$server" --owner "$work/owner" --expect-mrenclave "$mrenclave" \
+    --allow-simulated || die "provision"
+cl owner_whoami whoami --dir "$work/owner" || die "owner whoami"
+ok "the owner talks to the core over EDHOC + OSCORE"
 
-heading "Restart the server; the client passes the Echo challenge again"
-ceiling_before=$(cat "$state/server.seq")
-echo "    persisted ceiling before the restart: $ceiling_before"
-kill -TERM "$server_pid"
-wait "$server_pid" || die "oscore-server did not exit cleanly"
-server_pid=""
-show_server_log
-start_server "$port"
-run_client "2.05 Content: Hello World!" -v GET "coap://127.0.0.1:$port/hello"
-echo_piv=$(sed -n 's/.*4\.01 with Echo (server partial IV \([0-9]*\)).*/\1/p' "$state/err")
-ceiling_after=$(cat "$state/server.seq")
-echo "    server partial IV of the Echo challenge: ${echo_piv:-none}"
-echo "    persisted ceiling after the restart:  $ceiling_after"
-[ -n "$echo_piv" ] && [ "$echo_piv" -ge "$ceiling_before" ] ||
-    die "server sequence number ${echo_piv:-?} did not continue from ceiling $ceiling_before"
-[ "$ceiling_after" -gt "$ceiling_before" ] || die "ceiling did not advance"
-ok "sequence number $echo_piv >= old ceiling $ceiling_before; new ceiling $ceiling_after"
+heading "Enroll a device with a one-time token"
+cl token token create --owner "$work/owner" --role device --ttl 10m --name kitchen --json ||
+    die "token create"
+token=$(sed -n 's/.*"token": "\([0-9a-f]*\)".*/\1/p' "$work/token.out")
+[ ${#token} = 32 ] || die "no token"
+cl enroll enroll --server "$server" --token "$token" --dir "$work/thermostat" \
+    --name thermostat --owner-cert "$work/owner/owner.pem" || die "enroll"
+if "$build/cli/cloister" enroll --server "$server" --token "$token" --dir "$work/thief" \
+    --name thief --owner-cert "$work/owner/owner.pem" >"$work/reuse.out" 2>&1; then
+    die "a used token enrolled a second client"
+fi
+echo "    (the same token again: $(tail -n 1 "$work/reuse.out"))"
+ok "thermostat enrolled; its key never left \$WORK/thermostat"
 
-printf '\n%sAll steps gave the expected result.%s\n' "$bold$green" "$off"
+heading "The device publishes events (EDHOC + OSCORE; the archive gets ciphertext)"
+marker="kitchen-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+cl publish device publish --dir "$work/thermostat" --type temperature --prop celsius=21.5 \
+    --prop "room=$marker" --count 3 || die "publish"
+if grep -rlaF -- "$marker" "$work/data" "$work/cloisterd.log"; then
+    die "the event's plaintext reached the host"
+fi
+ok "3 events archived; '$marker' appears nowhere in the host's files or log"
+
+heading "Revoke the device"
+dev_id=$(awk '$1 == "id" {print $2}' "$work/enroll.out" | head -n 1)
+if [ -z "$dev_id" ]; then
+    cl dev_whoami whoami --dir "$work/thermostat" || die "device whoami"
+    dev_id=$(awk '$1 == "id" {print $2}' "$work/dev_whoami.out")
+fi
+cl revoke client revoke "$dev_id" --owner "$work/owner" || die "revoke"
+if "$build/cli/cloister" whoami --dir "$work/thermostat" >"$work/revoked.out" 2>&1; then
+    die "a revoked device still got in"
+fi
+echo "    (the device now: $(tail -n 1 "$work/revoked.out"))"
+ok "revoked: its sessions dropped, new handshakes refused"
+
+heading "Restart cloisterd: the core unseals its snapshot and replays the sealed log"
+stop_daemon
+start_daemon
+cl owner_again whoami --dir "$work/owner" || die "owner after restart"
+cl list client list --owner "$work/owner" || die "client list after restart"
+grep -q "thermostat" "$work/list.out" || die "the client list did not survive the restart"
+ok "state survived the restart; the device is still revoked"
+
+heading "Done"
+echo "    cloisterd log (one structured line per event; no payloads, keys or tokens):"
+grep -E "core open|sealed|enrolled|revoked|listening" "$work/cloisterd.log" | head -n 12 |
+    sed 's/^/      /' || true
+ok "the trusted core demo completed"
