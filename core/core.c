@@ -275,7 +275,7 @@ static cl_status_t ecall_open(const cl_tee_platform_t *platform, const cl_host_o
     *out = c->handle;
     cl_core_log(c, CL_LOG_INFO,
                 "core open: platform %s, epoch %llu, %llu records, state %s, %zu clients",
-                plat.name != NULL ? "ok" : "?", (unsigned long long)c->log.epoch,
+                plat.backend == CL_TEE_BACKEND_SGX ? "sgx" : "sim (simulated: no security)", (unsigned long long)c->log.epoch,
                 (unsigned long long)c->log.counter,
                 c->st.phase == CL_PHASE_PROVISIONED ? "provisioned"
                 : c->st.phase == CL_PHASE_CLAIMED   ? "claimed"

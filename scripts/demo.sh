@@ -67,10 +67,12 @@ cl() {
     sed 's/^/      /' "$work/$name.out"
 }
 
+# start_daemon PORT (0: any free port; the restart reuses the first one, which
+# the clients have in their configuration)
 start_daemon() {
     rm -f "$work/port"
-    echo "    \$ cloisterd --listen 127.0.0.1:0 --runtime $runtime --data \$WORK/data --platform-dir \$WORK/platform"
-    "$build/host/cloisterd" --listen 127.0.0.1:0 --runtime "$runtime" --data "$work/data" \
+    echo "    \$ cloisterd --listen 127.0.0.1:$1 --runtime $runtime --data \$WORK/data --platform-dir \$WORK/platform"
+    "$build/host/cloisterd" --listen "127.0.0.1:$1" --runtime "$runtime" --data "$work/data" \
         --platform-dir "$work/platform" --print-port-file "$work/port" \
         >>"$work/cloisterd.log" 2>&1 &
     daemon_pid=$!
@@ -81,6 +83,7 @@ start_daemon() {
     done
     [ -s "$work/port" ] || die "cloisterd did not start"
     server="coap://127.0.0.1:$(cat "$work/port")"
+    [ -f "$work/port.first" ] || cp "$work/port" "$work/port.first"
 }
 
 stop_daemon() {
@@ -103,7 +106,7 @@ cmake --build "$build" -j"$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)" \
 ok "cloisterd, cloister, the core image (signed) and cloister-core built"
 
 heading "Start cloisterd (untrusted host; core runtime: $runtime; simulated TEE)"
-start_daemon
+start_daemon 0
 ok "listening on ${server#coap://}"
 
 heading "The owner: a key and a self-signed root certificate"
@@ -168,7 +171,7 @@ ok "revoked: its sessions dropped, new handshakes refused"
 
 heading "Restart cloisterd: the core unseals its snapshot and replays the sealed log"
 stop_daemon
-start_daemon
+start_daemon "$(cat "$work/port.first")"
 cl owner_again whoami --dir "$work/owner" || die "owner after restart"
 cl list client list --owner "$work/owner" || die "client list after restart"
 grep -q "thermostat" "$work/list.out" || die "the client list did not survive the restart"
