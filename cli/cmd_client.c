@@ -508,6 +508,8 @@ int cli_cmd_device(int argc, char **argv)
         if (cli_map_uint(out, out_len, "accepted", &acc))
             accepted += acc;
     }
+    if (rc != CLI_EXIT_OK && total == 0)
+        goto done; /* the refusal was reported; nothing was published */
     if (cli_has(opts, N_OPTS(opts), "--json"))
         printf("{\"sent\": %" PRIu64 ", \"accepted\": %" PRIu64 "}\n", total, accepted);
     else

@@ -231,17 +231,54 @@ int cli_cmd_owner(int argc, char **argv)
     return CLI_EXIT_ERROR;
 }
 
+/* ------------------------------------------------------------------ permissions */
+
+/*
+ * Encodes --publish "a,b,c" as "publish": [..] into e (the caller counted the
+ * map entry). Types are 1..64 printable characters without spaces; "*" = any.
+ */
+static bool enc_publish(cl_cbor_enc_t *e, const char *list)
+{
+    const char *p = list;
+    size_t n = 1;
+    for (const char *q = list; *q; q++)
+        n += *q == ',';
+    if (n > 16) {
+        cli_fail("--publish: at most 16 event types");
+        return false;
+    }
+    cl_cbor_enc_tstr_z(e, "publish");
+    cl_cbor_enc_array(e, n);
+    for (size_t i = 0; i < n; i++) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len == 0 || len > 64) {
+            cli_fail("--publish: comma-separated event types of 1..64 characters");
+            return false;
+        }
+        for (size_t k = 0; k < len; k++)
+            if (p[k] <= 0x20 || p[k] >= 0x7f) {
+                cli_fail("--publish: event types are printable, without spaces");
+                return false;
+            }
+        cl_cbor_enc_tstr(e, p, len);
+        p += len + 1;
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------------ token create */
 
 static int token_create(int argc, char **argv)
 {
     cli_opt_t opts[] = {{"--owner", true, false, {0}, 0}, {"--role", true, false, {0}, 0},
                         {"--ttl", true, false, {0}, 0},   {"--name", true, false, {0}, 0},
-                        {"--server", true, false, {0}, 0}, {"--json", false, false, {0}, 0}};
+                        {"--server", true, false, {0}, 0}, {"--json", false, false, {0}, 0},
+                        {"--publish", true, false, {0}, 0}};
     const char *pos[1];
     size_t n_pos, pl_len, out_len, tok_len;
     char err[600], hex[33], when[40];
-    uint8_t payload[256], out[1024];
+    uint8_t payload[1536], out[1024];
     const uint8_t *tok;
     uint64_t ttl = 3600, id_num = 0;
     int64_t expires = 0;
@@ -256,10 +293,12 @@ static int token_create(int argc, char **argv)
     case 0: break;
     case 1:
         printf("usage: cloister token create --owner DIR --role device|user|admin|service\n"
-               "                             [--ttl 1h] [--name NAME] [--json]\n"
+               "                             [--ttl 1h] [--name NAME] [--publish T1,T2] [--json]\n"
                "Asks the core (as the owner, over EDHOC + OSCORE) for a one-time enrollment\n"
                "token. Give it to the enrollee (`cloister enroll --token HEX`) over a channel\n"
-               "you trust; it expires after --ttl (60s..7d; units s m h d w).\n");
+               "you trust; it expires after --ttl (60s..7d; units s m h d w).\n"
+               "--publish limits the event types the enrolled client may publish (default:\n"
+               "any); change it later with `cloister client permit`.\n");
         rc = CLI_EXIT_OK;
         goto done;
     default: cli_fail("%s", err); goto done;
@@ -268,6 +307,7 @@ static int token_create(int argc, char **argv)
     const char *role = cli_val(opts, N_OPTS(opts), "--role");
     const char *name = cli_val(opts, N_OPTS(opts), "--name");
     const char *ttl_s = cli_val(opts, N_OPTS(opts), "--ttl");
+    const char *publish = cli_val(opts, N_OPTS(opts), "--publish");
     bool json = cli_has(opts, N_OPTS(opts), "--json");
     if (dir == NULL || role == NULL) {
         cli_fail("--owner DIR and --role ROLE are required (try --help)");
@@ -287,7 +327,7 @@ static int token_create(int argc, char **argv)
         goto done;
     }
     cl_cbor_enc_init(&e, payload, sizeof payload);
-    cl_cbor_enc_map(&e, name != NULL ? 3 : 2);
+    cl_cbor_enc_map(&e, 2 + (name != NULL) + (publish != NULL));
     cl_cbor_enc_tstr_z(&e, "role");
     cl_cbor_enc_tstr_z(&e, role);
     cl_cbor_enc_tstr_z(&e, "ttl");
@@ -296,6 +336,8 @@ static int token_create(int argc, char **argv)
         cl_cbor_enc_tstr_z(&e, "name");
         cl_cbor_enc_tstr_z(&e, name);
     }
+    if (publish != NULL && !enc_publish(&e, publish))
+        goto done;
     if (cl_cbor_enc_finish(&e, &pl_len) != CL_OK)
         goto done;
     if (!cli_ident_load(id, dir, true, err, sizeof err)) {
@@ -370,7 +412,7 @@ static int print_clients(const uint8_t *p, size_t len, bool json)
         cli_fail("malformed client list");
         return CLI_EXIT_ERROR;
     }
-    printf("%-6s %-8s %-8s %-16s %s\n", "ID", "ROLE", "STATE", "X5T", "NAME");
+    printf("%-6s %-8s %-8s %-16s %-20s %s\n", "ID", "ROLE", "STATE", "X5T", "NAME", "PUBLISH");
     for (size_t i = 0; i < n; i++) {
         const uint8_t *item, *x5t = NULL;
         size_t item_len, x5t_len = 0;
@@ -394,8 +436,26 @@ static int print_clients(const uint8_t *p, size_t len, bool json)
             if (cl_cbor_dec_bool(&rd, &revoked) != CL_OK)
                 revoked = false;
         }
-        printf("%-6" PRIu64 " %-8s %-8s %-16s %s\n", cid, role, revoked ? "revoked" : "active",
-               hex, name);
+        char publish[256] = "";
+        const uint8_t *pv;
+        size_t pv_len, np;
+        if (cli_map_get(item, item_len, "publish", &pv, &pv_len)) {
+            cl_cbor_dec_t pd;
+            cl_cbor_dec_init(&pd, pv, pv_len);
+            if (cl_cbor_dec_array(&pd, &np) == CL_OK)
+                for (size_t k = 0; k < np; k++) {
+                    const char *t;
+                    size_t tl, used = strlen(publish);
+                    if (cl_cbor_dec_tstr(&pd, &t, &tl) != CL_OK || used + tl + 2 >= sizeof publish)
+                        break;
+                    if (used > 0)
+                        publish[used++] = ',';
+                    memcpy(publish + used, t, tl);
+                    publish[used + tl] = '\0';
+                }
+        }
+        printf("%-6" PRIu64 " %-8s %-8s %-16s %-20s %s\n", cid, role,
+               revoked ? "revoked" : "active", hex, name, publish);
     }
     return CLI_EXIT_OK;
 }
@@ -404,7 +464,8 @@ int cli_cmd_client(int argc, char **argv)
 {
     cli_opt_t opts[] = {{"--owner", true, false, {0}, 0},
                         {"--server", true, false, {0}, 0},
-                        {"--json", false, false, {0}, 0}};
+                        {"--json", false, false, {0}, 0},
+                        {"--publish", true, false, {0}, 0}};
     const char *pos[2];
     size_t n_pos, out_len;
     char err[600], path[64];
@@ -421,9 +482,11 @@ int cli_cmd_client(int argc, char **argv)
     case 1:
         printf("usage: cloister client list --owner DIR [--json]\n"
                "       cloister client revoke ID --owner DIR\n"
-               "Lists the enrolled clients, or revokes one: its certificate stops working at\n"
-               "once (new handshakes fail, live sessions are dropped). DIR may be the owner's\n"
-               "directory or an admin's client directory.\n");
+               "       cloister client permit ID --publish T1,T2 --owner DIR\n"
+               "Lists the enrolled clients, revokes one (its certificate stops working at\n"
+               "once: new handshakes fail, live sessions are dropped), or sets the event\n"
+               "types a client may publish (\"*\" = any). DIR may be the owner's directory\n"
+               "or an admin's client directory.\n");
         rc = CLI_EXIT_OK;
         goto done;
     default: cli_fail("%s", err); goto done;
@@ -431,13 +494,28 @@ int cli_cmd_client(int argc, char **argv)
     const char *dir = cli_val(opts, N_OPTS(opts), "--owner");
     bool list = n_pos == 1 && strcmp(pos[0], "list") == 0;
     bool revoke = n_pos == 2 && strcmp(pos[0], "revoke") == 0;
-    if (!list && !revoke) {
-        cli_fail("usage: cloister client list|revoke ID --owner DIR (try --help)");
+    bool permit = n_pos == 2 && strcmp(pos[0], "permit") == 0;
+    const char *publish = cli_val(opts, N_OPTS(opts), "--publish");
+    uint8_t perm_body[1536];
+    size_t perm_len = 0;
+    if (!list && !revoke && !permit) {
+        cli_fail("usage: cloister client list|revoke ID|permit ID --owner DIR (try --help)");
         goto done;
     }
-    if (revoke && !cli_parse_u64(pos[1], 0, UINT32_MAX, &cid)) {
-        cli_fail("revoke: ID is the number shown by `cloister client list`");
+    if ((revoke || permit) && !cli_parse_u64(pos[1], 0, UINT32_MAX, &cid)) {
+        cli_fail("%s: ID is the number shown by `cloister client list`", pos[0]);
         goto done;
+    }
+    if (permit) {
+        cl_cbor_enc_t e;
+        if (publish == NULL) {
+            cli_fail("permit: --publish T1,T2 (event types; \"*\" = any) is required");
+            goto done;
+        }
+        cl_cbor_enc_init(&e, perm_body, sizeof perm_body);
+        cl_cbor_enc_map(&e, 1);
+        if (!enc_publish(&e, publish) || cl_cbor_enc_finish(&e, &perm_len) != CL_OK)
+            goto done;
     }
     if (dir == NULL) {
         cli_fail("--owner DIR is required");
@@ -455,6 +533,16 @@ int cli_cmd_client(int argc, char **argv)
                               CLI_PAYLOAD_MAX, &out_len);
         if (rc == CLI_EXIT_OK)
             rc = print_clients(out, out_len, cli_has(opts, N_OPTS(opts), "--json"));
+    } else if (permit) {
+        snprintf(path, sizeof path, "/clients/%" PRIu64 "/permissions", cid);
+        rc = cli_session_call(s, "permit", CL_COAP_POST, path, perm_body, perm_len, out,
+                              CLI_PAYLOAD_MAX, &out_len);
+        if (rc == CLI_EXIT_OK) {
+            if (cli_has(opts, N_OPTS(opts), "--json"))
+                printf("{\"client\": %" PRIu64 ", \"publish\": \"%s\"}\n", cid, publish);
+            else
+                printf("client %" PRIu64 " may publish: %s\n", cid, publish);
+        }
     } else {
         snprintf(path, sizeof path, "/clients/%" PRIu64 "/revoke", cid);
         rc = cli_session_call(s, "revoke", CL_COAP_POST, path, NULL, 0, out, CLI_PAYLOAD_MAX,

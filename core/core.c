@@ -18,6 +18,8 @@
 #include "core_internal.h"
 
 #define MAX_INSTANCES 16
+/* a restarted core cannot be sent back in time by more than this */
+#define CL_CLOCK_PERSIST_MS 60000
 
 static cl_core_t *g_instances[MAX_INSTANCES];
 static uint32_t g_generation;
@@ -51,6 +53,21 @@ int64_t cl_core_now(cl_core_t *c)
     if (c->st.clock_ms > c->now_ms)
         c->now_ms = c->st.clock_ms;
     return c->now_ms;
+}
+
+void cl_core_persist_clock(cl_core_t *c, int64_t min_step_ms)
+{
+    uint8_t rec[16];
+    size_t len;
+    cl_cbor_enc_t e;
+    if (c->now_ms - c->st.clock_ms < min_step_ms)
+        return;
+    cl_cbor_enc_init(&e, rec, sizeof rec);
+    cl_cbor_enc_array(&e, 2);
+    cl_cbor_enc_uint(&e, CL_REC_CLOCK);
+    cl_cbor_enc_int(&e, c->now_ms);
+    if (cl_cbor_enc_finish(&e, &len) == CL_OK && cl_core_commit(c, rec, len) != CL_OK)
+        return; /* logged by commit; retried at the next tick */
 }
 
 cl_status_t cl_core_commit(cl_core_t *c, const uint8_t *rec, size_t len)
@@ -351,6 +368,7 @@ static cl_status_t ecall_tick(cl_core_handle_t h, int64_t now_ms)
     if (now_ms > c->now_ms)
         c->now_ms = now_ms;
     cl_sessions_expire(c);
+    cl_core_persist_clock(c, CL_CLOCK_PERSIST_MS);
     return CL_OK;
 }
 

@@ -45,10 +45,21 @@ typedef enum cl_phase {
 #define CL_STATE_MAX_ENTRIES 100000u /* clients, tokens */
 #define CL_OWNER_ID 0u
 
+/*
+ * Per-client permissions: which event types a client may publish, as a CBOR
+ * array of 1..16 text strings (1..64 printable ASCII bytes each; "*" = any).
+ * Set from the enrollment token, changed by admins (POST /clients/{id}/permissions).
+ */
+#define CL_PERMS_MAX 1100
+#define CL_PERMS_MAX_ITEMS 16
+#define CL_PERMS_MAX_TYPE 64
+
 typedef struct cl_client {
     uint32_t id;
     uint8_t role;
     bool revoked;
+    uint16_t perms_len;
+    uint8_t perms[CL_PERMS_MAX];
     char name[CL_NAME_MAX];
     uint8_t x5t[8];
     uint8_t cert_hash[32];
@@ -60,6 +71,8 @@ typedef struct cl_token {
     uint32_t id;
     uint8_t role;
     bool used;
+    uint16_t perms_len;
+    uint8_t perms[CL_PERMS_MAX]; /* given to the client it enrolls */
     int64_t expires_ms;
     uint8_t hash[32]; /* SHA-256 of the token; the token itself is never stored */
     char name[CL_NAME_MAX];
@@ -100,7 +113,8 @@ enum {
     CL_REC_TOKEN = 4,
     CL_REC_ENROLL = 5,
     CL_REC_REVOKE = 6,
-    CL_REC_CLOCK = 7,
+    CL_REC_PERMS = 7,
+    CL_REC_CLOCK = 8,
 };
 
 #define CL_STATE_SNAPSHOT_VERSION 1
@@ -116,6 +130,10 @@ cl_client_t *cl_state_client(cl_state_t *s, uint32_t id);
 cl_client_t *cl_state_client_by_x5t(cl_state_t *s, const uint8_t x5t[8]);
 cl_client_t *cl_state_client_by_hash(cl_state_t *s, const uint8_t hash[32]);
 cl_token_t *cl_state_token_by_hash(cl_state_t *s, const uint8_t hash[32]);
+/** A well-formed permission list (see CL_PERMS_MAX). */
+bool cl_perms_valid(const uint8_t *perms, size_t len);
+/** Whether the list allows publishing events of this type. */
+bool cl_perms_allow(const uint8_t *perms, size_t len, const char *type, size_t type_len);
 
 /* ---- sessions (session.c) ---- */
 typedef enum cl_sess_state {
@@ -217,6 +235,12 @@ void cl_core_log(cl_core_t *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /** Current time: the host's clock, never going backwards inside the core. */
 int64_t cl_core_now(cl_core_t *c);
+/**
+ * Makes the core's latest time durable (a CLOCK record) when it moved on by at
+ * least `min_step_ms` since the last durable one, so a restarted core cannot be
+ * sent back further than that (docs/sealed-state.md, untrusted time).
+ */
+void cl_core_persist_clock(cl_core_t *c, int64_t min_step_ms);
 /** Loads the key handles from the state's key material. */
 cl_status_t cl_core_load_keys(cl_core_t *c) CL_MUST_CHECK;
 /** ES256 signing callback over the core's CA key (cl_pki_sign_fn). */

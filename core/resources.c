@@ -95,6 +95,20 @@ static bool get_uint(const uint8_t *p, size_t len, const char *key, uint64_t *v)
     return map_find(p, len, key, &d) && cl_cbor_dec_uint(&d, v) == CL_OK;
 }
 
+/* The "publish" list of a request as a raw CBOR array (validated), or the default ["*"]. */
+static bool get_perms(const uint8_t *p, size_t len, const uint8_t **perms, size_t *perms_len,
+                      bool required)
+{
+    static const uint8_t any[] = {0x81, 0x61, '*'};
+    cl_cbor_dec_t d;
+    if (!map_find(p, len, "publish", &d)) {
+        *perms = any;
+        *perms_len = sizeof any;
+        return !required;
+    }
+    return cl_cbor_dec_raw(&d, perms, perms_len) == CL_OK && cl_perms_valid(*perms, *perms_len);
+}
+
 static bool is_cbor_request(const cl_coap_msg_t *m)
 {
     const cl_coap_option_t *cf = cl_coap_msg_get(m, CL_COAP_OPT_CONTENT_FORMAT);
@@ -399,14 +413,23 @@ static bool role_in(const reqctx_t *r, unsigned mask)
 static cl_status_t get_whoami(reqctx_t *r)
 {
     cl_cbor_enc_t e;
+    static const uint8_t any[] = {0x81, 0x61, '*'};
     const char *name = "owner";
+    const uint8_t *perms = any;
+    size_t perms_len = sizeof any;
     if (r->x->role != CL_ROLE_OWNER) {
         cl_client_t *cl = cl_state_client(&r->c->st, r->x->client_id);
         name = cl != NULL ? cl->name : "?";
+        if (cl != NULL) {
+            perms = cl->perms;
+            perms_len = cl->perms_len;
+        }
     }
     r->code = CL_COAP_CONTENT;
     cl_cbor_enc_init(&e, r->body, sizeof r->body);
-    cl_cbor_enc_map(&e, 3);
+    cl_cbor_enc_map(&e, 4);
+    cl_cbor_enc_tstr_z(&e, "publish");
+    cl_cbor_enc_raw(&e, perms, perms_len);
     cl_cbor_enc_tstr_z(&e, "id");
     cl_cbor_enc_uint(&e, r->x->client_id);
     cl_cbor_enc_tstr_z(&e, "name");
@@ -422,12 +445,16 @@ static cl_status_t post_token(reqctx_t *r)
     const char *role_s, *name = "";
     size_t role_len, name_len = 0;
     uint64_t ttl;
-    uint8_t token[TOKEN_LEN], h[32], rec[256];
-    size_t rec_len;
+    uint8_t token[TOKEN_LEN], h[32], rec[256 + CL_PERMS_MAX];
+    size_t rec_len, perms_len;
+    const uint8_t *perms;
     cl_cbor_enc_t e;
     const uint8_t *p = r->req->payload;
     size_t n = r->req->payload_len;
 
+    if (!get_perms(p, n, &perms, &perms_len, false))
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+                     "publish: an array of 1..16 event types (printable, <= 64 bytes; \"*\" = any)");
     if (!get_tstr(p, n, "role", &role_s, &role_len) || !get_uint(p, n, "ttl", &ttl))
         return error(r, CL_COAP_BAD_REQUEST, "bad-request",
                      "{\"role\": text, \"ttl\": seconds} expected");
@@ -450,7 +477,7 @@ static cl_status_t post_token(reqctx_t *r)
     int64_t now = cl_core_now(c), expires = now + (int64_t)ttl * 1000;
     uint32_t id = c->st.next_token_id;
     cl_cbor_enc_init(&e, rec, sizeof rec);
-    cl_cbor_enc_array(&e, 7);
+    cl_cbor_enc_array(&e, 8);
     cl_cbor_enc_uint(&e, CL_REC_TOKEN);
     cl_cbor_enc_int(&e, now);
     cl_cbor_enc_uint(&e, id);
@@ -458,6 +485,7 @@ static cl_status_t post_token(reqctx_t *r)
     cl_cbor_enc_uint(&e, (uint64_t)role);
     cl_cbor_enc_int(&e, expires);
     cl_cbor_enc_tstr(&e, name, name_len);
+    cl_cbor_enc_bstr(&e, perms, perms_len);
     if (cl_cbor_enc_finish(&e, &rec_len) != CL_OK || cl_core_commit(c, rec, rec_len) != CL_OK) {
         cl_wipe(token, sizeof token);
         return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
@@ -502,8 +530,10 @@ static cl_status_t post_enroll(reqctx_t *r)
     if (tk->used)
         return error(r, CL_COAP_FORBIDDEN, "token-used", "this token was already used");
     int64_t now = cl_core_now(c);
-    if (now > tk->expires_ms)
+    if (now > tk->expires_ms) {
+        cl_core_persist_clock(c, 0); /* the decision must survive a restart with an older clock */
         return error(r, CL_COAP_FORBIDDEN, "token-expired", "this token has expired");
+    }
     memcpy(cn, name, name_len);
     cn[name_len] = '\0';
     size_t rl = strlen(cl_role_name(tk->role));
@@ -526,13 +556,13 @@ static cl_status_t post_enroll(reqctx_t *r)
         cl_pki_thumbprint(cert, cert_len, x5t) != CL_OK)
         return error(r, CL_COAP_INTERNAL_ERROR, "internal", "hash failed");
     uint32_t id = c->st.next_client_id;
-    uint8_t *rec = malloc(CL_PKI_MAX_CERT_BYTES + 256);
+    uint8_t *rec = malloc(CL_PKI_MAX_CERT_BYTES + 256 + CL_PERMS_MAX);
     size_t rec_len;
     cl_cbor_enc_t e;
     if (rec == NULL)
         return error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
-    cl_cbor_enc_init(&e, rec, CL_PKI_MAX_CERT_BYTES + 256);
-    cl_cbor_enc_array(&e, 10);
+    cl_cbor_enc_init(&e, rec, CL_PKI_MAX_CERT_BYTES + 256 + CL_PERMS_MAX);
+    cl_cbor_enc_array(&e, 11);
     cl_cbor_enc_uint(&e, CL_REC_ENROLL);
     cl_cbor_enc_int(&e, now);
     cl_cbor_enc_uint(&e, tk->id);
@@ -543,6 +573,7 @@ static cl_status_t post_enroll(reqctx_t *r)
     cl_cbor_enc_bstr(&e, ch, 32);
     cl_cbor_enc_bstr(&e, x5t, 8);
     cl_cbor_enc_uint(&e, serial);
+    cl_cbor_enc_bstr(&e, tk->perms, tk->perms_len);
     cl_status_t st = cl_cbor_enc_finish(&e, &rec_len);
     uint8_t role = tk->role; /* tk may move when the client table grows */
     if (st == CL_OK)
@@ -566,29 +597,70 @@ static cl_status_t post_enroll(reqctx_t *r)
     return cl_cbor_enc_finish(&e, &r->body_len);
 }
 
+/* The most recent clients that fit in one response (paging comes with Block2, issue 5). */
 static cl_status_t get_clients(reqctx_t *r)
 {
     cl_state_t *s = &r->c->st;
     cl_cbor_enc_t e;
+    size_t len;
     size_t n = s->n_clients < MAX_LISTED_CLIENTS ? s->n_clients : MAX_LISTED_CLIENTS;
     r->code = CL_COAP_CONTENT;
-    cl_cbor_enc_init(&e, r->body, sizeof r->body);
-    cl_cbor_enc_array(&e, n);
-    for (size_t i = 0; i < n; i++) {
-        const cl_client_t *cl = &s->clients[s->n_clients - n + i]; /* the most recent */
-        cl_cbor_enc_map(&e, 5);
-        cl_cbor_enc_tstr_z(&e, "id");
-        cl_cbor_enc_uint(&e, cl->id);
-        cl_cbor_enc_tstr_z(&e, "name");
-        cl_cbor_enc_tstr_z(&e, cl->name);
-        cl_cbor_enc_tstr_z(&e, "role");
-        cl_cbor_enc_tstr_z(&e, cl_role_name(cl->role));
-        cl_cbor_enc_tstr_z(&e, "revoked");
-        cl_cbor_enc_bool(&e, cl->revoked);
-        cl_cbor_enc_tstr_z(&e, "x5t");
-        cl_cbor_enc_bstr(&e, cl->x5t, 8);
+    for (;; n--) {
+        cl_cbor_enc_init(&e, r->body, sizeof r->body);
+        cl_cbor_enc_array(&e, n);
+        for (size_t i = 0; i < n; i++) {
+            const cl_client_t *cl = &s->clients[s->n_clients - n + i];
+            cl_cbor_enc_map(&e, 6);
+            cl_cbor_enc_tstr_z(&e, "id");
+            cl_cbor_enc_uint(&e, cl->id);
+            cl_cbor_enc_tstr_z(&e, "name");
+            cl_cbor_enc_tstr_z(&e, cl->name);
+            cl_cbor_enc_tstr_z(&e, "role");
+            cl_cbor_enc_tstr_z(&e, cl_role_name(cl->role));
+            cl_cbor_enc_tstr_z(&e, "revoked");
+            cl_cbor_enc_bool(&e, cl->revoked);
+            cl_cbor_enc_tstr_z(&e, "x5t");
+            cl_cbor_enc_bstr(&e, cl->x5t, 8);
+            cl_cbor_enc_tstr_z(&e, "publish");
+            cl_cbor_enc_raw(&e, cl->perms, cl->perms_len);
+        }
+        if (cl_cbor_enc_finish(&e, &len) == CL_OK || n == 0)
+            break;
     }
-    return cl_cbor_enc_finish(&e, &r->body_len);
+    r->body_len = len;
+    return cl_cbor_enc_finish(&e, &len);
+}
+
+/* POST /clients/{id}/permissions {"publish": [types]} */
+static cl_status_t post_permissions(reqctx_t *r, uint32_t id)
+{
+    cl_core_t *c = r->c;
+    uint8_t rec[64 + CL_PERMS_MAX];
+    size_t rec_len, perms_len;
+    const uint8_t *perms;
+    cl_cbor_enc_t e;
+    cl_client_t *cl = cl_state_client(&c->st, id);
+    if (cl == NULL)
+        return error(r, CL_COAP_NOT_FOUND, "not-found", "no such client");
+    if (cl->role == CL_ROLE_ADMIN && r->x->role != CL_ROLE_OWNER)
+        return error(r, CL_COAP_FORBIDDEN, "forbidden", "only the owner changes admins");
+    if (!get_perms(r->req->payload, r->req->payload_len, &perms, &perms_len, true))
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+                     "{\"publish\": [1..16 event types, \"*\" = any]} expected");
+    cl_cbor_enc_init(&e, rec, sizeof rec);
+    cl_cbor_enc_array(&e, 4);
+    cl_cbor_enc_uint(&e, CL_REC_PERMS);
+    cl_cbor_enc_int(&e, cl_core_now(c));
+    cl_cbor_enc_uint(&e, id);
+    cl_cbor_enc_bstr(&e, perms, perms_len);
+    if (cl_cbor_enc_finish(&e, &rec_len) != CL_OK || cl_core_commit(c, rec, rec_len) != CL_OK)
+        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+                     "the sealed log could not be written; nothing changed");
+    cl_core_log(c, CL_LOG_INFO, "client %u permissions changed", id);
+    r->code = CL_COAP_CHANGED;
+    r->body[0] = 0xa0;
+    r->body_len = 1;
+    return CL_OK;
 }
 
 static cl_status_t post_revoke(reqctx_t *r, uint32_t id)
@@ -662,6 +734,11 @@ static cl_status_t archive_event(reqctx_t *r, cl_cbor_dec_t *d, uint8_t *buf, si
     }
     if (type == NULL || props == NULL)
         return CL_FAIL(CL_ERR_BAD_INPUT);
+    if (r->x->role != CL_ROLE_OWNER) {
+        cl_client_t *cl = cl_state_client(&c->st, r->x->client_id);
+        if (cl == NULL || !cl_perms_allow(cl->perms, cl->perms_len, type, type_len))
+            return CL_FAIL(CL_ERR_AUTH); /* not allowed to publish this type */
+    }
     /* tag = HMAC(tag_key, type || 0 || source) truncated; bucket = hours */
     uint8_t src[4] = {(uint8_t)r->x->client_id, (uint8_t)(r->x->client_id >> 8),
                       (uint8_t)(r->x->client_id >> 16), (uint8_t)(r->x->client_id >> 24)};
@@ -725,6 +802,11 @@ static cl_status_t post_events(reqctx_t *r)
         st = archive_event(r, &d, buf + i * slot, slot, &recs[i]);
     if (st == CL_OK && !cl_cbor_dec_at_end(&d))
         st = CL_FAIL(CL_ERR_BAD_INPUT);
+    if (st == CL_ERR_AUTH) { /* nothing of the request is stored */
+        free(buf);
+        return error(r, CL_COAP_FORBIDDEN, "forbidden",
+                     "this client may not publish events of that type (see its permissions)");
+    }
     if (st != CL_OK) {
         free(buf);
         return error(r, CL_COAP_BAD_REQUEST, "bad-request",
@@ -744,7 +826,8 @@ static cl_status_t post_events(reqctx_t *r)
     return cl_cbor_enc_finish(&e, &r->body_len);
 }
 
-static bool parse_client_revoke(const char *path, uint32_t *id)
+/* "/clients/<id>/<action>" */
+static bool parse_client_path(const char *path, const char *action, uint32_t *id)
 {
     const char *p = path + strlen("/clients/");
     uint64_t v = 0;
@@ -755,7 +838,7 @@ static bool parse_client_revoke(const char *path, uint32_t *id)
         v = v * 10 + (uint64_t)(*p++ - '0');
         digits++;
     }
-    if (digits == 0 || v > UINT32_MAX || strcmp(p, "/revoke") != 0)
+    if (digits == 0 || v > UINT32_MAX || *p != '/' || strcmp(p + 1, action) != 0)
         return false;
     *id = (uint32_t)v;
     return true;
@@ -794,10 +877,16 @@ static cl_status_t route_protected(reqctx_t *r)
         return role_in(r, ADMINS) ? get_clients(r)
                                   : error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
     }
-    if (parse_client_revoke(r->path, &id)) {
+    if (parse_client_path(r->path, "revoke", &id)) {
         if (q->code != CL_COAP_POST)
             return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST");
         return role_in(r, ADMINS) ? post_revoke(r, id)
+                                  : error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
+    }
+    if (parse_client_path(r->path, "permissions", &id)) {
+        if (q->code != CL_COAP_POST)
+            return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST");
+        return role_in(r, ADMINS) ? post_permissions(r, id)
                                   : error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
     }
     if (strcmp(r->path, "/events") == 0) {

@@ -14,9 +14,12 @@
  *   KEYS      [1, t, id_priv 32, id_pub 65, ca_priv 32, ca_pub 65, archive_key 16, tag_key 32]
  *   OWNER     [2, t, owner_der, sha256 32, x5t 8]
  *   PROVISION [3, t, ca_der, identity_der]
- *   TOKEN     [4, t, id, sha256(token) 32, role, expires_ms, name]
- *   ENROLL    [5, t, token_id, client_id, role, name, cert_der, sha256 32, x5t 8, serial]
+ *   TOKEN     [4, t, id, sha256(token) 32, role, expires_ms, name, perms]
+ *   ENROLL    [5, t, token_id, client_id, role, name, cert_der, sha256 32, x5t 8, serial, perms]
  *   REVOKE    [6, t, client_id]
+ *   PERMS     [7, t, client_id, perms]
+ *   CLOCK     [8, t]        (the core's clock moved on; t is all it carries)
+ * perms = the permission list as a bstr holding its CBOR array (cl_perms_valid).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +120,45 @@ static cl_token_t *token_by_id(cl_state_t *s, uint32_t id)
     return NULL;
 }
 
+bool cl_perms_valid(const uint8_t *perms, size_t len)
+{
+    cl_cbor_dec_t d;
+    size_t n;
+    if (perms == NULL || len == 0 || len > CL_PERMS_MAX)
+        return false;
+    cl_cbor_dec_init(&d, perms, len);
+    if (cl_cbor_dec_array(&d, &n) != CL_OK || n == 0 || n > CL_PERMS_MAX_ITEMS)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const char *t;
+        size_t tl;
+        if (cl_cbor_dec_tstr(&d, &t, &tl) != CL_OK || tl == 0 || tl > CL_PERMS_MAX_TYPE)
+            return false;
+        for (size_t k = 0; k < tl; k++)
+            if (t[k] <= 0x20 || t[k] >= 0x7f)
+                return false;
+    }
+    return cl_cbor_dec_at_end(&d);
+}
+
+bool cl_perms_allow(const uint8_t *perms, size_t len, const char *type, size_t type_len)
+{
+    cl_cbor_dec_t d;
+    size_t n;
+    cl_cbor_dec_init(&d, perms, len);
+    if (cl_cbor_dec_array(&d, &n) != CL_OK)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const char *t;
+        size_t tl;
+        if (cl_cbor_dec_tstr(&d, &t, &tl) != CL_OK)
+            return false;
+        if ((tl == 1 && t[0] == '*') || (tl == type_len && memcmp(t, type, tl) == 0))
+            return true;
+    }
+    return false;
+}
+
 /* ---- decoding helpers (each refuses anything but the exact shape) ---- */
 
 static cl_status_t dec_fixed(cl_cbor_dec_t *d, uint8_t *out, size_t len)
@@ -162,6 +204,18 @@ static cl_status_t dec_blob(cl_cbor_dec_t *d, const uint8_t **p, size_t *n)
 {
     if (cl_cbor_dec_bstr(d, p, n) != CL_OK || *n == 0 || *n > CL_PKI_MAX_CERT_BYTES)
         return CL_FAIL(CL_ERR_BAD_INPUT);
+    return CL_OK;
+}
+
+/* perms: a bstr holding a valid permission list */
+static cl_status_t dec_perms(cl_cbor_dec_t *d, uint8_t out[CL_PERMS_MAX], uint16_t *out_len)
+{
+    const uint8_t *p;
+    size_t n;
+    if (cl_cbor_dec_bstr(d, &p, &n) != CL_OK || !cl_perms_valid(p, n))
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    memcpy(out, p, n);
+    *out_len = (uint16_t)n;
     return CL_OK;
 }
 
@@ -312,10 +366,10 @@ cl_status_t cl_state_apply(cl_state_t *s, const uint8_t *rec, size_t len)
     case CL_REC_TOKEN: {
         cl_token_t tk;
         memset(&tk, 0, sizeof tk);
-        if (n != 7 || s->phase != CL_PHASE_PROVISIONED || dec_u32(&d, &tk.id) != CL_OK ||
+        if (n != 8 || s->phase != CL_PHASE_PROVISIONED || dec_u32(&d, &tk.id) != CL_OK ||
             dec_fixed(&d, tk.hash, 32) != CL_OK || dec_role(&d, &tk.role) != CL_OK ||
             cl_cbor_dec_int(&d, &tk.expires_ms) != CL_OK || dec_name(&d, tk.name) != CL_OK ||
-            !cl_cbor_dec_at_end(&d))
+            dec_perms(&d, tk.perms, &tk.perms_len) != CL_OK || !cl_cbor_dec_at_end(&d))
             return CL_FAIL(CL_ERR_BAD_INPUT);
         if ((st = add_token(s, &tk)) != CL_OK) /* checks the id first; grows, then appends */
             return st;
@@ -326,11 +380,12 @@ cl_status_t cl_state_apply(cl_state_t *s, const uint8_t *rec, size_t len)
         uint32_t token_id;
         uint64_t serial;
         memset(&c, 0, sizeof c);
-        if (n != 10 || s->phase != CL_PHASE_PROVISIONED || dec_u32(&d, &token_id) != CL_OK ||
+        if (n != 11 || s->phase != CL_PHASE_PROVISIONED || dec_u32(&d, &token_id) != CL_OK ||
             dec_u32(&d, &c.id) != CL_OK || dec_role(&d, &c.role) != CL_OK ||
             dec_name(&d, c.name) != CL_OK || dec_blob(&d, &p, &pn) != CL_OK ||
             dec_fixed(&d, c.cert_hash, 32) != CL_OK || dec_fixed(&d, c.x5t, 8) != CL_OK ||
-            cl_cbor_dec_uint(&d, &serial) != CL_OK || !cl_cbor_dec_at_end(&d))
+            cl_cbor_dec_uint(&d, &serial) != CL_OK ||
+            dec_perms(&d, c.perms, &c.perms_len) != CL_OK || !cl_cbor_dec_at_end(&d))
             return CL_FAIL(CL_ERR_BAD_INPUT);
         cl_token_t *tk = token_by_id(s, token_id);
         if (tk == NULL || tk->used)
@@ -352,6 +407,24 @@ cl_status_t cl_state_apply(cl_state_t *s, const uint8_t *rec, size_t len)
         c->revoked = true;
         break;
     }
+    case CL_REC_PERMS: {
+        uint32_t id;
+        uint8_t perms[CL_PERMS_MAX];
+        uint16_t perms_len;
+        if (n != 4 || dec_u32(&d, &id) != CL_OK || dec_perms(&d, perms, &perms_len) != CL_OK ||
+            !cl_cbor_dec_at_end(&d))
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        cl_client_t *c = cl_state_client(s, id);
+        if (c == NULL)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        memcpy(c->perms, perms, perms_len);
+        c->perms_len = perms_len;
+        break;
+    }
+    case CL_REC_CLOCK:
+        if (n != 2 || !cl_cbor_dec_at_end(&d))
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        break;
     default: return CL_FAIL(CL_ERR_BAD_INPUT);
     }
     if (t > s->clock_ms)
@@ -393,18 +466,19 @@ static void enc_state(cl_cbor_enc_t *e, const cl_state_t *s)
     cl_cbor_enc_array(e, s->n_tokens);
     for (size_t i = 0; i < s->n_tokens; i++) {
         const cl_token_t *t = &s->tokens[i];
-        cl_cbor_enc_array(e, 6);
+        cl_cbor_enc_array(e, 7);
         cl_cbor_enc_uint(e, t->id);
         cl_cbor_enc_uint(e, t->role);
         cl_cbor_enc_bool(e, t->used);
         cl_cbor_enc_int(e, t->expires_ms);
         cl_cbor_enc_bstr(e, t->hash, 32);
         cl_cbor_enc_tstr_z(e, t->name);
+        cl_cbor_enc_bstr(e, t->perms, t->perms_len);
     }
     cl_cbor_enc_array(e, s->n_clients);
     for (size_t i = 0; i < s->n_clients; i++) {
         const cl_client_t *c = &s->clients[i];
-        cl_cbor_enc_array(e, 7);
+        cl_cbor_enc_array(e, 8);
         cl_cbor_enc_uint(e, c->id);
         cl_cbor_enc_uint(e, c->role);
         cl_cbor_enc_bool(e, c->revoked);
@@ -412,6 +486,7 @@ static void enc_state(cl_cbor_enc_t *e, const cl_state_t *s)
         cl_cbor_enc_bstr(e, c->x5t, 8);
         cl_cbor_enc_bstr(e, c->cert_hash, 32);
         cl_cbor_enc_bstr(e, c->cert, c->cert_len);
+        cl_cbor_enc_bstr(e, c->perms, c->perms_len);
     }
 }
 
@@ -488,11 +563,11 @@ static cl_status_t restore(cl_state_t *s, cl_cbor_dec_t *d)
         size_t m;
         uint64_t role;
         memset(&t, 0, sizeof t);
-        if (cl_cbor_dec_array(d, &m) != CL_OK || m != 6 || dec_u32(d, &t.id) != CL_OK ||
+        if (cl_cbor_dec_array(d, &m) != CL_OK || m != 7 || dec_u32(d, &t.id) != CL_OK ||
             cl_cbor_dec_uint(d, &role) != CL_OK || role < CL_ROLE_ADMIN ||
             role > CL_ROLE_SERVICE || cl_cbor_dec_bool(d, &t.used) != CL_OK ||
             cl_cbor_dec_int(d, &t.expires_ms) != CL_OK || dec_fixed(d, t.hash, 32) != CL_OK ||
-            dec_name(d, t.name) != CL_OK)
+            dec_name(d, t.name) != CL_OK || dec_perms(d, t.perms, &t.perms_len) != CL_OK)
             return CL_FAIL(CL_ERR_BAD_INPUT);
         t.role = (uint8_t)role;
         if ((st = add_token(s, &t)) != CL_OK)
@@ -506,11 +581,12 @@ static cl_status_t restore(cl_state_t *s, cl_cbor_dec_t *d)
         uint64_t role;
         const uint8_t *p;
         memset(&c, 0, sizeof c);
-        if (cl_cbor_dec_array(d, &m) != CL_OK || m != 7 || dec_u32(d, &c.id) != CL_OK ||
+        if (cl_cbor_dec_array(d, &m) != CL_OK || m != 8 || dec_u32(d, &c.id) != CL_OK ||
             cl_cbor_dec_uint(d, &role) != CL_OK || role < CL_ROLE_ADMIN ||
             role > CL_ROLE_SERVICE || cl_cbor_dec_bool(d, &c.revoked) != CL_OK ||
             dec_name(d, c.name) != CL_OK || dec_fixed(d, c.x5t, 8) != CL_OK ||
-            dec_fixed(d, c.cert_hash, 32) != CL_OK || dec_blob(d, &p, &pn) != CL_OK)
+            dec_fixed(d, c.cert_hash, 32) != CL_OK || dec_blob(d, &p, &pn) != CL_OK ||
+            dec_perms(d, c.perms, &c.perms_len) != CL_OK)
             return CL_FAIL(CL_ERR_BAD_INPUT);
         c.role = (uint8_t)role;
         if ((st = add_client(s, &c, p, pn)) != CL_OK)

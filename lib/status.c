@@ -33,8 +33,19 @@ const char *cl_status_str(cl_status_t s)
 }
 
 #if defined(CL_DEBUG_ERRLOC)
-static _Thread_local const char *err_file;
-static _Thread_local int err_line;
+/*
+ * initial-exec: these few bytes live in the static TLS block even when the
+ * library is inside the dlopen()ed core image, so no dynamic TLS (DTV) entry
+ * exists for it; LeakSanitizer cannot scan the DTV of a dlopen()ed module
+ * reliably and crashed on it.
+ */
+#if defined(__GNUC__)
+#define CL_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define CL_TLS_MODEL
+#endif
+static _Thread_local const char *err_file CL_TLS_MODEL;
+static _Thread_local int err_line CL_TLS_MODEL;
 
 cl_status_t cl_error_at(cl_status_t s, const char *file, int line)
 {

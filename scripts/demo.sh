@@ -133,8 +133,9 @@ cl provision provision --server "$server" --owner "$work/owner" --expect-mrencla
 cl owner_whoami whoami --dir "$work/owner" || die "owner whoami"
 ok "the owner talks to the core over EDHOC + OSCORE"
 
-heading "Enroll a device with a one-time token"
-cl token token create --owner "$work/owner" --role device --ttl 10m --name kitchen --json ||
+heading "Enroll a device with a one-time token (it may publish temperature only)"
+cl token token create --owner "$work/owner" --role device --ttl 10m --name kitchen \
+    --publish temperature --json ||
     die "token create"
 token=$(sed -n 's/.*"token": "\([0-9a-f]*\)".*/\1/p' "$work/token.out")
 [ ${#token} = 32 ] || die "no token"
@@ -155,6 +156,11 @@ if grep -rlaF -- "$marker" "$work/data" "$work/cloisterd.log"; then
     die "the event's plaintext reached the host"
 fi
 ok "3 events archived; '$marker' appears nowhere in the host's files or log"
+if "$build/cli/cloister" device publish --dir "$work/thermostat" --type door --prop open=true \
+    >"$work/forbidden.out" 2>&1; then
+    die "the device published an event type its token did not allow"
+fi
+echo "    (an event type the token did not allow: $(tail -n 1 "$work/forbidden.out"))"
 
 heading "Revoke the device"
 dev_id=$(awk '$1 == "id" {print $2}' "$work/enroll.out" | head -n 1)

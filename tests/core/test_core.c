@@ -199,14 +199,24 @@ static int whoami(cc_peer_t *p, cl_runtime_t *rt, char role[16])
     return code;
 }
 
-static void token_create(world_t *w, const char *role, uint64_t ttl, uint8_t token[16])
+/* publish: NULL = the default (any type), else a NULL-terminated list */
+static void token_create_perms(world_t *w, const char *role, uint64_t ttl, const char **publish,
+                               uint8_t token[16])
 {
-    uint8_t body[256], resp[512];
-    size_t len, rl, tl;
+    uint8_t body[512], resp[512];
+    size_t len, rl, tl, np = 0;
     const uint8_t *t;
     cl_cbor_enc_t e;
+    while (publish != NULL && publish[np] != NULL)
+        np++;
     cl_cbor_enc_init(&e, body, sizeof body);
-    cl_cbor_enc_map(&e, 3);
+    cl_cbor_enc_map(&e, publish != NULL ? 4 : 3);
+    if (publish != NULL) {
+        cl_cbor_enc_tstr_z(&e, "publish");
+        cl_cbor_enc_array(&e, np);
+        for (size_t i = 0; i < np; i++)
+            cl_cbor_enc_tstr_z(&e, publish[i]);
+    }
     cl_cbor_enc_tstr_z(&e, "role");
     cl_cbor_enc_tstr_z(&e, role);
     cl_cbor_enc_tstr_z(&e, "ttl");
@@ -220,6 +230,11 @@ static void token_create(world_t *w, const char *role, uint64_t ttl, uint8_t tok
     assert_true(cc_map_bstr(resp, rl, "token", &t, &tl));
     assert_int_equal(tl, 16);
     memcpy(token, t, 16);
+}
+
+static void token_create(world_t *w, const char *role, uint64_t ttl, uint8_t token[16])
+{
+    token_create_perms(w, role, ttl, NULL, token);
 }
 
 /* Enrolls `dev` with a token; returns the CoAP code, error body in err. */
@@ -577,6 +592,88 @@ static void test_lying_host(void **state)
     world_free(&w);
 }
 
+/* Per-client permissions: set from the token, changed by the owner, kept across restarts. */
+static void test_permissions(void **state)
+{
+    (void)state;
+    world_t w;
+    uint8_t token[16], cert[2048], resp[512], body[256];
+    size_t cert_len, rl, len;
+    const char *only_temp[] = {"temperature", NULL};
+    world_init(&w);
+    provision(&w);
+    token_create_perms(&w, "device", 3600, only_temp, token);
+    cc_peer_t dev;
+    cc_init(&dev, 4);
+    assert_int_equal(enroll(&w, &dev, token, "valve", cert, &cert_len, NULL, NULL),
+                     CL_COAP_CREATED);
+    cc_cred_x5t(&dev, cert, cert_len);
+    assert_int_equal(cc_connect(&dev, w.rt), CL_OK);
+    assert_int_equal(publish(&dev, w.rt, "temperature", "t1"), CL_COAP_CHANGED);
+    assert_int_equal(publish(&dev, w.rt, "humidity", "h1"), CL_COAP_FORBIDDEN);
+    assert_int_equal(lh_archive_count(w.lh), 1); /* the refused event was not stored */
+    /* malformed permission lists are refused */
+    uint8_t empty[] = {0xa1, 0x67, 'p', 'u', 'b', 'l', 'i', 's', 'h', 0x80};
+    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_POST, "/clients/1/permissions", empty,
+                                sizeof empty, resp, sizeof resp, &rl),
+                     CL_COAP_BAD_REQUEST);
+    /* a device cannot change permissions; the owner can */
+    cl_cbor_enc_t e;
+    cl_cbor_enc_init(&e, body, sizeof body);
+    cl_cbor_enc_map(&e, 1);
+    cl_cbor_enc_tstr_z(&e, "publish");
+    cl_cbor_enc_array(&e, 1);
+    cl_cbor_enc_tstr_z(&e, "humidity");
+    assert_int_equal(cl_cbor_enc_finish(&e, &len), CL_OK);
+    assert_int_equal(cc_request(&dev, w.rt, CL_COAP_POST, "/clients/1/permissions", body, len,
+                                resp, sizeof resp, &rl),
+                     CL_COAP_FORBIDDEN);
+    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_POST, "/clients/1/permissions", body,
+                                len, resp, sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    assert_int_equal(publish(&dev, w.rt, "humidity", "h2"), CL_COAP_CHANGED);
+    assert_int_equal(publish(&dev, w.rt, "temperature", "t2"), CL_COAP_FORBIDDEN);
+    /* kept across a restart (sealed log / snapshot) */
+    cl_runtime_close(w.rt);
+    w.rt = NULL;
+    assert_int_equal(rt_open(&w), CL_OK);
+    assert_int_equal(cc_connect(&dev, w.rt), CL_OK);
+    assert_int_equal(publish(&dev, w.rt, "temperature", "t3"), CL_COAP_FORBIDDEN);
+    assert_int_equal(publish(&dev, w.rt, "humidity", "h3"), CL_COAP_CHANGED);
+    cc_free(&dev);
+    world_free(&w);
+}
+
+/* Untrusted time: a host clock that jumps back cannot revive an expired token. */
+static void test_wrong_clock(void **state)
+{
+    (void)state;
+    world_t w;
+    uint8_t token[16], cert[2048], err[512];
+    size_t cert_len, err_len;
+    world_init(&w);
+    provision(&w);
+    token_create(&w, "device", 60, token);
+    lh_advance(w.lh, 120 * 1000);         /* the core sees the token expire ... */
+    char role[16];
+    assert_int_equal(whoami(&w.owner, w.rt, role), CL_COAP_CONTENT);
+    lh_set_time(w.lh, T0 - 86400 * 1000); /* ... then the host turns its clock back a day */
+    cc_peer_t dev;
+    cc_init(&dev, 5);
+    assert_int_equal(enroll(&w, &dev, token, "late", cert, &cert_len, err, &err_len),
+                     CL_COAP_FORBIDDEN);
+    assert_true(has_error(err, err_len, "token-expired"));
+    /* and across a restart too (the core's clock is in its sealed state) */
+    cl_runtime_close(w.rt);
+    w.rt = NULL;
+    assert_int_equal(rt_open(&w), CL_OK);
+    assert_int_equal(enroll(&w, &dev, token, "late", cert, &cert_len, err, &err_len),
+                     CL_COAP_FORBIDDEN);
+    assert_true(has_error(err, err_len, "token-expired"));
+    cc_free(&dev);
+    world_free(&w);
+}
+
 /* Sealed state and core builds: MRENCLAVE binds the exact build, MRSIGNER the signer. */
 static void test_sealing_across_builds(void **state)
 {
@@ -630,6 +727,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_hijacked_core),
         cmocka_unit_test(test_lying_host),
         cmocka_unit_test(test_sealing_across_builds),
+        cmocka_unit_test(test_permissions),
+        cmocka_unit_test(test_wrong_clock),
     };
     printf("runtime: %s\n", g_kind == CL_RUNTIME_PROCESS ? "process" : "sim");
     return cmocka_run_group_tests(tests, NULL, NULL);
