@@ -46,6 +46,10 @@ int main(int argc, char **argv)
             continue;
         if (strstr(line, "[vvar]") != NULL || strstr(line, "[vsyscall]") != NULL)
             continue;
+        if (hi - lo > ((uintptr_t)64 << 30)) { /* a reservation, not memory: refuse to guess */
+            fprintf(stderr, "memscan: region %s is larger than 64 GiB (sanitizer shadow?)\n", line);
+            return 2;
+        }
         regions++;
         size_t carry = 0;
         for (uintptr_t a = lo; a < hi; a += chunk) {
