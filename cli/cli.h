@@ -90,7 +90,8 @@ bool cli_exists(const char *path);
 /* path made absolute (prefixed with the working directory) when it is relative. */
 void cli_abspath(const char *path, char *out, size_t out_size);
 /* Creates dir (mode 0700) unless it exists as a directory. */
-bool cli_mkdir(const char *dir, char *err, size_t err_size);
+/* *created (may be NULL): whether this call made it (remove it again on failure). */
+bool cli_mkdir(const char *dir, bool *created, char *err, size_t err_size);
 /* Reads a whole file of at most size bytes. */
 bool cli_read_file(const char *path, uint8_t *buf, size_t size, size_t *len, char *err,
                    size_t err_size);

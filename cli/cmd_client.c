@@ -126,7 +126,8 @@ int cli_cmd_enroll(int argc, char **argv)
     uint8_t *root = malloc(CLI_CERT_MAX), *ca = malloc(CLI_CERT_MAX);
     cli_ident_t *id = calloc(1, sizeof *id);
     cli_session_t *s = calloc(1, sizeof *s);
-    bool made_key_file = false;
+    bool made_key_file = false, made_dir = false;
+    const char *dir = NULL;
     int rc = CLI_EXIT_ERROR;
     cl_status_t st;
 
@@ -155,7 +156,7 @@ int cli_cmd_enroll(int argc, char **argv)
     }
     const char *server = cli_val(opts, N_OPTS(opts), "--server");
     const char *tok_hex = cli_val(opts, N_OPTS(opts), "--token");
-    const char *dir = cli_val(opts, N_OPTS(opts), "--dir");
+    dir = cli_val(opts, N_OPTS(opts), "--dir");
     const char *key_file = cli_val(opts, N_OPTS(opts), "--key-file");
     const char *key_uri = cli_val(opts, N_OPTS(opts), "--key");
     const char *name = cli_val(opts, N_OPTS(opts), "--name");
@@ -200,7 +201,7 @@ int cli_cmd_enroll(int argc, char **argv)
             goto done;
         }
     }
-    if (!cli_mkdir(dir, err, sizeof err)) {
+    if (!cli_mkdir(dir, &made_dir, err, sizeof err)) {
         cli_fail("%s", err);
         goto done;
     }
@@ -297,11 +298,13 @@ int cli_cmd_enroll(int argc, char **argv)
     rc = enroll_save(dir, server, keyref, name, s, root, root_len, pub, ans, ans_len,
                      cli_has(opts, N_OPTS(opts), "--json"));
     if (rc == CLI_EXIT_OK)
-        made_key_file = false;
+        made_key_file = made_dir = false;
 done:
     cl_wipe(token, sizeof token);
     if (made_key_file)
         (void)unlink(key_path); /* no certificate for it: do not leave an orphan key */
+    if (made_dir)
+        (void)rmdir(dir); /* only if still empty: a refused enrollment leaves nothing behind */
     if (s != NULL)
         cli_session_close(s);
     if (id != NULL)

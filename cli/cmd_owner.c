@@ -44,7 +44,8 @@ static int owner_init(int argc, char **argv)
     size_t pub_len, der_len;
     cli_ident_t *id = calloc(1, sizeof *id);
     cli_conf_t conf;
-    bool made_key_file = false;
+    bool made_key_file = false, made_dir = false;
+    const char *dir = NULL;
     int rc = CLI_EXIT_ERROR;
     cl_status_t st;
 
@@ -70,7 +71,7 @@ static int owner_init(int argc, char **argv)
         goto done;
     default: cli_fail("%s", err); goto done;
     }
-    const char *dir = cli_val(opts, N_OPTS(opts), "--dir");
+    dir = cli_val(opts, N_OPTS(opts), "--dir");
     const char *key_uri = cli_val(opts, N_OPTS(opts), "--key");
     const char *key_file = cli_val(opts, N_OPTS(opts), "--key-file");
     const char *name = cli_val(opts, N_OPTS(opts), "--name");
@@ -97,7 +98,7 @@ static int owner_init(int argc, char **argv)
         cli_fail("--days: 1..36500");
         goto done;
     }
-    if (!cli_mkdir(dir, err, sizeof err)) {
+    if (!cli_mkdir(dir, &made_dir, err, sizeof err)) {
         cli_fail("%s", err);
         goto done;
     }
@@ -209,11 +210,13 @@ static int owner_init(int argc, char **argv)
     if (key_uri == NULL)
         printf("owner key: %s (keep it safe: whoever holds it owns your cores)\n", key_path);
     printf("owner config: %s\n", conf_path);
-    made_key_file = false;
+    made_key_file = made_dir = false;
     rc = CLI_EXIT_OK;
 done:
     if (made_key_file)
         (void)unlink(key_path); /* no root certificate: the key would be an orphan */
+    if (made_dir)
+        (void)rmdir(dir); /* only if still empty: a failed init leaves nothing behind */
     cli_ident_free(id);
     free(id);
     return rc;

@@ -263,10 +263,12 @@ void cli_abspath(const char *path, char *out, size_t out_size)
     snprintf(out, out_size, "%s", path);
 }
 
-bool cli_mkdir(const char *dir, char *err, size_t err_size)
+bool cli_mkdir(const char *dir, bool *created, char *err, size_t err_size)
 {
     struct stat sb;
 
+    if (created != NULL)
+        *created = false;
     if (stat(dir, &sb) == 0) {
         if (S_ISDIR(sb.st_mode))
             return true;
@@ -277,6 +279,8 @@ bool cli_mkdir(const char *dir, char *err, size_t err_size)
         cli_err(err, err_size, "cannot create the directory %s: %s", dir, strerror(errno));
         return false;
     }
+    if (created != NULL)
+        *created = true;
     return true;
 }
 

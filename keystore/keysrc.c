@@ -416,8 +416,13 @@ bool key_generate_in_token(const cl_crypto_t *c, const keysrc_t *k, cl_key_type_
     }
     cl_status_t st = cl_crypto_pkcs11_generate_key(c, type, usage, k->object, &key, NULL, 0, NULL);
     if (st != CL_OK) {
-        fmt_err(err, err_size, "cannot generate a %s key '%s' in the token: %s (%s)",
-                key_type_name(type), k->object, cl_status_str(st), cl_crypto_pkcs11_last_error(c));
+        const char *why = cl_crypto_pkcs11_last_error(c);
+        fmt_err(err, err_size, "cannot generate a %s key '%s' in the token: %s (%s)%s",
+                key_type_name(type), k->object, cl_status_str(st), why,
+                strstr(why, "CKR_USER_NOT_LOGGED_IN") != NULL
+                    ? "; no PIN was given: set CLOISTER_PKCS11_PIN, add ?pin-source=file:PATH "
+                      "to the URI, or use --pin-file"
+                    : "");
         return false;
     }
     c->ops->key_destroy(c->self, key);
