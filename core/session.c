@@ -19,6 +19,13 @@
 #define COSE_ALG_SHA256_64 (-15)
 #define HALF_OPEN_MS 60000
 #define MAX_HALF_OPEN_FRACTION 4 /* at most 1/4 of the table half-open */
+/*
+ * Anybody can run EDHOC with a raw key and become an enrollee (the token is
+ * checked afterwards), so enrollee sessions are capped and short-lived: they
+ * must not be able to push enrolled clients' sessions out of the table.
+ */
+#define MAX_ENROLLEE_FRACTION 8
+#define ENROLLEE_MS 60000
 
 void cl_session_free(cl_session_t *x)
 {
@@ -349,6 +356,8 @@ void cl_sessions_expire(cl_core_t *c)
     for (size_t i = 0; i < c->n_sessions; i++) {
         cl_session_t *x = &c->sessions[i];
         if ((x->state == CL_SESS_HALF_OPEN && now - x->created_ms > HALF_OPEN_MS) ||
+            (x->state == CL_SESS_ESTABLISHED && x->role == CL_ROLE_ENROLLEE &&
+             now - x->created_ms > ENROLLEE_MS) ||
             (x->state == CL_SESS_ESTABLISHED &&
              now - x->used_ms > (int64_t)c->cfg.session_ttl_s * 1000))
             cl_session_free(x);
@@ -505,6 +514,20 @@ static cl_status_t message_3(cl_core_t *c, cl_session_t *x, const cl_coap_msg_t 
         return st;
     }
     cl_edhoc_free(&x->edhoc);
+    if (x->role == CL_ROLE_ENROLLEE) { /* keep at most 1/8 of the table for enrollees */
+        size_t n = 0;
+        cl_session_t *oldest = NULL;
+        for (size_t i = 0; i < c->n_sessions; i++) {
+            cl_session_t *y = &c->sessions[i];
+            if (y != x && y->state == CL_SESS_ESTABLISHED && y->role == CL_ROLE_ENROLLEE) {
+                n++;
+                if (oldest == NULL || y->created_ms < oldest->created_ms)
+                    oldest = y;
+            }
+        }
+        if (oldest != NULL && (n + 1) * MAX_ENROLLEE_FRACTION > c->n_sessions)
+            cl_session_free(oldest);
+    }
     x->state = CL_SESS_ESTABLISHED;
     x->used_ms = c->now_ms;
     cl_core_log(c, CL_LOG_INFO, "edhoc: session established, role %s", cl_role_name(x->role));

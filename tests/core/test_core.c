@@ -674,6 +674,45 @@ static void test_wrong_clock(void **state)
     world_free(&w);
 }
 
+/* Anybody can become an enrollee (raw key); enrollees cannot push others out. */
+static void test_enrollee_flood(void **state)
+{
+    (void)state;
+    world_t w;
+    char role[16];
+    uint8_t resp[256];
+    size_t rl;
+    enum { N = 12 }; /* the table has 64 sessions: enrollees get at most 8 */
+    static cc_peer_t peers[N];
+    world_init(&w);
+    provision(&w);
+    for (int i = 0; i < N; i++) {
+        cc_init(&peers[i], 100 + (uint64_t)i);
+        cc_cred_kccs(&peers[i]);
+        cc_set_core_cert(&peers[i], w.id_cert, w.id_len);
+        assert_int_equal(cc_connect(&peers[i], w.rt), CL_OK);
+    }
+    int live = 0;
+    for (int i = 0; i < N; i++) /* a live enrollee session answers 4.03 (enroll first) */
+        live += cc_request(&peers[i], w.rt, CL_COAP_GET, "/whoami", NULL, 0, resp, sizeof resp,
+                           &rl) == CL_COAP_FORBIDDEN;
+    assert_true(live >= 1 && live <= 8);
+    /* the oldest enrollee was dropped, the owner's session was not */
+    assert_int_equal(cc_request(&peers[0], w.rt, CL_COAP_GET, "/whoami", NULL, 0, resp,
+                                sizeof resp, &rl),
+                     -(int)CL_COAP_UNAUTHORIZED);
+    assert_int_equal(whoami(&w.owner, w.rt, role), CL_COAP_CONTENT);
+    /* enrollee sessions expire after a minute */
+    lh_advance(w.lh, 61 * 1000);
+    assert_int_equal(cl_runtime_tick(w.rt, T0 + 61 * 1000), CL_OK);
+    assert_int_equal(cc_request(&peers[N - 1], w.rt, CL_COAP_GET, "/whoami", NULL, 0, resp,
+                                sizeof resp, &rl),
+                     -(int)CL_COAP_UNAUTHORIZED);
+    for (int i = 0; i < N; i++)
+        cc_free(&peers[i]);
+    world_free(&w);
+}
+
 /* Sealed state and core builds: MRENCLAVE binds the exact build, MRSIGNER the signer. */
 static void test_sealing_across_builds(void **state)
 {
@@ -729,6 +768,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sealing_across_builds),
         cmocka_unit_test(test_permissions),
         cmocka_unit_test(test_wrong_clock),
+        cmocka_unit_test(test_enrollee_flood),
     };
     printf("runtime: %s\n", g_kind == CL_RUNTIME_PROCESS ? "process" : "sim");
     return cmocka_run_group_tests(tests, NULL, NULL);
