@@ -192,24 +192,33 @@ static cl_status_t write_all(cl_chan_t *ch, const uint8_t *p, size_t len)
     return CL_OK;
 }
 
-/* Reads exactly len bytes into p before the deadline. */
-static cl_status_t read_all(cl_chan_t *ch, uint8_t *p, size_t len, int64_t deadline)
+/*
+ * Reads exactly len bytes into p before the deadline: from the socket, or
+ * from `rfn` when one is given (cl_chan_recv_from: no poll, no deadline).
+ */
+static cl_status_t read_all(cl_chan_t *ch, cl_chan_read_fn rfn, void *ctx, uint8_t *p, size_t len,
+                            int64_t deadline)
 {
     while (len > 0) {
-        struct pollfd pfd = {.fd = ch->fd, .events = POLLIN};
-        int r = poll(&pfd, 1, left_ms(deadline));
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            ch->err = CL_CHAN_IO;
-            ch->sys_errno = errno;
-            return CL_FAIL(CL_ERR_STATE);
+        ssize_t n;
+        if (rfn != NULL) {
+            n = rfn(ctx, p, len);
+        } else {
+            struct pollfd pfd = {.fd = ch->fd, .events = POLLIN};
+            int r = poll(&pfd, 1, left_ms(deadline));
+            if (r < 0) {
+                if (errno == EINTR)
+                    continue;
+                ch->err = CL_CHAN_IO;
+                ch->sys_errno = errno;
+                return CL_FAIL(CL_ERR_STATE);
+            }
+            if (r == 0) {
+                ch->err = CL_CHAN_TIMEOUT;
+                return CL_FAIL(CL_ERR_STATE);
+            }
+            n = recv(ch->fd, p, len, MSG_DONTWAIT);
         }
-        if (r == 0) {
-            ch->err = CL_CHAN_TIMEOUT;
-            return CL_FAIL(CL_ERR_STATE);
-        }
-        ssize_t n = recv(ch->fd, p, len, MSG_DONTWAIT);
         if (n == 0) {
             ch->err = CL_CHAN_EOF;
             return CL_FAIL(CL_ERR_STATE);
@@ -219,6 +228,10 @@ static cl_status_t read_all(cl_chan_t *ch, uint8_t *p, size_t len, int64_t deadl
                 continue;
             ch->err = errno == ECONNRESET ? CL_CHAN_EOF : CL_CHAN_IO;
             ch->sys_errno = errno;
+            return CL_FAIL(CL_ERR_STATE);
+        }
+        if ((size_t)n > len) { /* a broken source: never write past p + len */
+            ch->err = CL_CHAN_IO;
             return CL_FAIL(CL_ERR_STATE);
         }
         p += (size_t)n;
@@ -246,7 +259,8 @@ cl_status_t cl_chan_send(cl_chan_t *ch)
     return write_all(ch, ch->wbuf, ch->wlen);
 }
 
-cl_status_t cl_chan_recv(cl_chan_t *ch, uint8_t *type, cl_rd_t *rd)
+cl_status_t cl_chan_recv_from(cl_chan_t *ch, cl_chan_read_fn rfn, void *ctx, uint8_t *type,
+                              cl_rd_t *rd)
 {
     ch->err = CL_CHAN_OK;
     memset(rd, 0, sizeof(*rd));
@@ -258,7 +272,7 @@ cl_status_t cl_chan_recv(cl_chan_t *ch, uint8_t *type, cl_rd_t *rd)
     }
     int64_t deadline = deadline_of(ch);
     uint8_t hdr[CL_CHAN_HDR_LEN];
-    cl_status_t st = read_all(ch, hdr, sizeof(hdr), deadline);
+    cl_status_t st = read_all(ch, rfn, ctx, hdr, sizeof(hdr), deadline);
     if (st != CL_OK)
         return st;
     size_t flen =
@@ -283,7 +297,7 @@ cl_status_t cl_chan_recv(cl_chan_t *ch, uint8_t *type, cl_rd_t *rd)
             ch->rcap = cap;
         }
         size_t chunk = (ch->rcap < flen ? ch->rcap : flen) - got;
-        st = read_all(ch, ch->rbuf + got, chunk, deadline);
+        st = read_all(ch, rfn, ctx, ch->rbuf + got, chunk, deadline);
         if (st != CL_OK)
             return st;
         got += chunk;
@@ -294,6 +308,11 @@ cl_status_t cl_chan_recv(cl_chan_t *ch, uint8_t *type, cl_rd_t *rd)
     rd->pos = 0;
     rd->bad = false;
     return CL_OK;
+}
+
+cl_status_t cl_chan_recv(cl_chan_t *ch, uint8_t *type, cl_rd_t *rd)
+{
+    return cl_chan_recv_from(ch, NULL, NULL, type, rd);
 }
 
 /* ---- field readers ---- */
@@ -384,4 +403,169 @@ cl_status_t cl_chan_status(int32_t wire, bool *ok)
     }
     *ok = true;
     return (cl_status_t)wire;
+}
+
+/* ---- frame decoders (channel.h): bytes in, struct out, no I/O ---- */
+
+const char *cl_ocall_decode(uint8_t type, cl_rd_t *rd, cl_ocall_frame_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->type = type;
+    switch (type) {
+    case CL_FRAME_OCALL_LOG_LINE:
+        f->u.log_line.level = cl_rd_i32(rd);
+        f->u.log_line.line = cl_rd_bytes(rd, CL_CHAN_MAX_DATA, &f->u.log_line.len);
+        return cl_rd_done(rd) ? NULL : "malformed log_line";
+    case CL_FRAME_OCALL_LOG_APPEND:
+        f->u.log_append.counter = cl_rd_u64(rd);
+        f->u.log_append.rec = cl_rd_bytes(rd, CL_CHAN_MAX_DATA, &f->u.log_append.len);
+        return cl_rd_done(rd) ? NULL : "malformed log_append";
+    case CL_FRAME_OCALL_LOG_READ:
+        f->u.log_read.counter = cl_rd_u64(rd);
+        f->u.log_read.size = cl_rd_u32(rd);
+        return cl_rd_done(rd) ? NULL : "malformed log_read";
+    case CL_FRAME_OCALL_LOG_COMPACT:
+        f->u.log_compact.before = cl_rd_u64(rd);
+        return cl_rd_done(rd) ? NULL : "malformed log_compact";
+    case CL_FRAME_OCALL_SNAPSHOT_PUT:
+        f->u.snapshot_put.blob = cl_rd_bytes(rd, CL_CHAN_MAX_DATA, &f->u.snapshot_put.len);
+        return cl_rd_done(rd) ? NULL : "malformed snapshot_put";
+    case CL_FRAME_OCALL_SNAPSHOT_GET:
+        f->u.snapshot_get.size = cl_rd_u32(rd);
+        return cl_rd_done(rd) ? NULL : "malformed snapshot_get";
+    case CL_FRAME_OCALL_ARCHIVE_PUT:
+        f->u.archive_put.n = cl_rd_u32(rd);
+        /* Each record takes at least 28 bytes of the frame: bound n before allocating. */
+        if (rd->bad || f->u.archive_put.n > cl_rd_left(rd) / 28)
+            return "malformed archive_put (count)";
+        return NULL;
+    case CL_FRAME_OCALL_ARCHIVE_SCAN: {
+        const uint8_t *t = cl_rd_raw(rd, 16);
+        if (t != NULL)
+            memcpy(f->u.archive_scan.tag, t, 16);
+        f->u.archive_scan.from = cl_rd_u64(rd);
+        f->u.archive_scan.to = cl_rd_u64(rd);
+        f->u.archive_scan.after_id = cl_rd_u64(rd);
+        f->u.archive_scan.max_records = cl_rd_u64(rd);
+        f->u.archive_scan.size = cl_rd_u32(rd);
+        return cl_rd_done(rd) ? NULL : "malformed archive_scan";
+    }
+    case CL_FRAME_OCALL_SEND:
+        f->u.send.peer = cl_rd_u64(rd);
+        f->u.send.transport = cl_rd_u16(rd);
+        f->u.send.msg = cl_rd_bytes(rd, CL_CHAN_MAX_DATA, &f->u.send.len);
+        return cl_rd_done(rd) ? NULL : "malformed send";
+    case CL_FRAME_OCALL_TIME_NOW: return cl_rd_done(rd) ? NULL : "malformed time_now";
+    default: return "unexpected frame type";
+    }
+}
+
+bool cl_ocall_decode_archive_recs(cl_rd_t *rd, cl_archive_rec_t *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *tag = cl_rd_raw(rd, 16);
+        if (tag != NULL)
+            memcpy(recs[i].tag, tag, 16);
+        recs[i].bucket = cl_rd_u64(rd);
+        recs[i].data = cl_rd_bytes(rd, CL_CHAN_MAX_DATA, &recs[i].len);
+    }
+    return cl_rd_done(rd);
+}
+
+const char *cl_ecall_result_decode(cl_rd_t *rd, size_t out_size, bool has_out, cl_ecall_result_t *r)
+{
+    bool ok;
+    memset(r, 0, sizeof(*r));
+    r->status = cl_chan_status(cl_rd_i32(rd), &ok);
+    r->value = cl_rd_u64(rd);
+    r->out = cl_rd_bytes(rd, CL_CHAN_MAX_DATA, &r->len);
+    if (!cl_rd_done(rd) || !ok)
+        return "malformed ecall result";
+    if (r->len > out_size)
+        return "ecall result larger than the caller's buffer";
+    if (r->len > 0 && (r->status != CL_OK || !has_out))
+        return "ecall result with unexpected data";
+    return NULL;
+}
+
+cl_status_t cl_ecall_decode(uint8_t type, cl_rd_t *rd, cl_ecall_frame_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->type = type;
+    switch (type) {
+    case CL_FRAME_ECALL_OPEN:
+        f->u.open.api = cl_rd_u32(rd);
+        f->u.open.cfg.version = cl_rd_u32(rd);
+        f->u.open.cfg.snapshot_every = cl_rd_u32(rd);
+        f->u.open.cfg.max_sessions = cl_rd_u32(rd);
+        f->u.open.cfg.session_ttl_s = cl_rd_u32(rd);
+        f->u.open.cfg.seal_policy = cl_rd_u16(rd);
+        f->u.open.cfg.reserved = cl_rd_u16(rd);
+        f->u.open.ops_mask = cl_rd_u16(rd);
+        if (!cl_rd_done(rd) || (f->u.open.ops_mask & ~CL_OPS_BITS_ALL) != 0)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        return CL_OK;
+    case CL_FRAME_ECALL_HANDLE:
+    case CL_FRAME_ECALL_ATTEST:
+        f->handle = cl_rd_u64(rd);
+        f->u.call.out_size = cl_rd_u32(rd);
+        f->u.call.in = cl_rd_bytes(rd, CL_CHAN_MAX_DATA, &f->u.call.len);
+        return cl_rd_done(rd) ? CL_OK : CL_FAIL(CL_ERR_BAD_INPUT);
+    case CL_FRAME_ECALL_TICK:
+        f->handle = cl_rd_u64(rd);
+        f->u.tick.now_ms = cl_rd_i64(rd);
+        return cl_rd_done(rd) ? CL_OK : CL_FAIL(CL_ERR_BAD_INPUT);
+    case CL_FRAME_ECALL_CLOSE:
+        f->handle = cl_rd_u64(rd);
+        return cl_rd_done(rd) ? CL_OK : CL_FAIL(CL_ERR_BAD_INPUT);
+    default: return CL_ERR_NOT_FOUND;
+    }
+}
+
+cl_status_t cl_ocall_result_decode(uint8_t op, cl_rd_t *rd, size_t size, size_t max_records,
+                                   size_t n, uint64_t *ids, cl_ocall_result_t *r)
+{
+    bool ok;
+    cl_status_t hs = cl_chan_status(cl_rd_i32(rd), &ok);
+    if (!ok)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    cl_ocall_result_t res;
+    memset(&res, 0, sizeof(res));
+    switch (op) {
+    case CL_FRAME_OCALL_LOG_APPEND:
+    case CL_FRAME_OCALL_LOG_COMPACT:
+    case CL_FRAME_OCALL_SNAPSHOT_PUT:
+    case CL_FRAME_OCALL_SEND: break;
+    case CL_FRAME_OCALL_LOG_READ:
+        res.got = cl_rd_u64(rd);
+        res.data = cl_rd_bytes(rd, size, &res.len);
+        break;
+    case CL_FRAME_OCALL_SNAPSHOT_GET: res.data = cl_rd_bytes(rd, size, &res.len); break;
+    case CL_FRAME_OCALL_ARCHIVE_PUT: {
+        size_t count = cl_rd_u32(rd);
+        /* n ids on success, none on error, and nothing else in the frame */
+        if (rd->bad || count != (hs == CL_OK ? n : 0) || cl_rd_left(rd) != 8 * count)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        if (hs != CL_OK)
+            return hs;
+        for (size_t i = 0; i < count; i++)
+            ids[i] = cl_rd_u64(rd);
+        break;
+    }
+    case CL_FRAME_OCALL_ARCHIVE_SCAN:
+        res.got = cl_rd_u64(rd);
+        res.data = cl_rd_bytes(rd, size, &res.len);
+        break;
+    case CL_FRAME_OCALL_TIME_NOW: res.unix_ms = cl_rd_i64(rd); break;
+    default: return CL_FAIL(CL_ERR_BAD_INPUT);
+    }
+    /* The result had to be consumed exactly; then the host's status counts. */
+    if (!cl_rd_done(rd))
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    if (hs != CL_OK)
+        return hs;
+    if (op == CL_FRAME_OCALL_ARCHIVE_SCAN && res.got > max_records)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    *r = res;
+    return CL_OK;
 }

@@ -139,6 +139,18 @@ cl_status_t cl_chan_send(cl_chan_t *ch) CL_MUST_CHECK;
  */
 cl_status_t cl_chan_recv(cl_chan_t *ch, uint8_t *type, cl_rd_t *rd) CL_MUST_CHECK;
 
+/**
+ * A byte source for cl_chan_recv_from: reads at most len (> 0) bytes into p
+ * and returns how many (> 0), 0 at the end of the stream, or -1 with errno
+ * set (EINTR / EAGAIN: try again). Lets the frame reassembly run on bytes
+ * that do not come from the socket (tests, fuzz/fuzz_channel.c).
+ */
+typedef long (*cl_chan_read_fn)(void *ctx, uint8_t *p, size_t len);
+
+/** cl_chan_recv reading from `rfn` instead of the socket (no poll, no timeout). */
+cl_status_t cl_chan_recv_from(cl_chan_t *ch, cl_chan_read_fn rfn, void *ctx, uint8_t *type,
+                              cl_rd_t *rd) CL_MUST_CHECK;
+
 /** Writes raw bytes (test hooks that fake a broken peer); same errors as send. */
 cl_status_t cl_chan_write_raw(cl_chan_t *ch, const uint8_t *p, size_t len) CL_MUST_CHECK;
 
@@ -165,5 +177,133 @@ bool cl_rd_done(const cl_rd_t *rd);
  * cl_status_t range (or positive) become CL_ERR_BAD_INPUT; *ok false then.
  */
 cl_status_t cl_chan_status(int32_t wire, bool *ok);
+
+/*
+ * ---- frame decoders: bytes in, struct out, no I/O ----
+ * Shared by both ends (runtime.c parses ocalls and ECALL_RESULT, core_main.c
+ * parses ecalls and OCALL_RESULT) and by fuzz/fuzz_channel.c. Each takes a
+ * cursor over a received frame's fields (cl_chan_recv) and parses it
+ * exactly; byte strings are pointers into the frame.
+ */
+
+/** An ocall frame (core process -> host), as the host decodes it. */
+typedef struct cl_ocall_frame {
+    uint8_t type;
+    union {
+        struct {
+            int32_t level;
+            const uint8_t *line;
+            size_t len;
+        } log_line;
+        struct {
+            uint64_t counter;
+            const uint8_t *rec;
+            size_t len;
+        } log_append;
+        struct {
+            uint64_t counter;
+            size_t size;
+        } log_read;
+        struct {
+            uint64_t before;
+        } log_compact;
+        struct {
+            const uint8_t *blob;
+            size_t len;
+        } snapshot_put;
+        struct {
+            size_t size;
+        } snapshot_get;
+        struct {
+            size_t n; /* the records follow: cl_ocall_decode_archive_recs */
+        } archive_put;
+        struct {
+            uint8_t tag[16];
+            uint64_t from, to, after_id, max_records;
+            size_t size;
+        } archive_scan;
+        struct {
+            uint64_t peer;
+            uint16_t transport;
+            const uint8_t *msg;
+            size_t len;
+        } send;
+    } u;
+} cl_ocall_frame_t;
+
+/**
+ * Host side: decodes an ocall frame of this type. NULL when well-formed,
+ * otherwise what is wrong ("malformed send", "unexpected frame type", ...).
+ * For OCALL_ARCHIVE_PUT only the count is read (bounded by the bytes left,
+ * a record taking at least 28): the caller allocates n records and reads
+ * them with cl_ocall_decode_archive_recs.
+ */
+const char *cl_ocall_decode(uint8_t type, cl_rd_t *rd, cl_ocall_frame_t *f);
+/** The n records of an OCALL_ARCHIVE_PUT (data points into the frame); false if malformed. */
+bool cl_ocall_decode_archive_recs(cl_rd_t *rd, cl_archive_rec_t *recs, size_t n);
+
+/** An ECALL_RESULT frame (core process -> host). */
+typedef struct cl_ecall_result {
+    cl_status_t status;
+    uint64_t value;
+    const uint8_t *out;
+    size_t len;
+} cl_ecall_result_t;
+
+/**
+ * Host side: decodes the ECALL_RESULT of a call that told the core
+ * out_size; has_out: the caller has an output buffer. NULL when acceptable,
+ * otherwise the violation (malformed, status outside cl_status_t, more than
+ * out_size, data with an error status or for a call without output).
+ */
+const char *cl_ecall_result_decode(cl_rd_t *rd, size_t out_size, bool has_out,
+                                   cl_ecall_result_t *r);
+
+/** An ecall frame (host -> core process), as the core process decodes it. */
+typedef struct cl_ecall_frame {
+    uint8_t type;
+    uint64_t handle; /* all but ECALL_OPEN */
+    union {
+        struct {
+            uint32_t api;
+            cl_core_config_t cfg;
+            uint16_t ops_mask;
+        } open;
+        struct {
+            size_t out_size;
+            const uint8_t *in;
+            size_t len;
+        } call; /* ECALL_HANDLE, ECALL_ATTEST */
+        struct {
+            int64_t now_ms;
+        } tick;
+    } u;
+} cl_ecall_frame_t;
+
+/**
+ * Core side: decodes an ecall frame of this type. CL_OK; CL_ERR_BAD_INPUT
+ * when malformed (ECALL_OPEN: also unknown host_ops_mask bits);
+ * CL_ERR_NOT_FOUND for a type that is not an ecall.
+ */
+cl_status_t cl_ecall_decode(uint8_t type, cl_rd_t *rd, cl_ecall_frame_t *f);
+
+/** What an OCALL_RESULT carries besides the status. */
+typedef struct cl_ocall_result {
+    uint64_t got;        /* LOG_READ: the counter read; ARCHIVE_SCAN: records found */
+    int64_t unix_ms;     /* TIME_NOW */
+    const uint8_t *data; /* LOG_READ, SNAPSHOT_GET, ARCHIVE_SCAN */
+    size_t len;
+} cl_ocall_result_t;
+
+/**
+ * Core side: decodes the OCALL_RESULT answering the ocall `op` that asked
+ * for `size` bytes (LOG_READ, SNAPSHOT_GET, ARCHIVE_SCAN), at most
+ * max_records (ARCHIVE_SCAN) or stored n records (ARCHIVE_PUT: their n ids
+ * are written to ids). Returns what the core sees: CL_ERR_BAD_INPUT for a
+ * malformed result or a status outside cl_status_t, otherwise the host's
+ * status. *r and ids are written only on CL_OK.
+ */
+cl_status_t cl_ocall_result_decode(uint8_t op, cl_rd_t *rd, size_t size, size_t max_records,
+                                   size_t n, uint64_t *ids, cl_ocall_result_t *r);
 
 #endif

@@ -58,8 +58,13 @@ static void die(const char *msg)
 /* ------------------------------------------------------------------ */
 /* forwarding ocalls (core -> host)                                    */
 
-/* Sends the ocall frame built in ch and receives the OCALL_RESULT. */
-static cl_status_t ocall(child_t *c, cl_rd_t *rd, cl_status_t *host_st)
+/*
+ * Sends the ocall frame `op` built in ch, receives the OCALL_RESULT and
+ * decodes it (cl_ocall_result_decode: size, max_records, n, ids as there).
+ * Returns what the core sees.
+ */
+static cl_status_t ocall(child_t *c, uint8_t op, size_t size, size_t max_records, size_t n,
+                         uint64_t *ids, cl_ocall_result_t *r)
 {
     if (c->broken)
         return CL_FAIL(CL_ERR_STATE);
@@ -71,24 +76,13 @@ static cl_status_t ocall(child_t *c, cl_rd_t *rd, cl_status_t *host_st)
         return CL_FAIL(CL_ERR_STATE);
     }
     uint8_t type;
-    st = cl_chan_recv(&c->ch, &type, rd);
+    cl_rd_t rd;
+    st = cl_chan_recv(&c->ch, &type, &rd);
     if (st != CL_OK || type != CL_FRAME_OCALL_RESULT) {
         c->broken = true;
         return CL_FAIL(CL_ERR_STATE);
     }
-    bool ok;
-    *host_st = cl_chan_status(cl_rd_i32(rd), &ok);
-    if (!ok)
-        return CL_FAIL(CL_ERR_BAD_INPUT);
-    return CL_OK;
-}
-
-/* The result had to be consumed exactly; then the host's status counts. */
-static cl_status_t finish(const cl_rd_t *rd, cl_status_t host_st)
-{
-    if (!cl_rd_done(rd))
-        return CL_FAIL(CL_ERR_BAD_INPUT);
-    return host_st;
+    return cl_ocall_result_decode(op, &rd, size, max_records, n, ids, r);
 }
 
 static size_t clamp_size(size_t s)
@@ -104,9 +98,8 @@ static cl_status_t fw_log_append(void *ctx, uint64_t counter, const uint8_t *rec
     cl_chan_begin(&c->ch, CL_FRAME_OCALL_LOG_APPEND);
     cl_chan_put_u64(&c->ch, counter);
     cl_chan_put_bytes(&c->ch, rec, len);
-    cl_rd_t rd;
-    cl_status_t hs, st = ocall(c, &rd, &hs);
-    return st != CL_OK ? st : finish(&rd, hs);
+    cl_ocall_result_t r;
+    return ocall(c, CL_FRAME_OCALL_LOG_APPEND, 0, 0, 0, NULL, &r);
 }
 
 static cl_status_t fw_log_read(void *ctx, uint64_t counter, uint64_t *got_counter, uint8_t *buf,
@@ -117,20 +110,14 @@ static cl_status_t fw_log_read(void *ctx, uint64_t counter, uint64_t *got_counte
     cl_chan_begin(&c->ch, CL_FRAME_OCALL_LOG_READ);
     cl_chan_put_u64(&c->ch, counter);
     cl_chan_put_u32(&c->ch, (uint32_t)size);
-    cl_rd_t rd;
-    cl_status_t hs, st = ocall(c, &rd, &hs);
+    cl_ocall_result_t r;
+    cl_status_t st = ocall(c, CL_FRAME_OCALL_LOG_READ, size, 0, 0, NULL, &r);
     if (st != CL_OK)
         return st;
-    uint64_t got = cl_rd_u64(&rd);
-    size_t n;
-    const uint8_t *p = cl_rd_bytes(&rd, size, &n);
-    st = finish(&rd, hs);
-    if (st != CL_OK)
-        return st;
-    if (n > 0)
-        memcpy(buf, p, n);
-    *got_counter = got;
-    *len = n;
+    if (r.len > 0)
+        memcpy(buf, r.data, r.len);
+    *got_counter = r.got;
+    *len = r.len;
     return CL_OK;
 }
 
@@ -139,9 +126,8 @@ static cl_status_t fw_log_compact(void *ctx, uint64_t before)
     child_t *c = ctx;
     cl_chan_begin(&c->ch, CL_FRAME_OCALL_LOG_COMPACT);
     cl_chan_put_u64(&c->ch, before);
-    cl_rd_t rd;
-    cl_status_t hs, st = ocall(c, &rd, &hs);
-    return st != CL_OK ? st : finish(&rd, hs);
+    cl_ocall_result_t r;
+    return ocall(c, CL_FRAME_OCALL_LOG_COMPACT, 0, 0, 0, NULL, &r);
 }
 
 static cl_status_t fw_snapshot_put(void *ctx, const uint8_t *blob, size_t len)
@@ -151,9 +137,8 @@ static cl_status_t fw_snapshot_put(void *ctx, const uint8_t *blob, size_t len)
         return CL_FAIL(CL_ERR_LIMIT);
     cl_chan_begin(&c->ch, CL_FRAME_OCALL_SNAPSHOT_PUT);
     cl_chan_put_bytes(&c->ch, blob, len);
-    cl_rd_t rd;
-    cl_status_t hs, st = ocall(c, &rd, &hs);
-    return st != CL_OK ? st : finish(&rd, hs);
+    cl_ocall_result_t r;
+    return ocall(c, CL_FRAME_OCALL_SNAPSHOT_PUT, 0, 0, 0, NULL, &r);
 }
 
 static cl_status_t fw_snapshot_get(void *ctx, uint8_t *buf, size_t size, size_t *len)
@@ -162,18 +147,13 @@ static cl_status_t fw_snapshot_get(void *ctx, uint8_t *buf, size_t size, size_t 
     size = clamp_size(size);
     cl_chan_begin(&c->ch, CL_FRAME_OCALL_SNAPSHOT_GET);
     cl_chan_put_u32(&c->ch, (uint32_t)size);
-    cl_rd_t rd;
-    cl_status_t hs, st = ocall(c, &rd, &hs);
+    cl_ocall_result_t r;
+    cl_status_t st = ocall(c, CL_FRAME_OCALL_SNAPSHOT_GET, size, 0, 0, NULL, &r);
     if (st != CL_OK)
         return st;
-    size_t n;
-    const uint8_t *p = cl_rd_bytes(&rd, size, &n);
-    st = finish(&rd, hs);
-    if (st != CL_OK)
-        return st;
-    if (n > 0)
-        memcpy(buf, p, n);
-    *len = n;
+    if (r.len > 0)
+        memcpy(buf, r.data, r.len);
+    *len = r.len;
     return CL_OK;
 }
 
@@ -189,19 +169,8 @@ static cl_status_t fw_archive_put(void *ctx, const cl_archive_rec_t *recs, size_
         cl_chan_put_u64(&c->ch, recs[i].bucket);
         cl_chan_put_bytes(&c->ch, recs[i].data, recs[i].len);
     }
-    cl_rd_t rd;
-    cl_status_t hs, st = ocall(c, &rd, &hs);
-    if (st != CL_OK)
-        return st;
-    size_t count = cl_rd_u32(&rd);
-    /* n ids on success, none on error, and nothing else in the frame */
-    if (rd.bad || count != (hs == CL_OK ? n : 0) || cl_rd_left(&rd) != 8 * count)
-        return CL_FAIL(CL_ERR_BAD_INPUT);
-    if (hs != CL_OK)
-        return hs;
-    for (size_t i = 0; i < count; i++)
-        ids[i] = cl_rd_u64(&rd);
-    return CL_OK;
+    cl_ocall_result_t r;
+    return ocall(c, CL_FRAME_OCALL_ARCHIVE_PUT, 0, 0, n, ids, &r);
 }
 
 static cl_status_t fw_archive_scan(void *ctx, const uint8_t tag[16], uint64_t from, uint64_t to,
@@ -217,22 +186,14 @@ static cl_status_t fw_archive_scan(void *ctx, const uint8_t tag[16], uint64_t fr
     cl_chan_put_u64(&c->ch, after_id);
     cl_chan_put_u64(&c->ch, (uint64_t)max_records);
     cl_chan_put_u32(&c->ch, (uint32_t)size);
-    cl_rd_t rd;
-    cl_status_t hs, st = ocall(c, &rd, &hs);
+    cl_ocall_result_t r;
+    cl_status_t st = ocall(c, CL_FRAME_OCALL_ARCHIVE_SCAN, size, max_records, 0, NULL, &r);
     if (st != CL_OK)
         return st;
-    uint64_t got_n = cl_rd_u64(&rd);
-    size_t got_len;
-    const uint8_t *p = cl_rd_bytes(&rd, size, &got_len);
-    st = finish(&rd, hs);
-    if (st != CL_OK)
-        return st;
-    if (got_n > max_records)
-        return CL_FAIL(CL_ERR_BAD_INPUT);
-    if (got_len > 0)
-        memcpy(buf, p, got_len);
-    *len = got_len;
-    *n = (size_t)got_n;
+    if (r.len > 0)
+        memcpy(buf, r.data, r.len);
+    *len = r.len;
+    *n = (size_t)r.got;
     return CL_OK;
 }
 
@@ -246,23 +207,18 @@ static cl_status_t fw_send(void *ctx, uint64_t peer, uint16_t transport, const u
     cl_chan_put_u64(&c->ch, peer);
     cl_chan_put_u16(&c->ch, transport);
     cl_chan_put_bytes(&c->ch, msg, len);
-    cl_rd_t rd;
-    cl_status_t hs, st = ocall(c, &rd, &hs);
-    return st != CL_OK ? st : finish(&rd, hs);
+    cl_ocall_result_t r;
+    return ocall(c, CL_FRAME_OCALL_SEND, 0, 0, 0, NULL, &r);
 }
 
 static cl_status_t fw_time_now(void *ctx, int64_t *unix_ms)
 {
     child_t *c = ctx;
     cl_chan_begin(&c->ch, CL_FRAME_OCALL_TIME_NOW);
-    cl_rd_t rd;
-    cl_status_t hs, st = ocall(c, &rd, &hs);
-    if (st != CL_OK)
-        return st;
-    int64_t t = cl_rd_i64(&rd);
-    st = finish(&rd, hs);
+    cl_ocall_result_t r;
+    cl_status_t st = ocall(c, CL_FRAME_OCALL_TIME_NOW, 0, 0, 0, NULL, &r);
     if (st == CL_OK)
-        *unix_ms = t;
+        *unix_ms = r.unix_ms;
     return st;
 }
 
@@ -510,28 +466,16 @@ static uint8_t *copy_in(const uint8_t *p, size_t len)
     return q;
 }
 
-static cl_status_t do_open(child_t *c, cl_rd_t *rd, uint64_t *handle)
+static cl_status_t do_open(child_t *c, const cl_ecall_frame_t *f, uint64_t *handle)
 {
-    uint32_t api = cl_rd_u32(rd);
-    cl_core_config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.version = cl_rd_u32(rd);
-    cfg.snapshot_every = cl_rd_u32(rd);
-    cfg.max_sessions = cl_rd_u32(rd);
-    cfg.session_ttl_s = cl_rd_u32(rd);
-    cfg.seal_policy = cl_rd_u16(rd);
-    cfg.reserved = cl_rd_u16(rd);
-    uint16_t mask = cl_rd_u16(rd);
-    if (!cl_rd_done(rd) || (mask & ~CL_OPS_BITS_ALL) != 0)
-        return CL_FAIL(CL_ERR_BAD_INPUT);
-    if (api != CL_CORE_API_VERSION)
+    if (f->u.open.api != CL_CORE_API_VERSION)
         return CL_FAIL(CL_ERR_UNSUPPORTED);
     if (c->boot != CL_OK)
         return c->boot;
     if (c->opened)
         return CL_FAIL(CL_ERR_STATE);
-    build_ops(c, mask);
-    cl_status_t st = c->ecalls->open(c->ptab, &c->ops, &cfg, &c->handle);
+    build_ops(c, f->u.open.ops_mask);
+    cl_status_t st = c->ecalls->open(c->ptab, &c->ops, &f->u.open.cfg, &c->handle);
     if (st != CL_OK)
         return st;
     c->opened = true;
@@ -554,21 +498,27 @@ static bool serve(child_t *c)
     uint8_t *out = NULL, *in = NULL;
     size_t out_len = 0;
     bool keep = true;
+    cl_ecall_frame_t f;
+    cl_status_t dst = cl_ecall_decode(type, &rd, &f);
+    if (dst == CL_ERR_NOT_FOUND) {
+        die("unexpected frame type from the host");
+        return false;
+    }
     switch (type) {
     case CL_FRAME_ECALL_OPEN:
-        st = do_open(c, &rd, &value);
+        st = dst != CL_OK ? dst : do_open(c, &f, &value);
         if (st != CL_OK && !c->opened)
             keep = false; /* a failed boot ends the process */
         break;
     case CL_FRAME_ECALL_HANDLE:
     case CL_FRAME_ECALL_ATTEST: {
         bool is_handle = type == CL_FRAME_ECALL_HANDLE;
-        uint64_t h = cl_rd_u64(&rd);
-        size_t out_size = cl_rd_u32(&rd);
-        size_t in_len;
-        const uint8_t *p = cl_rd_bytes(&rd, CL_CHAN_MAX_DATA, &in_len);
-        if (!cl_rd_done(&rd)) {
-            st = CL_FAIL(CL_ERR_BAD_INPUT);
+        uint64_t h = f.handle;
+        size_t out_size = f.u.call.out_size;
+        size_t in_len = f.u.call.len;
+        const uint8_t *p = f.u.call.in;
+        if (dst != CL_OK) {
+            st = dst;
             break;
         }
         if (!c->opened) {
@@ -602,26 +552,22 @@ static bool serve(child_t *c)
             st = CL_FAIL(CL_ERR_STATE);
         break;
     }
-    case CL_FRAME_ECALL_TICK: {
-        uint64_t h = cl_rd_u64(&rd);
-        int64_t now = cl_rd_i64(&rd);
-        if (!cl_rd_done(&rd))
-            st = CL_FAIL(CL_ERR_BAD_INPUT);
+    case CL_FRAME_ECALL_TICK:
+        if (dst != CL_OK)
+            st = dst;
         else if (!c->opened)
             st = CL_FAIL(CL_ERR_STATE);
-        else if (h != c->handle)
+        else if (f.handle != c->handle)
             st = CL_FAIL(CL_ERR_INVALID_ARG);
         else
-            st = c->ecalls->tick(c->handle, now);
+            st = c->ecalls->tick(c->handle, f.u.tick.now_ms);
         break;
-    }
     case CL_FRAME_ECALL_CLOSE: {
-        uint64_t h = cl_rd_u64(&rd);
-        if (!cl_rd_done(&rd))
-            st = CL_FAIL(CL_ERR_BAD_INPUT);
+        if (dst != CL_OK)
+            st = dst;
         else if (!c->opened)
             st = CL_FAIL(CL_ERR_STATE);
-        else if (h != c->handle)
+        else if (f.handle != c->handle)
             st = CL_FAIL(CL_ERR_INVALID_ARG);
         else {
             c->ecalls->close(c->handle);

@@ -406,7 +406,15 @@ static cl_status_t proc_give_up(cl_runtime_t *rt, cl_status_t ret, const char *w
 /* ------------------------------------------------------------------ */
 /* CL_RUNTIME_PROCESS: serving the child's ocalls                      */
 
-#define VIOLATION(msg) proc_give_up(rt, CL_ERR_BAD_INPUT, "protocol violation: " msg)
+/* The child broke the protocol (why: a decoder's message). */
+static cl_status_t violation(cl_runtime_t *rt, const char *why)
+{
+    char what[128];
+    snprintf(what, sizeof(what), "protocol violation: %s", why);
+    return proc_give_up(rt, CL_ERR_BAD_INPUT, what);
+}
+
+#define VIOLATION(msg) violation(rt, msg)
 
 /* Sends the OCALL_RESULT built so far. */
 static cl_status_t answer(cl_runtime_t *rt)
@@ -435,32 +443,23 @@ static cl_status_t serve_ocall(cl_runtime_t *rt, uint8_t type, cl_rd_t *rd)
 {
     const cl_host_ops_t *px = &rt->proxy;
     cl_status_t st;
+    cl_ocall_frame_t f;
+    const char *bad = cl_ocall_decode(type, rd, &f);
+    if (bad != NULL)
+        return violation(rt, bad);
     switch (type) {
-    case CL_FRAME_OCALL_LOG_LINE: {
-        int32_t level = cl_rd_i32(rd);
-        size_t len;
-        const uint8_t *p = cl_rd_bytes(rd, CL_CHAN_MAX_DATA, &len);
-        if (!cl_rd_done(rd))
-            return VIOLATION("malformed log_line");
+    case CL_FRAME_OCALL_LOG_LINE:
         if (rt->host.log_line != NULL)
-            deliver_log(rt, level, p, len);
+            deliver_log(rt, f.u.log_line.level, f.u.log_line.line, f.u.log_line.len);
         return CL_OK; /* no answer */
-    }
-    case CL_FRAME_OCALL_LOG_APPEND: {
-        uint64_t counter = cl_rd_u64(rd);
-        size_t len;
-        const uint8_t *p = cl_rd_bytes(rd, CL_CHAN_MAX_DATA, &len);
-        if (!cl_rd_done(rd))
-            return VIOLATION("malformed log_append");
-        st = px->log_append ? px->log_append(rt, counter, p, len) : CL_FAIL(CL_ERR_UNSUPPORTED);
+    case CL_FRAME_OCALL_LOG_APPEND:
+        st = px->log_append ? px->log_append(rt, f.u.log_append.counter, f.u.log_append.rec,
+                                             f.u.log_append.len)
+                            : CL_FAIL(CL_ERR_UNSUPPORTED);
         begin_result(rt, st);
         return answer(rt);
-    }
     case CL_FRAME_OCALL_LOG_READ: {
-        uint64_t counter = cl_rd_u64(rd);
-        size_t size = cl_rd_u32(rd);
-        if (!cl_rd_done(rd))
-            return VIOLATION("malformed log_read");
+        size_t size = f.u.log_read.size;
         uint8_t *buf = alloc_out(&size);
         uint64_t got = 0;
         size_t len = 0;
@@ -469,34 +468,25 @@ static cl_status_t serve_ocall(cl_runtime_t *rt, uint8_t type, cl_rd_t *rd)
         else if (px->log_read == NULL)
             st = CL_FAIL(CL_ERR_UNSUPPORTED);
         else
-            st = px->log_read(rt, counter, &got, buf, size, &len);
+            st = px->log_read(rt, f.u.log_read.counter, &got, buf, size, &len);
         begin_result(rt, st);
         cl_chan_put_u64(&rt->ch, st == CL_OK ? got : 0);
         cl_chan_put_bytes(&rt->ch, buf, st == CL_OK ? len : 0);
         free(buf);
         return answer(rt);
     }
-    case CL_FRAME_OCALL_LOG_COMPACT: {
-        uint64_t before = cl_rd_u64(rd);
-        if (!cl_rd_done(rd))
-            return VIOLATION("malformed log_compact");
-        st = px->log_compact ? px->log_compact(rt, before) : CL_FAIL(CL_ERR_UNSUPPORTED);
+    case CL_FRAME_OCALL_LOG_COMPACT:
+        st = px->log_compact ? px->log_compact(rt, f.u.log_compact.before)
+                             : CL_FAIL(CL_ERR_UNSUPPORTED);
         begin_result(rt, st);
         return answer(rt);
-    }
-    case CL_FRAME_OCALL_SNAPSHOT_PUT: {
-        size_t len;
-        const uint8_t *p = cl_rd_bytes(rd, CL_CHAN_MAX_DATA, &len);
-        if (!cl_rd_done(rd))
-            return VIOLATION("malformed snapshot_put");
-        st = px->snapshot_put ? px->snapshot_put(rt, p, len) : CL_FAIL(CL_ERR_UNSUPPORTED);
+    case CL_FRAME_OCALL_SNAPSHOT_PUT:
+        st = px->snapshot_put ? px->snapshot_put(rt, f.u.snapshot_put.blob, f.u.snapshot_put.len)
+                              : CL_FAIL(CL_ERR_UNSUPPORTED);
         begin_result(rt, st);
         return answer(rt);
-    }
     case CL_FRAME_OCALL_SNAPSHOT_GET: {
-        size_t size = cl_rd_u32(rd);
-        if (!cl_rd_done(rd))
-            return VIOLATION("malformed snapshot_get");
+        size_t size = f.u.snapshot_get.size;
         uint8_t *buf = alloc_out(&size);
         size_t len = 0;
         if (buf == NULL)
@@ -511,10 +501,7 @@ static cl_status_t serve_ocall(cl_runtime_t *rt, uint8_t type, cl_rd_t *rd)
         return answer(rt);
     }
     case CL_FRAME_OCALL_ARCHIVE_PUT: {
-        size_t n = cl_rd_u32(rd);
-        /* Each record takes at least 28 bytes of the frame: bound n before allocating. */
-        if (rd->bad || n > cl_rd_left(rd) / 28)
-            return VIOLATION("malformed archive_put (count)");
+        size_t n = f.u.archive_put.n;
         cl_archive_rec_t *recs = calloc(n ? n : 1, sizeof(*recs));
         uint64_t *ids = calloc(n ? n : 1, sizeof(*ids));
         if (recs == NULL || ids == NULL) {
@@ -525,14 +512,7 @@ static cl_status_t serve_ocall(cl_runtime_t *rt, uint8_t type, cl_rd_t *rd)
             cl_chan_put_u32(&rt->ch, 0);
             return answer(rt);
         }
-        for (size_t i = 0; i < n; i++) {
-            const uint8_t *tag = cl_rd_raw(rd, 16);
-            if (tag != NULL)
-                memcpy(recs[i].tag, tag, 16);
-            recs[i].bucket = cl_rd_u64(rd);
-            recs[i].data = cl_rd_bytes(rd, CL_CHAN_MAX_DATA, &recs[i].len);
-        }
-        if (!cl_rd_done(rd)) {
+        if (!cl_ocall_decode_archive_recs(rd, recs, n)) {
             free(recs);
             free(ids);
             return VIOLATION("malformed archive_put");
@@ -547,17 +527,10 @@ static cl_status_t serve_ocall(cl_runtime_t *rt, uint8_t type, cl_rd_t *rd)
         return answer(rt);
     }
     case CL_FRAME_OCALL_ARCHIVE_SCAN: {
-        uint8_t tag[16];
-        const uint8_t *t = cl_rd_raw(rd, 16);
-        if (t != NULL)
-            memcpy(tag, t, 16);
-        uint64_t from = cl_rd_u64(rd), to = cl_rd_u64(rd), after = cl_rd_u64(rd);
-        uint64_t max_records = cl_rd_u64(rd);
-        size_t size = cl_rd_u32(rd);
-        if (!cl_rd_done(rd))
-            return VIOLATION("malformed archive_scan");
+        uint64_t max_records = f.u.archive_scan.max_records;
         if (max_records > SIZE_MAX)
             max_records = SIZE_MAX;
+        size_t size = f.u.archive_scan.size;
         uint8_t *buf = alloc_out(&size);
         size_t len = 0, n = 0;
         if (buf == NULL)
@@ -565,35 +538,28 @@ static cl_status_t serve_ocall(cl_runtime_t *rt, uint8_t type, cl_rd_t *rd)
         else if (px->archive_scan == NULL)
             st = CL_FAIL(CL_ERR_UNSUPPORTED);
         else
-            st = px->archive_scan(rt, tag, from, to, after, (size_t)max_records, buf, size, &len,
-                                  &n);
+            st = px->archive_scan(rt, f.u.archive_scan.tag, f.u.archive_scan.from,
+                                  f.u.archive_scan.to, f.u.archive_scan.after_id,
+                                  (size_t)max_records, buf, size, &len, &n);
         begin_result(rt, st);
         cl_chan_put_u64(&rt->ch, st == CL_OK ? n : 0);
         cl_chan_put_bytes(&rt->ch, buf, st == CL_OK ? len : 0);
         free(buf);
         return answer(rt);
     }
-    case CL_FRAME_OCALL_SEND: {
-        uint64_t peer = cl_rd_u64(rd);
-        uint16_t transport = cl_rd_u16(rd);
-        size_t len;
-        const uint8_t *p = cl_rd_bytes(rd, CL_CHAN_MAX_DATA, &len);
-        if (!cl_rd_done(rd))
-            return VIOLATION("malformed send");
-        st = px->send ? px->send(rt, peer, transport, p, len) : CL_FAIL(CL_ERR_UNSUPPORTED);
+    case CL_FRAME_OCALL_SEND:
+        st = px->send ? px->send(rt, f.u.send.peer, f.u.send.transport, f.u.send.msg, f.u.send.len)
+                      : CL_FAIL(CL_ERR_UNSUPPORTED);
         begin_result(rt, st);
         return answer(rt);
-    }
     case CL_FRAME_OCALL_TIME_NOW: {
-        if (!cl_rd_done(rd))
-            return VIOLATION("malformed time_now");
         int64_t t = 0;
         st = px->time_now ? px->time_now(rt, &t) : CL_FAIL(CL_ERR_UNSUPPORTED);
         begin_result(rt, st);
         cl_chan_put_u64(&rt->ch, st == CL_OK ? (uint64_t)t : 0);
         return answer(rt);
     }
-    default: return VIOLATION("unexpected frame type");
+    default: return VIOLATION("unexpected frame type"); /* cl_ocall_decode refused it */
     }
 }
 
@@ -625,25 +591,18 @@ static cl_status_t proc_call(cl_runtime_t *rt, uint64_t *value, uint8_t *out, si
                 return st;
             continue;
         }
-        bool ok;
-        cl_status_t res = cl_chan_status(cl_rd_i32(&rd), &ok);
-        uint64_t v = cl_rd_u64(&rd);
-        size_t len;
-        const uint8_t *p = cl_rd_bytes(&rd, CL_CHAN_MAX_DATA, &len);
-        if (!cl_rd_done(&rd) || !ok)
-            return VIOLATION("malformed ecall result");
-        if (len > out_size)
-            return VIOLATION("ecall result larger than the caller's buffer");
-        if (len > 0 && (res != CL_OK || out == NULL))
-            return VIOLATION("ecall result with unexpected data");
+        cl_ecall_result_t r;
+        const char *bad = cl_ecall_result_decode(&rd, out_size, out != NULL, &r);
+        if (bad != NULL)
+            return violation(rt, bad);
         if (value != NULL)
-            *value = v;
-        if (res == CL_OK && out_len != NULL) {
-            if (len > 0)
-                memcpy(out, p, len);
-            *out_len = len;
+            *value = r.value;
+        if (r.status == CL_OK && out_len != NULL) {
+            if (r.len > 0)
+                memcpy(out, r.out, r.len);
+            *out_len = r.len;
         }
-        return res;
+        return r.status;
     }
 }
 
