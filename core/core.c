@@ -103,8 +103,8 @@ cl_status_t cl_core_ca_sign(void *arg, const uint8_t *tbs, size_t tbs_len, uint8
 {
     cl_core_t *c = arg;
     size_t n = 0;
-    cl_status_t st = c->crypto.ops->sign(c->crypto.self, c->ca_key, CL_SIG_ES256, tbs, tbs_len,
-                                         sig, 64, &n);
+    cl_status_t st =
+        c->crypto.ops->sign(c->crypto.self, c->ca_key, CL_SIG_ES256, tbs, tbs_len, sig, 64, &n);
     return st == CL_OK && n == 64 ? CL_OK : CL_FAIL(CL_ERR_CRYPTO);
 }
 
@@ -120,8 +120,8 @@ cl_status_t cl_core_load_keys(cl_core_t *c)
     c->identity_key = c->ca_key = c->archive_aead = CL_KEY_NONE;
     if ((st = o->key_import_private(c->crypto.self, CL_KEY_P256, CL_KEY_USAGE_SIGN,
                                     c->st.identity_priv, 32, &c->identity_key)) != CL_OK ||
-        (st = o->key_import_private(c->crypto.self, CL_KEY_P256, CL_KEY_USAGE_SIGN,
-                                    c->st.ca_priv, 32, &c->ca_key)) != CL_OK ||
+        (st = o->key_import_private(c->crypto.self, CL_KEY_P256, CL_KEY_USAGE_SIGN, c->st.ca_priv,
+                                    32, &c->ca_key)) != CL_OK ||
         (st = cl_aead_import(&c->crypto, CL_AEAD_A128GCM, c->st.archive_key, 16,
                              &c->archive_aead)) != CL_OK)
         return st;
@@ -229,11 +229,10 @@ static cl_status_t ecall_open(const cl_tee_platform_t *platform, const cl_host_o
     cl_tee_platform_t plat = *platform;
     cl_host_ops_t ops = *host;
     cl_core_config_t conf = *cfg;
-    if (plat.version != CL_TEE_PLATFORM_VERSION || plat.read_rand == NULL ||
-        plat.get_key == NULL || plat.get_report == NULL || ops.version != CL_HOST_OPS_VERSION ||
-        ops.log_append == NULL || ops.log_read == NULL || ops.log_compact == NULL ||
-        ops.snapshot_put == NULL || ops.snapshot_get == NULL || ops.time_now == NULL ||
-        conf.version != CL_CORE_API_VERSION)
+    if (plat.version != CL_TEE_PLATFORM_VERSION || plat.read_rand == NULL || plat.get_key == NULL ||
+        plat.get_report == NULL || ops.version != CL_HOST_OPS_VERSION || ops.log_append == NULL ||
+        ops.log_read == NULL || ops.log_compact == NULL || ops.snapshot_put == NULL ||
+        ops.snapshot_get == NULL || ops.time_now == NULL || conf.version != CL_CORE_API_VERSION)
         return CL_FAIL(CL_ERR_INVALID_ARG);
     if (conf.snapshot_every == 0)
         conf.snapshot_every = 1000;
@@ -267,8 +266,8 @@ static cl_status_t ecall_open(const cl_tee_platform_t *platform, const cl_host_o
     cl_slog_fault_t fault = CL_SLOG_FAULT_NONE;
     st = cl_slog_open(&c->log, &c->platform, &c->host, conf.seal_policy, &cb, &fault);
     if (st != CL_OK) {
-        cl_core_log(c, CL_LOG_ERROR, "boot refused: sealed state %s (%s)",
-                    cl_slog_fault_str(fault), cl_status_str(st));
+        cl_core_log(c, CL_LOG_ERROR, "boot refused: sealed state %s (%s)", cl_slog_fault_str(fault),
+                    cl_status_str(st));
         goto fail;
     }
     c->log_open = true;
@@ -292,8 +291,8 @@ static cl_status_t ecall_open(const cl_tee_platform_t *platform, const cl_host_o
     *out = c->handle;
     cl_core_log(c, CL_LOG_INFO,
                 "core open: platform %s, epoch %llu, %llu records, state %s, %zu clients",
-                plat.backend == CL_TEE_BACKEND_SGX ? "sgx" : "sim (simulated: no security)", (unsigned long long)c->log.epoch,
-                (unsigned long long)c->log.counter,
+                plat.backend == CL_TEE_BACKEND_SGX ? "sgx" : "sim (simulated: no security)",
+                (unsigned long long)c->log.epoch, (unsigned long long)c->log.counter,
                 c->st.phase == CL_PHASE_PROVISIONED ? "provisioned"
                 : c->st.phase == CL_PHASE_CLAIMED   ? "claimed"
                                                     : "fresh",
@@ -304,8 +303,8 @@ fail:
     return st;
 }
 
-static cl_status_t ecall_handle(cl_core_handle_t h, const uint8_t *in, size_t in_len,
-                                uint8_t *out, size_t out_size, size_t *out_len)
+static cl_status_t ecall_handle(cl_core_handle_t h, const uint8_t *in, size_t in_len, uint8_t *out,
+                                size_t out_size, size_t *out_len)
 {
     cl_core_t *c = instance(h);
     size_t count, pos = 0, olen;

@@ -11,7 +11,8 @@
 #ifndef CL_CORE_IMAGE_VARIANT
 #define CL_CORE_IMAGE_VARIANT "release"
 #endif
-__attribute__((used)) static const char image_variant[] = "cloister-core-image:" CL_CORE_IMAGE_VARIANT;
+__attribute__((used)) static const char image_variant[] =
+    "cloister-core-image:" CL_CORE_IMAGE_VARIANT;
 
 __attribute__((visibility("default"))) const cl_core_ecalls_t *cl_core_entry(void)
 {

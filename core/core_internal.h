@@ -41,7 +41,7 @@ typedef enum cl_phase {
 } cl_phase_t;
 
 #define CL_NAME_MAX 64
-#define CL_PKI_MAX_CERT_BYTES 2048 /* = CL_PKI_MAX_CERT (core/pki/pki.h) */
+#define CL_PKI_MAX_CERT_BYTES 2048   /* = CL_PKI_MAX_CERT (core/pki/pki.h) */
 #define CL_STATE_MAX_ENTRIES 100000u /* clients, tokens */
 #define CL_OWNER_ID 0u
 
@@ -146,7 +146,7 @@ typedef enum cl_sess_state {
 
 typedef struct cl_session {
     uint8_t state;
-    uint8_t role;      /* cl_role_t of the authenticated peer */
+    uint8_t role; /* cl_role_t of the authenticated peer */
     uint32_t client_id;
     uint8_t c_r[CL_EDHOC_MAX_CID];
     size_t c_r_len;
@@ -208,8 +208,8 @@ void cl_sessions_free(cl_core_t *c);
 /** Rebuilds the EDHOC credential once the core is provisioned. */
 cl_status_t cl_sessions_set_identity(cl_core_t *c) CL_MUST_CHECK;
 /** Handles one POST /.well-known/edhoc request; writes the CoAP response. */
-cl_status_t cl_sessions_edhoc(cl_core_t *c, const cl_coap_msg_t *req, uint8_t *out,
-                              size_t out_size, size_t *out_len);
+cl_status_t cl_sessions_edhoc(cl_core_t *c, const cl_coap_msg_t *req, uint8_t *out, size_t out_size,
+                              size_t *out_len);
 cl_oscore_ctx_t *cl_sessions_lookup(void *arg, const uint8_t *kid, size_t kid_len,
                                     const uint8_t *kid_context, size_t kid_context_len,
                                     bool has_kid_context);

@@ -140,8 +140,8 @@ cl_status_t cl_core_evidence(cl_core_t *c, const uint8_t *nonce, size_t nonce_le
 
     if (c->host.quote == NULL)
         return CL_FAIL(CL_ERR_UNSUPPORTED);
-    cl_buf_t parts[4] = {{c->st.identity_pub, 65}, {c->st.ca_pub, 65}, {owner, 32},
-                         {nonce, nonce_len}};
+    cl_buf_t parts[4] = {
+        {c->st.identity_pub, 65}, {c->st.ca_pub, 65}, {owner, 32}, {nonce, nonce_len}};
     if ((st = cl_sha256(&c->crypto, parts, 4, rd)) != CL_OK ||
         (st = c->platform.get_report(c->platform.self, NULL, rd, report)) != CL_OK)
         return st;
@@ -199,7 +199,8 @@ static cl_status_t build_response(cl_core_t *c, const cl_coap_msg_t *req, uint8_
     return cl_coap_build_finish(&b, out_len);
 }
 
-/* GET /attestation?nonce=HEX with Block2 (evidence is a few KiB; cached per nonce in c->evcache). */
+/* GET /attestation?nonce=HEX with Block2 (evidence is a few KiB; cached per nonce in c->evcache).
+ */
 static int hexval(char ch)
 {
     return ch >= '0' && ch <= '9'   ? ch - '0'
@@ -260,8 +261,8 @@ static void attestation(cl_core_t *c, const cl_coap_msg_t *req, uint8_t *out, si
         }
         uint8_t *ev = malloc(CL_CORE_MAX_EVIDENCE);
         size_t ev_len = 0;
-        if (ev == NULL || cl_core_evidence(c, nonce, nonce_len, ev, CL_CORE_MAX_EVIDENCE,
-                                           &ev_len) != CL_OK) {
+        if (ev == NULL ||
+            cl_core_evidence(c, nonce, nonce_len, ev, CL_CORE_MAX_EVIDENCE, &ev_len) != CL_OK) {
             free(ev);
             (void)error(&r, CL_COAP_INTERNAL_ERROR, "internal", "no evidence available");
             goto send_error;
@@ -319,7 +320,8 @@ static cl_status_t post_owner(reqctx_t *r)
         return error(r, CL_COAP_BAD_REQUEST, "bad-certificate",
                      "owner_cert must be a valid self-signed P-256 root CA");
     part = (cl_buf_t){der, der_len};
-    if (cl_sha256(&c->crypto, &part, 1, h) != CL_OK || cl_pki_thumbprint(der, der_len, x5t) != CL_OK)
+    if (cl_sha256(&c->crypto, &part, 1, h) != CL_OK ||
+        cl_pki_thumbprint(der, der_len, x5t) != CL_OK)
         return error(r, CL_COAP_INTERNAL_ERROR, "internal", "hash failed");
     cl_cbor_enc_init(&e, rec, sizeof rec);
     cl_cbor_enc_array(&e, 5);
@@ -453,8 +455,9 @@ static cl_status_t post_token(reqctx_t *r)
     size_t n = r->req->payload_len;
 
     if (!get_perms(p, n, &perms, &perms_len, false))
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
-                     "publish: an array of 1..16 event types (printable, <= 64 bytes; \"*\" = any)");
+        return error(
+            r, CL_COAP_BAD_REQUEST, "bad-request",
+            "publish: an array of 1..16 event types (printable, <= 64 bytes; \"*\" = any)");
     if (!get_tstr(p, n, "role", &role_s, &role_len) || !get_uint(p, n, "ttl", &ttl))
         return error(r, CL_COAP_BAD_REQUEST, "bad-request",
                      "{\"role\": text, \"ttl\": seconds} expected");
@@ -791,8 +794,8 @@ static cl_status_t post_events(reqctx_t *r)
     cl_cbor_dec_init(&d, r->req->payload, r->req->payload_len);
     if (r->req->payload_len == 0 || cl_cbor_dec_peek(&d, &ty) != CL_OK)
         return error(r, CL_COAP_BAD_REQUEST, "bad-request", "an event or an array of events");
-    if (ty == CL_CBOR_ARRAY && (cl_cbor_dec_array(&d, &n) != CL_OK || n == 0 ||
-                                n > MAX_EVENTS_PER_REQUEST))
+    if (ty == CL_CBOR_ARRAY &&
+        (cl_cbor_dec_array(&d, &n) != CL_OK || n == 0 || n > MAX_EVENTS_PER_REQUEST))
         return error(r, CL_COAP_BAD_REQUEST, "bad-request", "1..32 events per request");
     uint8_t *buf = malloc(n * slot);
     if (buf == NULL)
@@ -926,8 +929,7 @@ static void handle_oscore(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, 
     }
     if (st != CL_OK) {
         c->stats_refused++;
-        if (cl_oscore_build_error(st == CL_ERR_REPLAY || st == CL_ERR_AUTH ||
-                                          st == CL_ERR_NOT_FOUND
+        if (cl_oscore_build_error(st == CL_ERR_REPLAY || st == CL_ERR_AUTH || st == CL_ERR_NOT_FOUND
                                       ? st
                                       : CL_ERR_BAD_INPUT,
                                   copy, len, c->next_mid++, out, out_size, out_len) != CL_OK)

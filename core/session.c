@@ -70,7 +70,7 @@ static cl_status_t set_cred_bstr(cl_core_t *c, const uint8_t *der, size_t len, s
     cl_cbor_enc_init(&e, c->peer_cred, sizeof c->peer_cred);
     cl_cbor_enc_bstr(&e, der, len);
     return cl_cbor_enc_finish(&e, n) == CL_OK && *n <= CL_EDHOC_MAX_CRED ? CL_OK
-                                                                        : CL_FAIL(CL_ERR_LIMIT);
+                                                                         : CL_FAIL(CL_ERR_LIMIT);
 }
 
 static cl_status_t set_peer_key(cl_core_t *c, const uint8_t pub[65], cl_edhoc_peer_t *peer)
@@ -239,7 +239,8 @@ cl_status_t cl_sessions_set_identity(cl_core_t *c)
     cl_cbor_enc_t e;
     cl_status_t st;
 
-    if (c->st.id_cert == NULL || (st = cl_pki_thumbprint(c->st.id_cert, c->st.id_len, x5t)) != CL_OK)
+    if (c->st.id_cert == NULL ||
+        (st = cl_pki_thumbprint(c->st.id_cert, c->st.id_len, x5t)) != CL_OK)
         return CL_FAIL(CL_ERR_STATE);
     cl_cbor_enc_init(&e, c->id_cred, sizeof c->id_cred);
     cl_cbor_enc_map(&e, 1);
@@ -534,8 +535,8 @@ static cl_status_t message_3(cl_core_t *c, cl_session_t *x, const cl_coap_msg_t 
     return reply(c, req, CL_COAP_CHANGED, -1, NULL, 0, out, out_size, out_len);
 }
 
-cl_status_t cl_sessions_edhoc(cl_core_t *c, const cl_coap_msg_t *req, uint8_t *out,
-                              size_t out_size, size_t *out_len)
+cl_status_t cl_sessions_edhoc(cl_core_t *c, const cl_coap_msg_t *req, uint8_t *out, size_t out_size,
+                              size_t *out_len)
 {
     bool is_m1;
     uint8_t cid[CL_EDHOC_MAX_CID];
@@ -546,8 +547,8 @@ cl_status_t cl_sessions_edhoc(cl_core_t *c, const cl_coap_msg_t *req, uint8_t *o
         return reply_text_error(c, req, "core not provisioned", out, out_size, out_len);
     if (req->code != CL_COAP_POST)
         return reply(c, req, CL_COAP_METHOD_NOT_ALLOWED, -1, NULL, 0, out, out_size, out_len);
-    if (req->payload_len == 0 || cl_edhoc_split_request(req->payload, req->payload_len, &is_m1,
-                                                        cid, &cid_len, &msg, &msg_len) != CL_OK)
+    if (req->payload_len == 0 || cl_edhoc_split_request(req->payload, req->payload_len, &is_m1, cid,
+                                                        &cid_len, &msg, &msg_len) != CL_OK)
         return reply_text_error(c, req, "expected true + message_1 or C_R + message_3", out,
                                 out_size, out_len);
     if (is_m1)

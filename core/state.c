@@ -26,7 +26,7 @@
 
 #include "core_internal.h"
 
-static const char *const ROLE_NAMES[] = {"none", "owner", "admin", "user",
+static const char *const ROLE_NAMES[] = {"none",   "owner",   "admin",   "user",
                                          "device", "service", "enrollee"};
 
 const char *cl_role_name(int role)
@@ -564,10 +564,10 @@ static cl_status_t restore(cl_state_t *s, cl_cbor_dec_t *d)
         uint64_t role;
         memset(&t, 0, sizeof t);
         if (cl_cbor_dec_array(d, &m) != CL_OK || m != 7 || dec_u32(d, &t.id) != CL_OK ||
-            cl_cbor_dec_uint(d, &role) != CL_OK || role < CL_ROLE_ADMIN ||
-            role > CL_ROLE_SERVICE || cl_cbor_dec_bool(d, &t.used) != CL_OK ||
-            cl_cbor_dec_int(d, &t.expires_ms) != CL_OK || dec_fixed(d, t.hash, 32) != CL_OK ||
-            dec_name(d, t.name) != CL_OK || dec_perms(d, t.perms, &t.perms_len) != CL_OK)
+            cl_cbor_dec_uint(d, &role) != CL_OK || role < CL_ROLE_ADMIN || role > CL_ROLE_SERVICE ||
+            cl_cbor_dec_bool(d, &t.used) != CL_OK || cl_cbor_dec_int(d, &t.expires_ms) != CL_OK ||
+            dec_fixed(d, t.hash, 32) != CL_OK || dec_name(d, t.name) != CL_OK ||
+            dec_perms(d, t.perms, &t.perms_len) != CL_OK)
             return CL_FAIL(CL_ERR_BAD_INPUT);
         t.role = (uint8_t)role;
         if ((st = add_token(s, &t)) != CL_OK)
@@ -582,11 +582,10 @@ static cl_status_t restore(cl_state_t *s, cl_cbor_dec_t *d)
         const uint8_t *p;
         memset(&c, 0, sizeof c);
         if (cl_cbor_dec_array(d, &m) != CL_OK || m != 8 || dec_u32(d, &c.id) != CL_OK ||
-            cl_cbor_dec_uint(d, &role) != CL_OK || role < CL_ROLE_ADMIN ||
-            role > CL_ROLE_SERVICE || cl_cbor_dec_bool(d, &c.revoked) != CL_OK ||
-            dec_name(d, c.name) != CL_OK || dec_fixed(d, c.x5t, 8) != CL_OK ||
-            dec_fixed(d, c.cert_hash, 32) != CL_OK || dec_blob(d, &p, &pn) != CL_OK ||
-            dec_perms(d, c.perms, &c.perms_len) != CL_OK)
+            cl_cbor_dec_uint(d, &role) != CL_OK || role < CL_ROLE_ADMIN || role > CL_ROLE_SERVICE ||
+            cl_cbor_dec_bool(d, &c.revoked) != CL_OK || dec_name(d, c.name) != CL_OK ||
+            dec_fixed(d, c.x5t, 8) != CL_OK || dec_fixed(d, c.cert_hash, 32) != CL_OK ||
+            dec_blob(d, &p, &pn) != CL_OK || dec_perms(d, c.perms, &c.perms_len) != CL_OK)
             return CL_FAIL(CL_ERR_BAD_INPUT);
         c.role = (uint8_t)role;
         if ((st = add_client(s, &c, p, pn)) != CL_OK)

@@ -19,8 +19,8 @@ void cc_init(cc_peer_t *p, uint64_t peer_id)
     size_t n = 0;
     memset(p, 0, sizeof *p);
     if (cl_crypto_openssl_new(&p->crypto, 0) != CL_OK ||
-        p->crypto.ops->key_generate(p->crypto.self, CL_KEY_P256, CL_KEY_USAGE_SIGN, &p->key,
-                                    p->pub, sizeof p->pub, &n) != CL_OK ||
+        p->crypto.ops->key_generate(p->crypto.self, CL_KEY_P256, CL_KEY_USAGE_SIGN, &p->key, p->pub,
+                                    sizeof p->pub, &n) != CL_OK ||
         n != 65)
         abort();
     p->peer_id = peer_id;
@@ -124,8 +124,8 @@ static int exchange(cc_peer_t *p, cl_runtime_t *rt, const uint8_t *req, size_t r
 {
     static uint8_t in[MSG_MAX + 64], out[CL_CORE_MAX_BATCH_BYTES];
     size_t in_len, out_len, pos = 0;
-    cl_batch_item_t it = {.peer = p->peer_id, .transport = CL_TRANSPORT_LOCAL, .msg = req,
-                          .len = req_len};
+    cl_batch_item_t it = {
+        .peer = p->peer_id, .transport = CL_TRANSPORT_LOCAL, .msg = req, .len = req_len};
     if (cl_batch_begin(in, sizeof in, &in_len) != CL_OK ||
         cl_batch_add(in, sizeof in, &in_len, &it) != CL_OK)
         return -1;
@@ -166,8 +166,8 @@ static cl_status_t build(cc_peer_t *p, uint8_t code, const char *path, const cha
     return cl_coap_build_finish(&b, out_len);
 }
 
-int cc_plain(cc_peer_t *p, cl_runtime_t *rt, uint8_t code, const char *path,
-             const uint8_t *payload, size_t len, uint8_t *out, size_t out_size, size_t *out_len)
+int cc_plain(cc_peer_t *p, cl_runtime_t *rt, uint8_t code, const char *path, const uint8_t *payload,
+             size_t len, uint8_t *out, size_t out_size, size_t *out_len)
 {
     uint8_t req[MSG_MAX], resp[MSG_MAX];
     size_t req_len, resp_len;
@@ -246,8 +246,7 @@ static cl_status_t core_cred(void *arg, cl_edhoc_role_t own_role, const uint8_t 
     cl_cbor_dec_init(&d, v, vlen);
     if (cl_cbor_dec_array(&d, &n) != CL_OK || n != 2 || cl_cbor_dec_int(&d, &alg) != CL_OK ||
         cl_cbor_dec_bstr(&d, &h, &hl) != CL_OK || alg != -15 || hl != 8 ||
-        cl_pki_thumbprint(p->core_cert, p->core_cert_len, mine) != CL_OK ||
-        memcmp(mine, h, 8) != 0)
+        cl_pki_thumbprint(p->core_cert, p->core_cert_len, mine) != CL_OK || memcmp(mine, h, 8) != 0)
         return CL_ERR_NOT_FOUND;
     if (cl_pki_cert_parse(p->core_cert, p->core_cert_len, &info) != CL_OK)
         return CL_ERR_AUTH;
@@ -277,11 +276,19 @@ cl_status_t cc_connect(cc_peer_t *p, cl_runtime_t *rt)
     cl_oscore_ctx_free(&p->osc);
     p->have_osc = false;
     p->suites[0] = 2;
-    p->auth = (cl_edhoc_auth_t){.id_cred = p->id_cred, .id_cred_len = p->id_cred_len,
-                                .cred = p->cred, .cred_len = p->cred_len, .key = p->key,
-                                .type = CL_KEY_P256, .static_dh = false};
-    p->cfg = (cl_edhoc_config_t){.crypto = &p->crypto, .suites = p->suites, .n_suites = 1,
-                                 .auth = &p->auth, .n_auth = 1, .peer_cred = core_cred,
+    p->auth = (cl_edhoc_auth_t){.id_cred = p->id_cred,
+                                .id_cred_len = p->id_cred_len,
+                                .cred = p->cred,
+                                .cred_len = p->cred_len,
+                                .key = p->key,
+                                .type = CL_KEY_P256,
+                                .static_dh = false};
+    p->cfg = (cl_edhoc_config_t){.crypto = &p->crypto,
+                                 .suites = p->suites,
+                                 .n_suites = 1,
+                                 .auth = &p->auth,
+                                 .n_auth = 1,
+                                 .peer_cred = core_cred,
                                  .peer_cred_arg = p};
     memset(&s, 0, sizeof s);
     if ((st = cl_edhoc_init(&s, &p->cfg, CL_EDHOC_INITIATOR, &c_i, 1)) != CL_OK)
@@ -346,8 +353,8 @@ int cc_request(cc_peer_t *p, cl_runtime_t *rt, uint8_t code, const char *path,
         return -1;
     if (build(p, code, path, NULL, NULL, 0, payload, len, plain, sizeof plain, &plain_len) !=
             CL_OK ||
-        cl_oscore_protect_request(&p->osc, plain, plain_len, prot, sizeof prot, &prot_len,
-                                  &oreq) != CL_OK ||
+        cl_oscore_protect_request(&p->osc, plain, plain_len, prot, sizeof prot, &prot_len, &oreq) !=
+            CL_OK ||
         exchange(p, rt, prot, prot_len, resp, sizeof resp, &resp_len) != 0)
         return -1;
     if (resp_len == 0)

@@ -50,8 +50,8 @@ void cc_cred_kccs(cc_peer_t *p);
 void cc_set_core_cert(cc_peer_t *p, const uint8_t *der, size_t len);
 
 /** One plain CoAP request; returns the response code, body in out. */
-int cc_plain(cc_peer_t *p, cl_runtime_t *rt, uint8_t code, const char *path,
-             const uint8_t *payload, size_t len, uint8_t *out, size_t out_size, size_t *out_len);
+int cc_plain(cc_peer_t *p, cl_runtime_t *rt, uint8_t code, const char *path, const uint8_t *payload,
+             size_t len, uint8_t *out, size_t out_size, size_t *out_len);
 /** GET /attestation?nonce=... with Block2; the whole evidence map. Returns the code. */
 int cc_evidence(cc_peer_t *p, cl_runtime_t *rt, const uint8_t *nonce, size_t nonce_len,
                 uint8_t *out, size_t out_size, size_t *out_len);

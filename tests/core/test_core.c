@@ -61,8 +61,12 @@ static cl_status_t rt_open(world_t *w)
 
 static void make_root(cc_peer_t *p, const char *cn, uint8_t *out, size_t *out_len)
 {
-    cl_pki_cert_req_t req = {.kind = CL_PKI_ROOT_CA, .cn = cn, .pub = p->pub, .serial = 1,
-                             .not_before = T0 / 1000 - 86400, .not_after = T0 / 1000 + 86400 * 3650};
+    cl_pki_cert_req_t req = {.kind = CL_PKI_ROOT_CA,
+                             .cn = cn,
+                             .pub = p->pub,
+                             .serial = 1,
+                             .not_before = T0 / 1000 - 86400,
+                             .not_after = T0 / 1000 + 86400 * 3650};
     assert_int_equal(cl_pki_make_cert(&req, cc_sign, p, out, 2048, out_len), CL_OK);
 }
 
@@ -139,9 +143,13 @@ static bool has_error(const uint8_t *body, size_t len, const char *code)
 static void owner_certs(world_t *w, cc_peer_t *signer, const uint8_t *issuer, size_t issuer_len,
                         const cl_attest_core_evidence_t *ev)
 {
-    cl_pki_cert_req_t ca = {.kind = CL_PKI_INTERMEDIATE_CA, .cn = "Core CA", .pub = ev->ca_pub,
-                            .serial = 2, .not_before = T0 / 1000 - 3600,
-                            .not_after = T0 / 1000 + 86400 * 3650, .issuer = issuer,
+    cl_pki_cert_req_t ca = {.kind = CL_PKI_INTERMEDIATE_CA,
+                            .cn = "Core CA",
+                            .pub = ev->ca_pub,
+                            .serial = 2,
+                            .not_before = T0 / 1000 - 3600,
+                            .not_after = T0 / 1000 + 86400 * 3650,
+                            .issuer = issuer,
                             .issuer_len = issuer_len};
     cl_pki_cert_req_t id = ca;
     id.kind = CL_PKI_LEAF;
@@ -165,9 +173,9 @@ static void provision(world_t *w)
     map1(body, sizeof body, &len, "owner_cert", w->owner_cert, w->owner_len, NULL, NULL, 0);
     uint8_t resp[512];
     size_t rl;
-    assert_int_equal(cc_plain(&w->owner, w->rt, CL_COAP_POST, "/pki/owner", body, len, resp,
-                              sizeof resp, &rl),
-                     CL_COAP_CHANGED);
+    assert_int_equal(
+        cc_plain(&w->owner, w->rt, CL_COAP_POST, "/pki/owner", body, len, resp, sizeof resp, &rl),
+        CL_COAP_CHANGED);
     /* the evidence now binds our certificate */
     assert_int_equal(evidence(w, 2, ev_buf, sizeof ev_buf, &ev), CL_ATTEST_OK_SIMULATED);
     cl_buf_t part = {w->owner_cert, w->owner_len};
@@ -255,8 +263,8 @@ static int enroll(world_t *w, cc_peer_t *dev, const uint8_t token[16], const cha
     cl_cbor_enc_tstr_z(&e, "name");
     cl_cbor_enc_tstr_z(&e, name);
     assert_int_equal(cl_cbor_enc_finish(&e, &len), CL_OK);
-    int code = cc_request(dev, w->rt, CL_COAP_POST, "/pki/enroll", body, len, resp, sizeof resp,
-                          &rl);
+    int code =
+        cc_request(dev, w->rt, CL_COAP_POST, "/pki/enroll", body, len, resp, sizeof resp, &rl);
     const uint8_t *c;
     size_t cl;
     if (code == CL_COAP_CREATED && cc_map_bstr(resp, rl, "cert", &c, &cl)) {
@@ -342,9 +350,9 @@ static void test_fresh_core_evidence(void **state)
     /* a protected resource without OSCORE, and EDHOC before provisioning, are refused */
     uint8_t resp[512];
     size_t rl;
-    assert_int_equal(cc_plain(&w.owner, w.rt, CL_COAP_GET, "/whoami", NULL, 0, resp, sizeof resp,
-                              &rl),
-                     CL_COAP_UNAUTHORIZED);
+    assert_int_equal(
+        cc_plain(&w.owner, w.rt, CL_COAP_GET, "/whoami", NULL, 0, resp, sizeof resp, &rl),
+        CL_COAP_UNAUTHORIZED);
     assert_true(has_error(resp, rl, "unauthorized"));
     cc_cred_x5chain(&w.owner, w.owner_cert, w.owner_len);
     assert_int_not_equal(cc_connect(&w.owner, w.rt), CL_OK);
@@ -365,9 +373,9 @@ static void test_provision_enroll_revoke_restart(void **state)
 
     /* a second claim and a second provisioning are refused */
     map1(body, sizeof body, &len, "owner_cert", w.owner_cert, w.owner_len, NULL, NULL, 0);
-    assert_int_equal(cc_plain(&w.owner, w.rt, CL_COAP_POST, "/pki/owner", body, len, resp,
-                              sizeof resp, &rl),
-                     CL_COAP_FORBIDDEN);
+    assert_int_equal(
+        cc_plain(&w.owner, w.rt, CL_COAP_POST, "/pki/owner", body, len, resp, sizeof resp, &rl),
+        CL_COAP_FORBIDDEN);
     assert_true(has_error(resp, rl, "already-claimed"));
 
     /* enrollment: token, then a device with a fresh key */
@@ -409,15 +417,15 @@ static void test_provision_enroll_revoke_restart(void **state)
     assert_int_equal(whoami(&thief, w.rt, role), CL_COAP_FORBIDDEN);
 
     /* roles: a device cannot create tokens or list clients */
-    assert_int_equal(cc_request(&dev, w.rt, CL_COAP_POST, "/pki/tokens", (const uint8_t *)"\xa0",
-                                1, resp, sizeof resp, &rl),
+    assert_int_equal(cc_request(&dev, w.rt, CL_COAP_POST, "/pki/tokens", (const uint8_t *)"\xa0", 1,
+                                resp, sizeof resp, &rl),
                      CL_COAP_FORBIDDEN);
-    assert_int_equal(cc_request(&dev, w.rt, CL_COAP_GET, "/clients", NULL, 0, resp, sizeof resp,
-                                &rl),
-                     CL_COAP_FORBIDDEN);
-    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_GET, "/clients", NULL, 0, resp,
-                                sizeof resp, &rl),
-                     CL_COAP_CONTENT);
+    assert_int_equal(
+        cc_request(&dev, w.rt, CL_COAP_GET, "/clients", NULL, 0, resp, sizeof resp, &rl),
+        CL_COAP_FORBIDDEN);
+    assert_int_equal(
+        cc_request(&w.owner, w.rt, CL_COAP_GET, "/clients", NULL, 0, resp, sizeof resp, &rl),
+        CL_COAP_CONTENT);
 
     /* events: accepted, archived as ciphertext only */
     const char *marker = "CANARY-7f3a9c1e-core";
@@ -429,9 +437,9 @@ static void test_provision_enroll_revoke_restart(void **state)
     uint64_t dev_id = 1;
     char path[32];
     snprintf(path, sizeof path, "/clients/%llu/revoke", (unsigned long long)dev_id);
-    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_POST, path, NULL, 0, resp, sizeof resp,
-                                &rl),
-                     CL_COAP_CHANGED);
+    assert_int_equal(
+        cc_request(&w.owner, w.rt, CL_COAP_POST, path, NULL, 0, resp, sizeof resp, &rl),
+        CL_COAP_CHANGED);
     assert_int_equal(whoami(&dev, w.rt, role), -(int)CL_COAP_UNAUTHORIZED);
     assert_int_not_equal(cc_connect(&dev, w.rt), CL_OK);
 
@@ -468,14 +476,14 @@ static void test_hijacked_core(void **state)
     cc_init(&mallory, 9);
     make_root(&mallory, "Mallory", mallory_cert, &mallory_len);
     map1(body, sizeof body, &len, "owner_cert", mallory_cert, mallory_len, NULL, NULL, 0);
-    assert_int_equal(cc_plain(&mallory, w.rt, CL_COAP_POST, "/pki/owner", body, len, resp,
-                              sizeof resp, &rl),
-                     CL_COAP_CHANGED);
+    assert_int_equal(
+        cc_plain(&mallory, w.rt, CL_COAP_POST, "/pki/owner", body, len, resp, sizeof resp, &rl),
+        CL_COAP_CHANGED);
     /* the real owner's claim is refused ... */
     map1(body, sizeof body, &len, "owner_cert", w.owner_cert, w.owner_len, NULL, NULL, 0);
-    assert_int_equal(cc_plain(&w.owner, w.rt, CL_COAP_POST, "/pki/owner", body, len, resp,
-                              sizeof resp, &rl),
-                     CL_COAP_FORBIDDEN);
+    assert_int_equal(
+        cc_plain(&w.owner, w.rt, CL_COAP_POST, "/pki/owner", body, len, resp, sizeof resp, &rl),
+        CL_COAP_FORBIDDEN);
     /* ... and the evidence (which verifies) binds another owner: detected */
     assert_int_equal(evidence(&w, 3, ev_buf, sizeof ev_buf, &ev), CL_ATTEST_OK_SIMULATED);
     cl_buf_t part = {w.owner_cert, w.owner_len};
@@ -485,9 +493,9 @@ static void test_hijacked_core(void **state)
     owner_certs(&w, &w.owner, w.owner_cert, w.owner_len, &ev);
     map1(body, sizeof body, &len, "ca_cert", w.ca_cert, w.ca_len, "identity_cert", w.id_cert,
          w.id_len);
-    assert_int_equal(cc_plain(&w.owner, w.rt, CL_COAP_POST, "/pki/provision", body, len, resp,
-                              sizeof resp, &rl),
-                     CL_COAP_FORBIDDEN);
+    assert_int_equal(
+        cc_plain(&w.owner, w.rt, CL_COAP_POST, "/pki/provision", body, len, resp, sizeof resp, &rl),
+        CL_COAP_FORBIDDEN);
     assert_true(has_error(resp, rl, "not-owner"));
     /* certificates for other keys, even from the right signer, are refused */
     cl_attest_core_evidence_t wrong = ev;
@@ -495,9 +503,9 @@ static void test_hijacked_core(void **state)
     owner_certs(&w, &mallory, mallory_cert, mallory_len, &wrong);
     map1(body, sizeof body, &len, "ca_cert", w.ca_cert, w.ca_len, "identity_cert", w.id_cert,
          w.id_len);
-    assert_int_equal(cc_plain(&mallory, w.rt, CL_COAP_POST, "/pki/provision", body, len, resp,
-                              sizeof resp, &rl),
-                     CL_COAP_BAD_REQUEST);
+    assert_int_equal(
+        cc_plain(&mallory, w.rt, CL_COAP_POST, "/pki/provision", body, len, resp, sizeof resp, &rl),
+        CL_COAP_BAD_REQUEST);
     assert_true(has_error(resp, rl, "bad-certificate"));
     cc_free(&mallory);
     world_free(&w);
@@ -524,9 +532,9 @@ static void test_lying_host(void **state)
     cl_cbor_enc_uint(&e, 600);
     assert_int_equal(cl_cbor_enc_finish(&e, &len), CL_OK);
     size_t records = lh_record_count(w.lh);
-    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_POST, "/pki/tokens", body, len, resp,
-                                sizeof resp, &rl),
-                     CL_COAP_SERVICE_UNAVAILABLE);
+    assert_int_equal(
+        cc_request(&w.owner, w.rt, CL_COAP_POST, "/pki/tokens", body, len, resp, sizeof resp, &rl),
+        CL_COAP_SERVICE_UNAVAILABLE);
     assert_true(has_error(resp, rl, "storage-failed"));
     assert_int_equal(lh_record_count(w.lh), records);
     lh_fail_clear(w.lh);
@@ -549,7 +557,7 @@ static void test_lying_host(void **state)
         lh_lie_t lie;
         int64_t param;
         bool detectable;
-    } lies[] = {{LH_LIE_CORRUPT_READ, 40, true}, {LH_LIE_HIDE_ONE, last - 1, true},
+    } lies[] = {{LH_LIE_CORRUPT_READ, 40, true},  {LH_LIE_HIDE_ONE, last - 1, true},
                 {LH_LIE_REORDER, last - 1, true}, {LH_LIE_LEN_OVER_SIZE, 1, true},
                 {LH_LIE_STALE, last, true},       {LH_LIE_DUPLICATE, last, true},
                 {LH_LIE_OLD_SNAPSHOT, 1, false}};
@@ -625,11 +633,11 @@ static void test_permissions(void **state)
     cl_cbor_enc_array(&e, 1);
     cl_cbor_enc_tstr_z(&e, "humidity");
     assert_int_equal(cl_cbor_enc_finish(&e, &len), CL_OK);
-    assert_int_equal(cc_request(&dev, w.rt, CL_COAP_POST, "/clients/1/permissions", body, len,
-                                resp, sizeof resp, &rl),
+    assert_int_equal(cc_request(&dev, w.rt, CL_COAP_POST, "/clients/1/permissions", body, len, resp,
+                                sizeof resp, &rl),
                      CL_COAP_FORBIDDEN);
-    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_POST, "/clients/1/permissions", body,
-                                len, resp, sizeof resp, &rl),
+    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_POST, "/clients/1/permissions", body, len,
+                                resp, sizeof resp, &rl),
                      CL_COAP_CHANGED);
     assert_int_equal(publish(&dev, w.rt, "humidity", "h2"), CL_COAP_CHANGED);
     assert_int_equal(publish(&dev, w.rt, "temperature", "t2"), CL_COAP_FORBIDDEN);
@@ -654,7 +662,7 @@ static void test_wrong_clock(void **state)
     world_init(&w);
     provision(&w);
     token_create(&w, "device", 60, token);
-    lh_advance(w.lh, 120 * 1000);         /* the core sees the token expire ... */
+    lh_advance(w.lh, 120 * 1000); /* the core sees the token expire ... */
     char role[16];
     assert_int_equal(whoami(&w.owner, w.rt, role), CL_COAP_CONTENT);
     lh_set_time(w.lh, T0 - 86400 * 1000); /* ... then the host turns its clock back a day */
@@ -698,16 +706,16 @@ static void test_enrollee_flood(void **state)
                            &rl) == CL_COAP_FORBIDDEN;
     assert_true(live >= 1 && live <= 8);
     /* the oldest enrollee was dropped, the owner's session was not */
-    assert_int_equal(cc_request(&peers[0], w.rt, CL_COAP_GET, "/whoami", NULL, 0, resp,
-                                sizeof resp, &rl),
-                     -(int)CL_COAP_UNAUTHORIZED);
+    assert_int_equal(
+        cc_request(&peers[0], w.rt, CL_COAP_GET, "/whoami", NULL, 0, resp, sizeof resp, &rl),
+        -(int)CL_COAP_UNAUTHORIZED);
     assert_int_equal(whoami(&w.owner, w.rt, role), CL_COAP_CONTENT);
     /* enrollee sessions expire after a minute */
     lh_advance(w.lh, 61 * 1000);
     assert_int_equal(cl_runtime_tick(w.rt, T0 + 61 * 1000), CL_OK);
-    assert_int_equal(cc_request(&peers[N - 1], w.rt, CL_COAP_GET, "/whoami", NULL, 0, resp,
-                                sizeof resp, &rl),
-                     -(int)CL_COAP_UNAUTHORIZED);
+    assert_int_equal(
+        cc_request(&peers[N - 1], w.rt, CL_COAP_GET, "/whoami", NULL, 0, resp, sizeof resp, &rl),
+        -(int)CL_COAP_UNAUTHORIZED);
     for (int i = 0; i < N; i++)
         cc_free(&peers[i]);
     world_free(&w);
@@ -740,7 +748,8 @@ static void test_sealing_across_builds(void **state)
     /* MRSIGNER policy: an upgraded build of the same signer opens it */
     world_init(&w);
     cl_runtime_close(w.rt);
-    /* (the store now holds MRENCLAVE-sealed records: a core configured for MRSIGNER refuses them) */
+    /* (the store now holds MRENCLAVE-sealed records: a core configured for MRSIGNER refuses them)
+     */
     assert_int_not_equal(rt_open_image(&w, CL_TEST_CORE_IMAGE, CL_SGX_KEYPOLICY_MRSIGNER), CL_OK);
     lh_free(w.lh);
     w.lh = lh_new();
