@@ -14,26 +14,18 @@
 # exit 0 pass, 1 fail, 77 skip (not permitted to read process memory)
 set -u
 CLOISTERD=${1:?} CLOISTER=${2:?} MEMSCAN=${3:?} IMAGE=${4:?} RUNTIME=${5:-process}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cl_canary.XXXXXX")
-DAEMON_PID= CONTROL_PID=
+# shellcheck source-path=SCRIPTDIR source=e2e_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
+e2e_init cl_canary
 export CLOISTER_COAP_TIMEOUT_MS=2000
 
-cleanup() {
-    [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
+# The positive control's process is stopped on every path too.
+CONTROL_PID=
+stop_control() {
     [ -n "$CONTROL_PID" ] && kill "$CONTROL_PID" 2>/dev/null && wait "$CONTROL_PID" 2>/dev/null
-    rm -rf "$WORK"
+    CONTROL_PID=
 }
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*" >&2
-    [ -f "$WORK/cloisterd.log" ] && tail -n 30 "$WORK/cloisterd.log" >&2
-    exit 1
-}
-step() {
-    local name=$1
-    shift
-    "$@" >"$WORK/$name.out" 2>&1 || { cat "$WORK/$name.out" >&2; fail "$name"; }
-}
+trap 'stop_control; e2e_cleanup' EXIT
 
 RND=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 M_EVENT="CANARY-EVENT-$RND"
@@ -47,33 +39,28 @@ sleep 0.2
 "$MEMSCAN" "$CONTROL_PID" "$M_EVENT" >"$WORK/control.out" 2>&1
 rc=$?
 [ "$rc" = 77 ] && { echo "SKIP: not permitted to read process memory"; exit 77; }
-[ "$rc" = 1 ] || { cat "$WORK/control.out"; fail "memscan does not find a marker that is there"; }
-kill "$CONTROL_PID"; wait "$CONTROL_PID" 2>/dev/null; CONTROL_PID=
+if [ "$rc" != 1 ]; then
+    cat "$WORK/control.out"
+    e2e_fail "memscan does not find a marker that is there"
+fi
+stop_control
 
 # ---- the system: daemon, owner, provisioning, enrollment, events
-"$CLOISTERD" --listen 127.0.0.1:0 --data "$WORK/data" --platform-dir "$WORK/platform" \
-    --runtime "$RUNTIME" --core-image "$IMAGE" --log-level debug \
-    --print-port-file "$WORK/port" >"$WORK/cloisterd.log" 2>&1 &
-DAEMON_PID=$!
-for _ in $(seq 1 100); do
-    [ -s "$WORK/port" ] && break
-    kill -0 "$DAEMON_PID" 2>/dev/null || fail "cloisterd exited at start"
-    sleep 0.1
-done
-SERVER="coap://127.0.0.1:$(cat "$WORK/port")"
-step owner "$CLOISTER" owner init --dir "$WORK/owner" --name "Canary owner"
-step provision "$CLOISTER" provision --server "$SERVER" --owner "$WORK/owner" \
+e2e_start_daemon "$CLOISTERD" --data "$WORK/data" --platform-dir "$WORK/platform" \
+    --runtime "$RUNTIME" --core-image "$IMAGE" --log-level debug
+e2e_run owner 0 "$CLOISTER" owner init --dir "$WORK/owner" --name "Canary owner"
+e2e_run provision 0 "$CLOISTER" provision --server "$SERVER" --owner "$WORK/owner" \
     --image "$IMAGE" --allow-simulated
-step token "$CLOISTER" token create --owner "$WORK/owner" --role device --ttl 10m \
+e2e_run token 0 "$CLOISTER" token create --owner "$WORK/owner" --role device --ttl 10m \
     --name "$M_TOKEN" --json
 TOKEN=$(sed -n 's/.*"token": "\([0-9a-f]*\)".*/\1/p' "$WORK/token.out")
-[ ${#TOKEN} = 32 ] || fail "no token"
-step enroll "$CLOISTER" enroll --server "$SERVER" --token "$TOKEN" --dir "$WORK/dev" \
+[ ${#TOKEN} = 32 ] || e2e_fail "no token"
+e2e_run enroll 0 "$CLOISTER" enroll --server "$SERVER" --token "$TOKEN" --dir "$WORK/dev" \
     --name "$M_NAME" --owner-cert "$WORK/owner/owner.pem"
-step publish "$CLOISTER" device publish --dir "$WORK/dev" --type canary \
+e2e_run publish 0 "$CLOISTER" device publish --dir "$WORK/dev" --type canary \
     --prop "note=$M_EVENT" --prop level=3 --count 20
-grep -q "published 20 events" "$WORK/publish.out" || fail "publish"
-[ "$(stat -c %s "$WORK/data/archive.dat")" -gt 0 ] || fail "nothing archived"
+grep -q "published 20 events" "$WORK/publish.out" || e2e_fail "publish"
+[ "$(stat -c %s "$WORK/data/archive.dat")" -gt 0 ] || e2e_fail "nothing archived"
 
 # ---- search: every file the host wrote, its log, its memory
 hits=0
@@ -83,7 +70,7 @@ for m in "$M_EVENT" "$M_NAME" "$M_TOKEN"; do
         hits=1
     fi
 done
-if [ "$RUNTIME" = process ] && grep -qa "AddressSanitizer" "$CLOISTERD"; then
+if [ "$RUNTIME" = process ] && grep -qa "__asan_init" "$CLOISTERD"; then
     # ASan reserves terabytes of shadow and allocator address space; reading it through
     # /proc/PID/mem would fault in zero pages for hours. The uninstrumented build's run of
     # this test (ctest stage "unit") does the memory scan.
@@ -99,7 +86,7 @@ else
     # simulation's documented limit), so only files and the log are searched
     echo "sim runtime: memory not searched (the core runs inside cloisterd)"
 fi
-[ "$hits" = 0 ] || fail "a marker reached the host"
+[ "$hits" = 0 ] || e2e_fail "a marker reached the host"
 where="host files or the log"
 [ "$RUNTIME" = process ] && where="host files, the log, or cloisterd's memory"
 echo "canary ($RUNTIME runtime): no marker in $(find "$WORK/data" -type f | wc -l) $where"

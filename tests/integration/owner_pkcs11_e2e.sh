@@ -32,46 +32,9 @@ if [ ! -e "$MODULE" ] || ! command -v softhsm2-util >/dev/null 2>&1; then
     exit 77
 fi
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cl_p11e2e.XXXXXX") || exit 2
-DAEMON_PID=
-
-cleanup() {
-    if [ -n "$DAEMON_PID" ]; then
-        kill "$DAEMON_PID" 2>/dev/null
-        wait "$DAEMON_PID" 2>/dev/null
-        DAEMON_PID=
-    fi
-    if [ "${KEEP:-}" = 1 ]; then
-        echo "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-# A signal ends the script through `exit`, so the EXIT trap still runs.
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-fail() {
-    echo "FAIL: $*" >&2
-    if [ -f "$WORK/cloisterd.log" ]; then
-        echo "--- cloisterd log (last 40 lines)" >&2
-        tail -n 40 "$WORK/cloisterd.log" >&2
-    fi
-    exit 1
-}
-
-# run NAME EXPECTED_EXIT CMD...: runs a step, keeps its output in $WORK/NAME.out
-run() {
-    local name=$1 want=$2
-    shift 2
-    "$@" >"$WORK/$name.out" 2>&1
-    local got=$?
-    echo "== $name (exit $got)"
-    sed 's/^/   /' "$WORK/$name.out"
-    [ "$got" = "$want" ] || fail "$name: exit $got, expected $want"
-}
+# shellcheck source-path=SCRIPTDIR source=e2e_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
+e2e_init cl_p11e2e
 
 export CLOISTER_COAP_TIMEOUT_MS=500 # fail fast when the daemon is gone
 unset CLOISTER_PKCS11_PIN CLOISTER_PKCS11_MODULE
@@ -96,16 +59,16 @@ export SOFTHSM2_CONF=$WORK/softhsm2.conf
 printf '%s\n' "$PIN" >"$WORK/pin"
 printf '%s\n' "$BADPIN" >"$WORK/badpin"
 chmod 600 "$WORK/pin" "$WORK/badpin"
-run init_token 0 softhsm2-util --init-token --free --label "$TOKEN_LABEL" --pin "$PIN" \
+e2e_run init_token 0 softhsm2-util --init-token --free --label "$TOKEN_LABEL" --pin "$PIN" \
     --so-pin so-e2e-1618
-grep -q "$TOKEN_LABEL" <(softhsm2-util --show-slots 2>&1) || fail "the token is not listed"
+grep -q "$TOKEN_LABEL" <(softhsm2-util --show-slots 2>&1) || e2e_fail "the token is not listed"
 
 # Objects in the token (SoftHSM2's file backend: one .object file each,
 # besides token.object).
 token_objects() {
     find "$WORK/tokens" -name '*.object' ! -name token.object | wc -l
 }
-[ "$(token_objects)" = 0 ] || fail "a fresh token holds objects"
+[ "$(token_objects)" = 0 ] || e2e_fail "a fresh token holds objects"
 
 # The owner's key: module in the URI, PIN from the environment (never in the conf).
 OWNER_URI="pkcs11:token=$TOKEN_LABEL;object=owner-key?module-path=$MODULE"
@@ -123,143 +86,136 @@ if [ -n "$IMAGE" ]; then
 fi
 
 # ---------------------------------------------------------------- the daemon
-"$CLOISTERD" --listen 127.0.0.1:0 --data "$WORK/data" --platform-dir "$WORK/platform" \
-    --runtime "${CL_RUNTIME:-process}" "${DAEMON_IMAGE_ARGS[@]}" \
-    --print-port-file "$WORK/port" >"$WORK/cloisterd.log" 2>&1 &
-DAEMON_PID=$!
-for _ in $(seq 1 100); do
-    [ -s "$WORK/port" ] && break
-    kill -0 "$DAEMON_PID" 2>/dev/null || fail "cloisterd exited at start"
-    sleep 0.1
-done
-[ -s "$WORK/port" ] || fail "cloisterd did not write its port"
-SERVER="coap://127.0.0.1:$(cat "$WORK/port")"
+e2e_start_daemon "$CLOISTERD" --data "$WORK/data" --platform-dir "$WORK/platform" \
+    --runtime "${CL_RUNTIME:-process}" "${DAEMON_IMAGE_ARGS[@]}"
 echo "cloisterd at $SERVER (runtime ${CL_RUNTIME:-process})"
 
 # ---------------------------------------------------------------- negatives first:
 # a wrong PIN before any key exists leaves the token and the directory empty.
-run owner_init_badpin 2 "${WITH_BADPIN[@]}" "$CLOISTER" owner init --dir "$WORK/owner-bad" \
+e2e_run owner_init_badpin 2 "${WITH_BADPIN[@]}" "$CLOISTER" owner init --dir "$WORK/owner-bad" \
     --key "$OWNER_URI" --name "E2E token owner"
 grep -q "cannot open PKCS#11 token '$TOKEN_LABEL'" "$WORK/owner_init_badpin.out" ||
-    fail "owner init with a wrong PIN: no clear error"
+    e2e_fail "owner init with a wrong PIN: no clear error"
 grep -q "wrong user PIN" "$WORK/owner_init_badpin.out" ||
-    fail "owner init with a wrong PIN: the error does not say the PIN is wrong"
+    e2e_fail "owner init with a wrong PIN: the error does not say the PIN is wrong"
 [ -z "$(ls -A "$WORK/owner-bad" 2>/dev/null)" ] ||
-    fail "owner init with a wrong PIN wrote files: $(ls -A "$WORK/owner-bad")"
-[ "$(token_objects)" = 0 ] || fail "owner init with a wrong PIN created a token object"
+    e2e_fail "owner init with a wrong PIN wrote files: $(ls -A "$WORK/owner-bad")"
+[ "$(token_objects)" = 0 ] || e2e_fail "owner init with a wrong PIN created a token object"
 
-run owner_init_nopin 2 "$CLOISTER" owner init --dir "$WORK/owner-nopin" --key "$OWNER_URI"
-[ -z "$(ls -A "$WORK/owner-nopin" 2>/dev/null)" ] || fail "owner init without a PIN wrote files"
-[ "$(token_objects)" = 0 ] || fail "owner init without a PIN created a token object"
+e2e_run owner_init_nopin 2 "$CLOISTER" owner init --dir "$WORK/owner-nopin" --key "$OWNER_URI"
+[ -z "$(ls -A "$WORK/owner-nopin" 2>/dev/null)" ] || e2e_fail "owner init without a PIN wrote files"
+[ "$(token_objects)" = 0 ] || e2e_fail "owner init without a PIN created a token object"
 
 # ---------------------------------------------------------------- owner init in the token
-run owner_init 0 "${WITH_PIN[@]}" "$CLOISTER" owner init --dir "$WORK/owner" \
+e2e_run owner_init 0 "${WITH_PIN[@]}" "$CLOISTER" owner init --dir "$WORK/owner" \
     --key "$OWNER_URI" --name "E2E token owner"
 grep -q "owner key generated inside the token (pkcs11 token '$TOKEN_LABEL'" \
-    "$WORK/owner_init.out" || fail "owner init does not say the key was made in the token"
+    "$WORK/owner_init.out" || e2e_fail "owner init does not say the key was made in the token"
 for f in owner.pem owner.conf; do
-    [ -f "$WORK/owner/$f" ] || fail "owner init did not write $f"
+    [ -f "$WORK/owner/$f" ] || e2e_fail "owner init did not write $f"
 done
-[ ! -e "$WORK/owner/owner.key" ] || fail "owner init wrote owner.key for a token key"
+[ ! -e "$WORK/owner/owner.key" ] || e2e_fail "owner init wrote owner.key for a token key"
 [ "$(find "$WORK/owner" -mindepth 1 -printf '%f\n' | sort | tr '\n' ' ')" = "owner.conf owner.pem " ] ||
-    fail "unexpected files in the owner directory: $(ls -A "$WORK/owner")"
+    e2e_fail "unexpected files in the owner directory: $(ls -A "$WORK/owner")"
 grep -Eq "^key *= *pkcs11:token=$TOKEN_LABEL;object=owner-key" "$WORK/owner/owner.conf" ||
-    fail "owner.conf does not reference the token key"
+    e2e_fail "owner.conf does not reference the token key"
 # The key stays in the token: two objects there now (private and public half),
 # and no private key in PEM anywhere outside it.
-[ "$(token_objects)" = 2 ] || fail "the token holds $(token_objects) objects, expected 2"
+[ "$(token_objects)" = 2 ] || e2e_fail "the token holds $(token_objects) objects, expected 2"
 # (The simulated platform's own keys in platform/ are not ours to check.)
 if grep -rlq --exclude-dir=tokens --exclude-dir=platform -e "PRIVATE KEY" "$WORK"; then
-    fail "a PEM private key was written: $(grep -rl --exclude-dir=tokens \
+    e2e_fail "a PEM private key was written: $(grep -rl --exclude-dir=tokens \
         --exclude-dir=platform -e "PRIVATE KEY" "$WORK")"
 fi
-run owner_pem 0 openssl x509 -in "$WORK/owner/owner.pem" -noout -subject -ext basicConstraints
-grep -q "E2E token owner" "$WORK/owner_pem.out" || fail "owner.pem subject"
-grep -q "CA:TRUE" "$WORK/owner_pem.out" || fail "owner.pem is not a CA certificate"
-run owner_pem_verify 0 openssl verify -CAfile "$WORK/owner/owner.pem" "$WORK/owner/owner.pem"
+e2e_run owner_pem 0 openssl x509 -in "$WORK/owner/owner.pem" -noout -subject -ext basicConstraints
+grep -q "E2E token owner" "$WORK/owner_pem.out" || e2e_fail "owner.pem subject"
+grep -q "CA:TRUE" "$WORK/owner_pem.out" || e2e_fail "owner.pem is not a CA certificate"
+e2e_run owner_pem_verify 0 openssl verify -CAfile "$WORK/owner/owner.pem" "$WORK/owner/owner.pem"
 
 # The same object label again: the token has that key already, nothing is reused or written.
-run owner_init_same_label 2 "${WITH_PIN[@]}" "$CLOISTER" owner init --dir "$WORK/owner2" \
+e2e_run owner_init_same_label 2 "${WITH_PIN[@]}" "$CLOISTER" owner init --dir "$WORK/owner2" \
     --key "$OWNER_URI"
 grep -q "the token already holds a key 'owner-key'" "$WORK/owner_init_same_label.out" ||
-    fail "owner init over an existing token key: no clear error"
-[ -z "$(ls -A "$WORK/owner2" 2>/dev/null)" ] || fail "owner init over an existing key wrote files"
-[ "$(token_objects)" = 2 ] || fail "owner init over an existing key changed the token"
+    e2e_fail "owner init over an existing token key: no clear error"
+[ -z "$(ls -A "$WORK/owner2" 2>/dev/null)" ] ||
+    e2e_fail "owner init over an existing key wrote files"
+[ "$(token_objects)" = 2 ] || e2e_fail "owner init over an existing key changed the token"
 
-run measure 0 "$CLOISTER" measure "${IMAGE_ARGS[@]}"
+e2e_run measure 0 "$CLOISTER" measure "${IMAGE_ARGS[@]}"
 MRENCLAVE=$(awk '$1 == "mrenclave" {print $2}' "$WORK/measure.out")
-[ ${#MRENCLAVE} = 64 ] || fail "measure printed no MRENCLAVE"
+[ ${#MRENCLAVE} = 64 ] || e2e_fail "measure printed no MRENCLAVE"
 
 # ---------------------------------------------------------------- provision, signed in the token
-run provision_badpin 2 "${WITH_BADPIN[@]}" "$CLOISTER" provision --server "$SERVER" \
+e2e_run provision_badpin 2 "${WITH_BADPIN[@]}" "$CLOISTER" provision --server "$SERVER" \
     --owner "$WORK/owner" --expect-mrenclave "$MRENCLAVE" --allow-simulated
-grep -q "wrong user PIN" "$WORK/provision_badpin.out" || fail "provision with a wrong PIN"
+grep -q "wrong user PIN" "$WORK/provision_badpin.out" || e2e_fail "provision with a wrong PIN"
 for f in core-ca.pem core-identity.pem core.conf; do
-    [ ! -e "$WORK/owner/$f" ] || fail "provision with a wrong PIN wrote $f"
+    [ ! -e "$WORK/owner/$f" ] || e2e_fail "provision with a wrong PIN wrote $f"
 done
 
-run provision 0 "${WITH_PIN[@]}" "$CLOISTER" provision --server "$SERVER" --owner "$WORK/owner" \
-    --expect-mrenclave "$MRENCLAVE" --allow-simulated
+e2e_run provision 0 "${WITH_PIN[@]}" "$CLOISTER" provision --server "$SERVER" \
+    --owner "$WORK/owner" --expect-mrenclave "$MRENCLAVE" --allow-simulated
 for f in core-ca.pem core-identity.pem core.conf; do
-    [ -f "$WORK/owner/$f" ] || fail "provision did not write $f"
+    [ -f "$WORK/owner/$f" ] || e2e_fail "provision did not write $f"
 done
 # The core's certificates chain to the owner root that only the token can sign for.
-run chain_verify 0 openssl verify -CAfile "$WORK/owner/owner.pem" "$WORK/owner/core-ca.pem"
-run verify_owner 0 "$CLOISTER" verify --server "$SERVER" --expect-mrenclave "$MRENCLAVE" \
+e2e_run chain_verify 0 openssl verify -CAfile "$WORK/owner/owner.pem" "$WORK/owner/core-ca.pem"
+e2e_run verify_owner 0 "$CLOISTER" verify --server "$SERVER" --expect-mrenclave "$MRENCLAVE" \
     --allow-simulated --owner "$WORK/owner"
-grep -q "(you) ok" "$WORK/verify_owner.out" || fail "the core's owner is not us"
+grep -q "(you) ok" "$WORK/verify_owner.out" || e2e_fail "the core's owner is not us"
 
-run owner_whoami 0 "${WITH_PIN[@]}" "$CLOISTER" whoami --dir "$WORK/owner"
-grep -q "role  owner" "$WORK/owner_whoami.out" || fail "owner whoami"
-run owner_whoami_badpin 2 "${WITH_BADPIN[@]}" "$CLOISTER" whoami --dir "$WORK/owner"
-grep -q "wrong user PIN" "$WORK/owner_whoami_badpin.out" || fail "whoami with a wrong PIN"
+e2e_run owner_whoami 0 "${WITH_PIN[@]}" "$CLOISTER" whoami --dir "$WORK/owner"
+grep -q "role  owner" "$WORK/owner_whoami.out" || e2e_fail "owner whoami"
+e2e_run owner_whoami_badpin 2 "${WITH_BADPIN[@]}" "$CLOISTER" whoami --dir "$WORK/owner"
+grep -q "wrong user PIN" "$WORK/owner_whoami_badpin.out" || e2e_fail "whoami with a wrong PIN"
 
 # ---------------------------------------------------------------- tokens
-run token_badpin 2 "${WITH_BADPIN[@]}" "$CLOISTER" token create --owner "$WORK/owner" \
+e2e_run token_badpin 2 "${WITH_BADPIN[@]}" "$CLOISTER" token create --owner "$WORK/owner" \
     --role device --ttl 10m --name sensor-1 --json
-grep -q "wrong user PIN" "$WORK/token_badpin.out" || fail "token create with a wrong PIN"
+grep -q "wrong user PIN" "$WORK/token_badpin.out" || e2e_fail "token create with a wrong PIN"
 
-run token 0 "${WITH_PIN[@]}" "$CLOISTER" token create --owner "$WORK/owner" --role device \
+e2e_run token 0 "${WITH_PIN[@]}" "$CLOISTER" token create --owner "$WORK/owner" --role device \
     --ttl 10m --name sensor-1 --json
 TOKEN=$(sed -n 's/.*"token": "\([0-9a-f]*\)".*/\1/p' "$WORK/token.out")
-[ ${#TOKEN} = 32 ] || fail "no token"
+[ ${#TOKEN} = 32 ] || e2e_fail "no token"
 # The wrong-PIN attempt never reached the core: this is the first token.
-grep -q '"id": 1,' "$WORK/token.out" || fail "token create with a wrong PIN reached the core"
+grep -q '"id": 1,' "$WORK/token.out" || e2e_fail "token create with a wrong PIN reached the core"
 
 # ---------------------------------------------------------------- a device with its key in the token
 # A wrong PIN (pin-source file) first: refused before the token is spent.
-run enroll_badpin 2 "$CLOISTER" enroll --server "$SERVER" --token "$TOKEN" --dir "$WORK/dev-bad" \
-    --name sensor-1 --owner-cert "$WORK/owner/owner.pem" --key "$DEV_URI_BAD"
-grep -q "wrong user PIN" "$WORK/enroll_badpin.out" || fail "enroll with a wrong PIN"
-[ -z "$(ls -A "$WORK/dev-bad" 2>/dev/null)" ] || fail "enroll with a wrong PIN wrote files"
-[ "$(token_objects)" = 2 ] || fail "enroll with a wrong PIN changed the token"
+e2e_run enroll_badpin 2 "$CLOISTER" enroll --server "$SERVER" --token "$TOKEN" \
+    --dir "$WORK/dev-bad" --name sensor-1 --owner-cert "$WORK/owner/owner.pem" \
+    --key "$DEV_URI_BAD"
+grep -q "wrong user PIN" "$WORK/enroll_badpin.out" || e2e_fail "enroll with a wrong PIN"
+[ -z "$(ls -A "$WORK/dev-bad" 2>/dev/null)" ] || e2e_fail "enroll with a wrong PIN wrote files"
+[ "$(token_objects)" = 2 ] || e2e_fail "enroll with a wrong PIN changed the token"
 
-run enroll 0 "$CLOISTER" enroll --server "$SERVER" --token "$TOKEN" --dir "$WORK/dev1" \
+e2e_run enroll 0 "$CLOISTER" enroll --server "$SERVER" --token "$TOKEN" --dir "$WORK/dev1" \
     --name sensor-1 --owner-cert "$WORK/owner/owner.pem" --ca "$WORK/owner/core-ca.pem" \
     --key "$DEV_URI"
 grep -q "key 'sensor-key' generated inside the token" "$WORK/enroll.out" ||
-    fail "enroll does not say the key was made in the token"
+    e2e_fail "enroll does not say the key was made in the token"
 for f in client.pem chain.pem client.conf; do
-    [ -f "$WORK/dev1/$f" ] || fail "enroll did not write $f"
+    [ -f "$WORK/dev1/$f" ] || e2e_fail "enroll did not write $f"
 done
-[ ! -e "$WORK/dev1/client.key" ] || fail "enroll wrote client.key for a token key"
+[ ! -e "$WORK/dev1/client.key" ] || e2e_fail "enroll wrote client.key for a token key"
 grep -Eq "^key *= *pkcs11:token=$TOKEN_LABEL;object=sensor-key" "$WORK/dev1/client.conf" ||
-    fail "client.conf does not reference the token key"
-[ "$(token_objects)" = 4 ] || fail "the token holds $(token_objects) objects, expected 4"
-run dev_cert_verify 0 openssl verify -CAfile "$WORK/owner/owner.pem" \
+    e2e_fail "client.conf does not reference the token key"
+[ "$(token_objects)" = 4 ] || e2e_fail "the token holds $(token_objects) objects, expected 4"
+e2e_run dev_cert_verify 0 openssl verify -CAfile "$WORK/owner/owner.pem" \
     -untrusted "$WORK/owner/core-ca.pem" "$WORK/dev1/client.pem"
 
-run dev_whoami 0 "$CLOISTER" whoami --dir "$WORK/dev1"
-grep -q "role  device" "$WORK/dev_whoami.out" || fail "device whoami"
-grep -q "name  sensor-1" "$WORK/dev_whoami.out" || fail "device whoami name"
+e2e_run dev_whoami 0 "$CLOISTER" whoami --dir "$WORK/dev1"
+grep -q "role  device" "$WORK/dev_whoami.out" || e2e_fail "device whoami"
+grep -q "name  sensor-1" "$WORK/dev_whoami.out" || e2e_fail "device whoami name"
 
-run publish 0 "$CLOISTER" device publish --dir "$WORK/dev1" --type temperature \
+e2e_run publish 0 "$CLOISTER" device publish --dir "$WORK/dev1" --type temperature \
     --prop celsius=21.5 --prop room=kitchen --count 2
-grep -q "published 2 events" "$WORK/publish.out" || fail "publish"
+grep -q "published 2 events" "$WORK/publish.out" || e2e_fail "publish"
 
-run list 0 "${WITH_PIN[@]}" "$CLOISTER" client list --owner "$WORK/owner"
-grep -q "sensor-1" "$WORK/list.out" || fail "client list lacks sensor-1"
-[ "$(grep -c "sensor" "$WORK/list.out")" = 1 ] || fail "client list: more than one client"
+e2e_run list 0 "${WITH_PIN[@]}" "$CLOISTER" client list --owner "$WORK/owner"
+grep -q "sensor-1" "$WORK/list.out" || e2e_fail "client list lacks sensor-1"
+[ "$(grep -c "sensor" "$WORK/list.out")" = 1 ] || e2e_fail "client list: more than one client"
 
 # ---------------------------------------------------------------- secrets
 # Neither PIN appears in an output, a conf file or the daemon's log; the
@@ -267,18 +223,16 @@ grep -q "sensor-1" "$WORK/list.out" || fail "client list lacks sensor-1"
 PIN_GREP=(grep -rl --exclude-dir=tokens --exclude=pin --exclude=badpin -e "$PIN" -e "$BADPIN"
     "$WORK")
 if "${PIN_GREP[@]}" >/dev/null; then
-    fail "a PIN appears in: $("${PIN_GREP[@]}")"
+    e2e_fail "a PIN appears in: $("${PIN_GREP[@]}")"
 fi
-! grep -qi "pin-source" "$WORK/owner/owner.conf" || fail "owner.conf names a PIN source"
+! grep -qi "pin-source" "$WORK/owner/owner.conf" || e2e_fail "owner.conf names a PIN source"
 
 # ---------------------------------------------------------------- the daemon stops cleanly
-kill "$DAEMON_PID"
-wait "$DAEMON_PID"
+e2e_stop_daemon TERM
 drc=$?
-DAEMON_PID=
-[ "$drc" = 0 ] || fail "cloisterd exited $drc on SIGTERM"
+[ "$drc" = 0 ] || e2e_fail "cloisterd exited $drc on SIGTERM"
 if grep -Eq "Sanitizer|runtime error:" "$WORK/cloisterd.log"; then
-    fail "sanitizer report in the cloisterd log"
+    e2e_fail "sanitizer report in the cloisterd log"
 fi
 
 echo "PASS: owner_pkcs11_e2e"

@@ -48,7 +48,8 @@ int main(int argc, char **argv)
             continue;
         if (hi - lo > ((uintptr_t)64 << 30)) { /* a reservation, not memory: refuse to guess */
             fprintf(stderr, "memscan: region %s is larger than 64 GiB (sanitizer shadow?)\n", line);
-            return 2;
+            found = 2;
+            break;
         }
         regions++;
         size_t carry = 0;
@@ -58,6 +59,9 @@ int main(int argc, char **argv)
             if (got <= 0) {
                 if (got < 0 && (errno == EACCES || errno == EPERM) && regions == 1) {
                     fprintf(stderr, "memscan: not permitted to read process %s\n", argv[1]);
+                    free(buf);
+                    fclose(maps);
+                    close(mem);
                     return 77;
                 }
                 denied++;
