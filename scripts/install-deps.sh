@@ -30,14 +30,14 @@ PACKAGES=(
     binutils             # nm, ar (scripts/check-symbols.sh)
     libp11-kit-dev       # <p11-kit/pkcs11.h>: the PKCS#11 header of keystore/pkcs11.c
     softhsm2             # SoftHSM2 token (libsofthsm2.so) the PKCS#11 tests create and use
+    libmicrohttpd-dev    # host/ HTTP endpoint: OSCORE over HTTP, EDHOC, /healthz, /metrics
+    libsqlite3-dev       # host/ default archive backend
+    libpq-dev            # host/ PostgreSQL backends (archive, sealed log)
+    postgresql           # the server the PostgreSQL tests start on loopback themselves
 )
 
 # Known for later issues - add them to PACKAGES in the change that first needs them:
 #   libcoap3-dev        host/ CoAP endpoint (issue 5)
-#   libmicrohttpd-dev   host/ HTTP endpoint, OSCORE over HTTP (issue 5)
-#   libsqlite3-dev      host/ default archive backend (issue 5)
-#   libpq-dev           host/ PostgreSQL backends (issue 5)
-#   postgresql          server the PostgreSQL tests start on loopback (issue 5)
 #   duktape-dev         core/ JS sandbox, built from /usr/share/duktape (issue 6)
 
 mode=install

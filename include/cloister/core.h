@@ -99,7 +99,13 @@ typedef struct cl_host_ops {
     cl_status_t (*snapshot_put)(void *ctx, const uint8_t *blob, size_t len);
     /** Reads the sealed snapshot; CL_ERR_NOT_FOUND when there is none. */
     cl_status_t (*snapshot_get)(void *ctx, uint8_t *buf, size_t size, size_t *len);
-    /** Stores n archive records durably (one transaction); ids receive their row ids. */
+    /**
+     * Stores n archive records (one transaction); ids receive their row ids.
+     * Durability is owed before any response of the same handle() batch leaves
+     * the host: a host may keep the rows of a whole batch in one open
+     * transaction and commit (fsync) once before sending the batch's
+     * responses - group commit. An acknowledged event is therefore durable.
+     */
     cl_status_t (*archive_put)(void *ctx, const cl_archive_rec_t *recs, size_t n, uint64_t *ids);
     /**
      * Scans archive records with this tag and bucket in [from, to], row id >
