@@ -171,6 +171,9 @@ bool cli_encode_prop(cl_cbor_enc_t *e, const char *kv);
 
 /* ---------------------------------------------------------- commands */
 
+/* The number of entries of an option table. */
+#define N_OPTS(o) (sizeof(o) / sizeof((o)[0]))
+
 int cli_cmd_measure(int argc, char **argv);
 int cli_cmd_verify(int argc, char **argv);
 int cli_cmd_provision(int argc, char **argv);
@@ -180,6 +183,8 @@ int cli_cmd_client(int argc, char **argv);
 int cli_cmd_enroll(int argc, char **argv);
 int cli_cmd_whoami(int argc, char **argv);
 int cli_cmd_device(int argc, char **argv);
+int cli_cmd_event_type(int argc, char **argv);
+int cli_cmd_history(int argc, char **argv);
 
 /* Default core image (compile definition CL_CORE_IMAGE_DEFAULT) or NULL. */
 const char *cli_default_image(void);

@@ -25,7 +25,6 @@
 #include "session.h"
 
 #define EVIDENCE_MAX 32768
-#define N_OPTS(o) (sizeof(o) / sizeof((o)[0]))
 
 const char *cli_default_image(void)
 {

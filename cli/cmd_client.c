@@ -25,7 +25,6 @@
 #include "pki.h"
 #include "session.h"
 
-#define N_OPTS(o) (sizeof(o) / sizeof((o)[0]))
 
 /* ------------------------------------------------------------------ enroll */
 

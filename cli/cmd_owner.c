@@ -24,7 +24,6 @@
 #include "pki.h"
 #include "session.h"
 
-#define N_OPTS(o) (sizeof(o) / sizeof((o)[0]))
 
 /* ------------------------------------------------------------------ owner init */
 

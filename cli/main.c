@@ -1,6 +1,6 @@
 /*
  * cli/main.c - `cloister`, the owner's and clients' command: dispatch to
- * the commands (cmd_attest.c, cmd_owner.c, cmd_client.c) and the overview
+ * the commands (cmd_attest.c, cmd_owner.c, cmd_client.c, cmd_history.c) and the overview
  * help. Every command has --help; exit status 0 success, 1 refused
  * (policy / the core said no), 2 usage or local error.
  */
@@ -18,11 +18,13 @@ static void usage(FILE *out)
             "  verify --server URI|--evidence FILE   appraise a core's evidence\n"
             "  provision --server URI --owner DIR    attest, claim and certify a fresh core\n"
             "  token create --owner DIR --role R     one-time enrollment token\n"
-            "  client list|revoke ID --owner DIR     enrolled clients\n"
+            "  client list|revoke ID|permit ID --owner DIR   enrolled clients\n"
+            "  event-type add NAME|list --owner DIR  the event types the core accepts\n"
             "clients:\n"
             "  enroll --server URI --token HEX --dir DIR --name N --owner-cert PATH\n"
             "  whoami --dir DIR              who the core thinks we are\n"
             "  device publish --dir DIR --type T [--prop k=v ...]   publish events\n"
+            "  history --dir DIR [--type T] [--since -1h] [--all]   events from the archive\n"
             "exit status: 0 ok, 1 refused (policy or the core), 2 usage or local error\n");
 }
 
@@ -35,7 +37,8 @@ int main(int argc, char **argv)
                 {"provision", cli_cmd_provision}, {"owner", cli_cmd_owner},
                 {"token", cli_cmd_token},       {"client", cli_cmd_client},
                 {"enroll", cli_cmd_enroll},     {"whoami", cli_cmd_whoami},
-                {"device", cli_cmd_device}};
+                {"device", cli_cmd_device},     {"event-type", cli_cmd_event_type},
+                {"history", cli_cmd_history}};
 
     if (argc < 2) {
         usage(stderr);

@@ -491,8 +491,14 @@ too_big:
     return false;
 }
 
-bool cli_session_request(cli_session_t *s, const cli_req_t *r, uint8_t *code, uint8_t *out,
-                         size_t out_size, size_t *out_len, char *err, size_t err_size)
+/*
+ * One protected exchange. With block != NULL the inner request carries Block2
+ * (block->num, szx 6) and *block receives the response's Block2 (more = false
+ * when it has none).
+ */
+static bool session_request(cli_session_t *s, const cli_req_t *r, cl_coap_block_t *block,
+                            uint8_t *code, uint8_t *out, size_t out_size, size_t *out_len,
+                            char *err, size_t err_size)
 {
     uint8_t token[CLI_TOKEN_LEN];
     uint8_t *plain = malloc(CLI_DGRAM_MAX), *prot = malloc(CLI_DGRAM_MAX);
@@ -513,7 +519,8 @@ bool cli_session_request(cli_session_t *s, const cli_req_t *r, uint8_t *code, ui
         goto done;
     }
     if (!cli_net_new_token(&s->net, token, &mid) ||
-        !cli_net_build(&s->net, r, mid, token, false, 0, 0, plain, CLI_DGRAM_MAX, &plain_len)) {
+        !cli_net_build(&s->net, r, mid, token, block != NULL, block != NULL ? block->num : 0, 6,
+                       plain, CLI_DGRAM_MAX, &plain_len)) {
         cli_err(err, err_size, "cannot build the request for %s", r->path);
         goto done;
     }
@@ -548,6 +555,15 @@ bool cli_session_request(cli_session_t *s, const cli_req_t *r, uint8_t *code, ui
         goto done;
     }
     *code = m.code;
+    if (block != NULL) {
+        const cl_coap_option_t *b2 = cl_coap_msg_get(&m, CL_COAP_OPT_BLOCK2);
+        uint32_t want = block->num;
+        block->more = false;
+        if (b2 != NULL && (cl_coap_block_decode(b2, block) != CL_OK || block->num != want)) {
+            cli_err(err, err_size, "the core answered with another block than asked for");
+            goto done;
+        }
+    }
     if (m.payload_len > 0)
         memcpy(out, m.payload, m.payload_len);
     *out_len = m.payload_len;
@@ -562,6 +578,35 @@ done:
     free(resp);
     free(presp);
     return ok;
+}
+
+bool cli_session_request(cli_session_t *s, const cli_req_t *r, uint8_t *code, uint8_t *out,
+                         size_t out_size, size_t *out_len, char *err, size_t err_size)
+{
+    return session_request(s, r, NULL, code, out, out_size, out_len, err, err_size);
+}
+
+bool cli_session_request_blocks(cli_session_t *s, const cli_req_t *r, uint8_t *code, uint8_t *out,
+                                size_t out_size, size_t *out_len, char *err, size_t err_size)
+{
+    size_t total = 0;
+    for (uint32_t num = 0; num < 1024; num++) {
+        cl_coap_block_t blk = {.num = num, .more = false, .szx = 6};
+        size_t n = 0;
+        if (!session_request(s, r, &blk, code, out + total, out_size - total, &n, err, err_size))
+            return false;
+        total += n;
+        if (CL_COAP_CLASS(*code) != 2 || !blk.more) {
+            *out_len = total;
+            return true;
+        }
+        if (total >= out_size) {
+            cli_err(err, err_size, "the response is larger than %zu bytes", out_size);
+            return false;
+        }
+    }
+    cli_err(err, err_size, "too many blocks");
+    return false;
 }
 
 void cli_session_close(cli_session_t *s)

@@ -97,6 +97,9 @@ bool cli_session_open(cli_session_t *s, const cli_session_cfg_t *cfg, int *exit_
 /* One OSCORE-protected request (CBOR payload: r->cf = 60). */
 bool cli_session_request(cli_session_t *s, const cli_req_t *r, uint8_t *code, uint8_t *out,
                          size_t out_size, size_t *out_len, char *err, size_t err_size);
+/* The same for a response served block-wise (inner Block2): all blocks into out. */
+bool cli_session_request_blocks(cli_session_t *s, const cli_req_t *r, uint8_t *code, uint8_t *out,
+                                size_t out_size, size_t *out_len, char *err, size_t err_size);
 void cli_session_close(cli_session_t *s);
 
 /* Encodes the CCS {2: name, 8: {1: COSE_Key EC2 P-256}} (kccs) into out. */

@@ -78,6 +78,16 @@ typedef struct cl_token {
     char name[CL_NAME_MAX];
 } cl_token_t;
 
+/* An event type: events of unknown types are refused; history is per type. */
+#define CL_EVTYPE_MAX_NAME 64
+#define CL_EVTYPE_MAX_DESC 128
+#define CL_EVTYPE_MAX 256
+typedef struct cl_evtype {
+    char name[CL_EVTYPE_MAX_NAME + 1];
+    char desc[CL_EVTYPE_MAX_DESC + 1];
+    uint8_t history_roles; /* bit (1 << role) may read its history; the owner always may */
+} cl_evtype_t;
+
 typedef struct cl_state {
     bool have_keys;
     uint8_t phase;
@@ -103,6 +113,8 @@ typedef struct cl_state {
     size_t n_clients, cap_clients;
     cl_token_t *tokens;
     size_t n_tokens, cap_tokens;
+    cl_evtype_t *evtypes;
+    size_t n_evtypes, cap_evtypes;
 } cl_state_t;
 
 /* Record opcodes (the first array element of a state record). */
@@ -115,6 +127,7 @@ enum {
     CL_REC_REVOKE = 6,
     CL_REC_PERMS = 7,
     CL_REC_CLOCK = 8,
+    CL_REC_EVTYPE = 9,
 };
 
 #define CL_STATE_SNAPSHOT_VERSION 1
@@ -130,6 +143,9 @@ cl_client_t *cl_state_client(cl_state_t *s, uint32_t id);
 cl_client_t *cl_state_client_by_x5t(cl_state_t *s, const uint8_t x5t[8]);
 cl_client_t *cl_state_client_by_hash(cl_state_t *s, const uint8_t hash[32]);
 cl_token_t *cl_state_token_by_hash(cl_state_t *s, const uint8_t hash[32]);
+cl_evtype_t *cl_state_evtype(cl_state_t *s, const char *name, size_t len);
+/** A valid event type name: 1..64 printable ASCII bytes, no spaces, not "*". */
+bool cl_evtype_name_valid(const char *name, size_t len);
 /** A well-formed permission list (see CL_PERMS_MAX). */
 bool cl_perms_valid(const uint8_t *perms, size_t len);
 /** Whether the list allows publishing events of this type. */
@@ -154,6 +170,11 @@ typedef struct cl_session {
     uint8_t enrollee_pub[65]; /* the key an enrollee proved in EDHOC */
     cl_edhoc_t edhoc;
     cl_oscore_ctx_t oscore;
+    /* the last large response, served block-wise (inner Block2, RFC 7959) */
+    uint8_t *blk_body; /* heap, plaintext: wiped when replaced or freed */
+    size_t blk_len;
+    uint8_t blk_code;
+    uint8_t blk_key[32]; /* SHA-256 of the request's path and queries */
 } cl_session_t;
 
 /* Evidence served block-wise by GET /attestation, per nonce (public data). */

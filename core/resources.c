@@ -34,7 +34,17 @@ typedef struct reqctx {
     uint8_t code;
     uint8_t body[CL_CORE_MAX_MESSAGE];
     size_t body_len;
+    uint8_t *big; /* a large body (heap), served block-wise instead of body */
+    size_t big_len;
 } reqctx_t;
+
+#define BLOCK_SZX 6 /* 1024-byte blocks for large protected responses */
+#define BLOCK_SIZE 1024
+#define HISTORY_MAX_LIMIT 100
+#define HISTORY_DEFAULT_LIMIT 20
+#define HISTORY_MAX_BODY (32 * 1024)
+#define HISTORY_SCAN_BUF (64 * 1024)
+#define HOUR_MS 3600000
 
 /* ---- small helpers ---- */
 
@@ -93,6 +103,43 @@ static bool get_uint(const uint8_t *p, size_t len, const char *key, uint64_t *v)
 {
     cl_cbor_dec_t d;
     return map_find(p, len, key, &d) && cl_cbor_dec_uint(&d, v) == CL_OK;
+}
+
+/* The value of Uri-Query "key=value" (first occurrence); false when absent. */
+static bool get_query(const cl_coap_msg_t *m, const char *key, const char **v, size_t *vl)
+{
+    size_t pos = 0, kl = strlen(key);
+    const cl_coap_option_t *q;
+    while ((q = cl_coap_msg_find(m, CL_COAP_OPT_URI_QUERY, &pos)) != NULL) {
+        if (q->len > kl && memcmp(q->value, key, kl) == 0 && q->value[kl] == '=') {
+            *v = (const char *)q->value + kl + 1;
+            *vl = q->len - kl - 1;
+            return true;
+        }
+        pos++;
+    }
+    return false;
+}
+
+/* A decimal integer query value (optional leading '-'); false when malformed. */
+static bool parse_int(const char *v, size_t len, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    uint64_t x = 0;
+    if (len > 0 && v[0] == '-') {
+        neg = true;
+        i = 1;
+    }
+    if (i == len || len - i > 18)
+        return false;
+    for (; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+        x = x * 10 + (uint64_t)(v[i] - '0');
+    }
+    *out = neg ? -(int64_t)x : (int64_t)x;
+    return true;
 }
 
 /* The "publish" list of a request as a raw CBOR array (validated), or the default ["*"]. */
@@ -737,6 +784,8 @@ static cl_status_t archive_event(reqctx_t *r, cl_cbor_dec_t *d, uint8_t *buf, si
     }
     if (type == NULL || props == NULL)
         return CL_FAIL(CL_ERR_BAD_INPUT);
+    if (cl_state_evtype(&c->st, type, type_len) == NULL)
+        return CL_FAIL(CL_ERR_NOT_FOUND); /* unknown event type */
     if (r->x->role != CL_ROLE_OWNER) {
         cl_client_t *cl = cl_state_client(&c->st, r->x->client_id);
         if (cl == NULL || !cl_perms_allow(cl->perms, cl->perms_len, type, type_len))
@@ -810,6 +859,11 @@ static cl_status_t post_events(reqctx_t *r)
         return error(r, CL_COAP_FORBIDDEN, "forbidden",
                      "this client may not publish events of that type (see its permissions)");
     }
+    if (st == CL_ERR_NOT_FOUND) {
+        free(buf);
+        return error(r, CL_COAP_NOT_FOUND, "unknown-event-type",
+                     "no such event type: an admin creates it first (cloister event-type add)");
+    }
     if (st != CL_OK) {
         free(buf);
         return error(r, CL_COAP_BAD_REQUEST, "bad-request",
@@ -830,6 +884,409 @@ static cl_status_t post_events(reqctx_t *r)
 }
 
 /* "/clients/<id>/<action>" */
+
+/* ---- event types ---- */
+
+static uint8_t roles_mask(const uint8_t *p, size_t len, bool *ok)
+{
+    cl_cbor_dec_t d;
+    size_t n;
+    uint8_t mask = 0;
+    *ok = false;
+    cl_cbor_dec_init(&d, p, len);
+    if (cl_cbor_dec_array(&d, &n) != CL_OK || n > 8)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *t;
+        size_t tl;
+        if (cl_cbor_dec_tstr(&d, &t, &tl) != CL_OK)
+            return 0;
+        int role = cl_role_parse(t, tl);
+        if (role == CL_ROLE_NONE)
+            return 0;
+        mask |= (uint8_t)(1u << role);
+    }
+    *ok = cl_cbor_dec_at_end(&d);
+    return mask;
+}
+
+/* POST /event-types {"name", "description"?, "history"?: [roles]} - create or update */
+static cl_status_t post_event_type(reqctx_t *r)
+{
+    cl_core_t *c = r->c;
+    const char *name, *desc = "";
+    size_t name_len, desc_len = 0;
+    uint8_t hist = (uint8_t)(1u << CL_ROLE_ADMIN | 1u << CL_ROLE_USER);
+    const uint8_t *p = r->req->payload;
+    size_t n = r->req->payload_len;
+    cl_cbor_dec_t d;
+    uint8_t rec[64 + CL_EVTYPE_MAX_NAME + CL_EVTYPE_MAX_DESC];
+    size_t rec_len;
+    cl_cbor_enc_t e;
+
+    if (!get_tstr(p, n, "name", &name, &name_len) || !cl_evtype_name_valid(name, name_len))
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+                     "{\"name\": 1..64 printable characters without spaces} expected");
+    if (map_find(p, n, "description", &d) &&
+        (cl_cbor_dec_tstr(&d, &desc, &desc_len) != CL_OK || desc_len > CL_EVTYPE_MAX_DESC))
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "description: text of <= 128 bytes");
+    if (map_find(p, n, "history", &d)) {
+        const uint8_t *raw;
+        size_t raw_len;
+        bool ok;
+        if (cl_cbor_dec_raw(&d, &raw, &raw_len) != CL_OK)
+            return error(r, CL_COAP_BAD_REQUEST, "bad-request", "history: [roles]");
+        hist = roles_mask(raw, raw_len, &ok);
+        if (!ok)
+            return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+                         "history: an array of admin, user, device, service");
+    }
+    if (cl_state_evtype(&c->st, name, name_len) == NULL && c->st.n_evtypes >= CL_EVTYPE_MAX)
+        return error(r, CL_COAP_REQUEST_TOO_LARGE, "too-large", "too many event types");
+    bool existed = cl_state_evtype(&c->st, name, name_len) != NULL;
+    cl_cbor_enc_init(&e, rec, sizeof rec);
+    cl_cbor_enc_array(&e, 5);
+    cl_cbor_enc_uint(&e, CL_REC_EVTYPE);
+    cl_cbor_enc_int(&e, cl_core_now(c));
+    cl_cbor_enc_tstr(&e, name, name_len);
+    cl_cbor_enc_tstr(&e, desc, desc_len);
+    cl_cbor_enc_uint(&e, hist);
+    if (cl_cbor_enc_finish(&e, &rec_len) != CL_OK || cl_core_commit(c, rec, rec_len) != CL_OK)
+        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+                     "the sealed log could not be written; nothing changed");
+    r->code = existed ? CL_COAP_CHANGED : CL_COAP_CREATED;
+    r->body[0] = 0xa0;
+    r->body_len = 1;
+    return CL_OK;
+}
+
+static void enc_roles(cl_cbor_enc_t *e, uint8_t mask)
+{
+    size_t n = 0;
+    for (int role = CL_ROLE_ADMIN; role <= CL_ROLE_SERVICE; role++)
+        n += (mask >> role) & 1u;
+    cl_cbor_enc_array(e, n);
+    for (int role = CL_ROLE_ADMIN; role <= CL_ROLE_SERVICE; role++)
+        if ((mask >> role) & 1u)
+            cl_cbor_enc_tstr_z(e, cl_role_name(role));
+}
+
+/* GET /event-types */
+static cl_status_t get_event_types(reqctx_t *r)
+{
+    cl_state_t *s = &r->c->st;
+    cl_cbor_enc_t e;
+    size_t len;
+    uint8_t *big = malloc(HISTORY_MAX_BODY);
+    if (big == NULL)
+        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
+    cl_cbor_enc_init(&e, big, HISTORY_MAX_BODY);
+    cl_cbor_enc_array(&e, s->n_evtypes);
+    for (size_t i = 0; i < s->n_evtypes; i++) {
+        cl_cbor_enc_map(&e, 3);
+        cl_cbor_enc_tstr_z(&e, "name");
+        cl_cbor_enc_tstr_z(&e, s->evtypes[i].name);
+        cl_cbor_enc_tstr_z(&e, "description");
+        cl_cbor_enc_tstr_z(&e, s->evtypes[i].desc);
+        cl_cbor_enc_tstr_z(&e, "history");
+        enc_roles(&e, s->evtypes[i].history_roles);
+    }
+    if (cl_cbor_enc_finish(&e, &len) != CL_OK) {
+        free(big);
+        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "response too large");
+    }
+    r->code = CL_COAP_CONTENT;
+    r->big = big;
+    r->big_len = len;
+    return CL_OK;
+}
+
+/* ---- history: GET /events?type=&source=&since=&until=&after=&limit= ---- */
+
+typedef struct hist_ev {
+    int64_t time;
+    uint64_t id;
+    uint8_t *cbor; /* the decrypted event map (heap, wiped) */
+    size_t len;
+} hist_ev_t;
+
+typedef struct hist {
+    hist_ev_t *ev;
+    size_t n, cap;
+    int64_t since, until;
+    uint64_t after; /* with since: skip (since, id <= after) */
+    size_t skipped; /* rows that failed authentication or did not match their tag */
+} hist_t;
+
+static bool may_read(const reqctx_t *r, const cl_evtype_t *t)
+{
+    return r->x->role == CL_ROLE_OWNER || ((t->history_roles >> r->x->role) & 1u) != 0;
+}
+
+static void tag_of(cl_core_t *c, const char *type, size_t type_len, uint32_t source,
+                   uint8_t tag[16])
+{
+    uint8_t full[32];
+    uint8_t src[4] = {(uint8_t)source, (uint8_t)(source >> 8), (uint8_t)(source >> 16),
+                      (uint8_t)(source >> 24)};
+    uint8_t zero = 0;
+    cl_buf_t parts[3] = {{(const uint8_t *)type, type_len}, {&zero, 1}, {src, 4}};
+    if (cl_hmac_sha256(&c->crypto, c->st.tag_key, 32, parts, 3, full) != CL_OK)
+        memset(full, 0, sizeof full);
+    memcpy(tag, full, 16);
+}
+
+/* Decrypts and checks one archive row for (type, source); adds it to h when it matches. */
+static cl_status_t hist_row(cl_core_t *c, hist_t *h, const char *type, size_t type_len,
+                            uint32_t source, const uint8_t tag[16], uint64_t id, uint64_t bucket,
+                            const uint8_t *data, size_t len)
+{
+    uint8_t aad[24], *pt;
+    size_t pt_len;
+    if (len < 12 + 16 || len > CL_CORE_MAX_RECORD) {
+        h->skipped++;
+        return CL_OK;
+    }
+    memcpy(aad, tag, 16);
+    for (int i = 0; i < 8; i++)
+        aad[16 + i] = (uint8_t)(bucket >> (8 * i));
+    if ((pt = malloc(len)) == NULL)
+        return CL_FAIL(CL_ERR_FULL);
+    if (cl_aead_decrypt(&c->crypto, c->archive_aead, data, 12, aad, sizeof aad, data + 12,
+                        len - 12, pt, len, &pt_len) != CL_OK) {
+        free(pt);
+        h->skipped++; /* not ours, moved between tags or buckets, or tampered */
+        return CL_OK;
+    }
+    /* the row must really be (type, source): the tag is the host's index, not proof */
+    cl_cbor_dec_t d;
+    size_t n;
+    uint64_t src = UINT64_MAX;
+    int64_t t = -1;
+    const char *ty = NULL;
+    size_t ty_len = 0;
+    bool ok = true;
+    cl_cbor_dec_init(&d, pt, pt_len);
+    if (cl_cbor_dec_map(&d, &n) != CL_OK || n != 4)
+        ok = false;
+    for (size_t i = 0; ok && i < n; i++) {
+        const char *k;
+        size_t kl;
+        if (cl_cbor_dec_tstr(&d, &k, &kl) != CL_OK)
+            ok = false;
+        else if (kl == 6 && memcmp(k, "source", 6) == 0)
+            ok = cl_cbor_dec_uint(&d, &src) == CL_OK;
+        else if (kl == 4 && memcmp(k, "type", 4) == 0)
+            ok = cl_cbor_dec_tstr(&d, &ty, &ty_len) == CL_OK;
+        else if (kl == 4 && memcmp(k, "time", 4) == 0)
+            ok = cl_cbor_dec_int(&d, &t) == CL_OK;
+        else
+            ok = cl_cbor_dec_skip(&d) == CL_OK;
+    }
+    if (!ok || src != source || ty == NULL || ty_len != type_len ||
+        memcmp(ty, type, type_len) != 0 || (uint64_t)t / HOUR_MS != bucket) {
+        cl_wipe(pt, len);
+        free(pt);
+        h->skipped++;
+        return CL_OK;
+    }
+    if (t < h->since || t > h->until || (t == h->since && id <= h->after)) {
+        cl_wipe(pt, len);
+        free(pt);
+        return CL_OK;
+    }
+    if (h->n == h->cap) {
+        size_t nc = h->cap ? h->cap * 2 : 64;
+        hist_ev_t *ne = realloc(h->ev, nc * sizeof *ne);
+        if (ne == NULL) {
+            cl_wipe(pt, len);
+            free(pt);
+            return CL_FAIL(CL_ERR_FULL);
+        }
+        h->ev = ne;
+        h->cap = nc;
+    }
+    h->ev[h->n++] = (hist_ev_t){.time = t, .id = id, .cbor = pt, .len = pt_len};
+    return CL_OK;
+}
+
+/* All rows of one (type, source) in the bucket range, up to `want` matching ones. */
+static cl_status_t hist_scan(cl_core_t *c, hist_t *h, const char *type, size_t type_len,
+                             uint32_t source, size_t want, uint8_t *buf)
+{
+    uint8_t tag[16];
+    uint64_t after = 0, from = (uint64_t)h->since / HOUR_MS, to = (uint64_t)h->until / HOUR_MS;
+    size_t start = h->n;
+    tag_of(c, type, type_len, source, tag);
+    for (int round = 0; round < 1000 && h->n - start < want; round++) {
+        size_t len = 0, n = 0, pos = 0;
+        cl_status_t st = c->host.archive_scan(c->host.ctx, tag, from, to, after, 64, buf,
+                                              HISTORY_SCAN_BUF, &len, &n);
+        if (st != CL_OK)
+            return st;
+        if (len > HISTORY_SCAN_BUF || n > 64)
+            return CL_FAIL(CL_ERR_BAD_INPUT); /* the host's answer is checked, not trusted */
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            if (len - pos < 20)
+                return CL_FAIL(CL_ERR_BAD_INPUT);
+            uint64_t id = 0, bucket = 0;
+            uint32_t rl = 0;
+            for (int k = 0; k < 8; k++) {
+                id |= (uint64_t)buf[pos + k] << (8 * k);
+                bucket |= (uint64_t)buf[pos + 8 + k] << (8 * k);
+            }
+            for (int k = 0; k < 4; k++)
+                rl |= (uint32_t)buf[pos + 16 + k] << (8 * k);
+            pos += 20;
+            if (rl > len - pos || id <= after)
+                return CL_FAIL(CL_ERR_BAD_INPUT); /* truncated, or ids not increasing */
+            if (bucket >= from && bucket <= to &&
+                (st = hist_row(c, h, type, type_len, source, tag, id, bucket, buf + pos, rl)) !=
+                    CL_OK)
+                return st;
+            pos += rl;
+            after = id;
+        }
+    }
+    return CL_OK;
+}
+
+static int hist_cmp(const void *a, const void *b)
+{
+    const hist_ev_t *x = a, *y = b;
+    if (x->time != y->time)
+        return x->time < y->time ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static cl_status_t get_events(reqctx_t *r)
+{
+    cl_core_t *c = r->c;
+    cl_state_t *s = &c->st;
+    const char *v;
+    size_t vl;
+    int64_t x;
+    hist_t h = {.since = 0, .until = INT64_MAX / 2};
+    size_t limit = HISTORY_DEFAULT_LIMIT;
+    const cl_evtype_t *only_type = NULL;
+    bool have_source = false;
+    uint32_t source = 0;
+    cl_status_t st = CL_OK;
+    const cl_coap_msg_t *q = r->req;
+
+    if (get_query(q, "type", &v, &vl) && (only_type = cl_state_evtype(s, v, vl)) == NULL)
+        return error(r, CL_COAP_NOT_FOUND, "unknown-event-type", "no such event type");
+    if (only_type != NULL && !may_read(r, only_type))
+        return error(r, CL_COAP_FORBIDDEN, "forbidden", "not allowed to read this history");
+    if (get_query(q, "source", &v, &vl)) {
+        if (!parse_int(v, vl, &x) || x < 0 || x > UINT32_MAX)
+            return error(r, CL_COAP_BAD_REQUEST, "bad-request", "source: a client id");
+        have_source = true;
+        source = (uint32_t)x;
+    }
+    if (get_query(q, "since", &v, &vl) && (!parse_int(v, vl, &h.since) || h.since < 0))
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "since: ms since the epoch");
+    if (get_query(q, "until", &v, &vl) && (!parse_int(v, vl, &h.until) || h.until < h.since))
+        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "until: ms since the epoch, >= since");
+    if (get_query(q, "after", &v, &vl)) {
+        if (!parse_int(v, vl, &x) || x < 0)
+            return error(r, CL_COAP_BAD_REQUEST, "bad-request", "after: an event id (paging)");
+        h.after = (uint64_t)x;
+    }
+    if (get_query(q, "limit", &v, &vl)) {
+        if (!parse_int(v, vl, &x) || x < 1 || x > HISTORY_MAX_LIMIT)
+            return error(r, CL_COAP_BAD_REQUEST, "bad-request", "limit: 1..100");
+        limit = (size_t)x;
+    }
+    if (c->host.archive_scan == NULL)
+        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed", "no archive configured");
+    uint8_t *buf = malloc(HISTORY_SCAN_BUF);
+    if (buf == NULL)
+        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
+    /* every (type, source) the caller may read, one tag each; limit+1 per tag finds "more" */
+    for (size_t ti = 0; ti < s->n_evtypes && st == CL_OK; ti++) {
+        const cl_evtype_t *t = &s->evtypes[ti];
+        if ((only_type != NULL && t != only_type) || !may_read(r, t))
+            continue;
+        size_t tl = strlen(t->name);
+        if (have_source) {
+            st = hist_scan(c, &h, t->name, tl, source, limit + 1, buf);
+            continue;
+        }
+        st = hist_scan(c, &h, t->name, tl, CL_OWNER_ID, limit + 1, buf);
+        for (size_t ci = 0; ci < s->n_clients && st == CL_OK; ci++)
+            st = hist_scan(c, &h, t->name, tl, s->clients[ci].id, limit + 1, buf);
+    }
+    free(buf);
+    if (st == CL_OK) {
+        qsort(h.ev, h.n, sizeof *h.ev, hist_cmp);
+        size_t n = h.n < limit ? h.n : limit;
+        cl_cbor_enc_t e;
+        size_t len;
+        uint8_t *big = malloc(HISTORY_MAX_BODY);
+        if (big == NULL) {
+            st = CL_FAIL(CL_ERR_FULL);
+        } else {
+            for (;; n--) { /* as many as fit HISTORY_MAX_BODY */
+                cl_cbor_enc_init(&e, big, HISTORY_MAX_BODY);
+                bool more = n < h.n;
+                cl_cbor_enc_map(&e, more ? 4 : 3);
+                cl_cbor_enc_tstr_z(&e, "events");
+                cl_cbor_enc_array(&e, n);
+                for (size_t i = 0; i < n; i++) {
+                    /* the stored map plus its archive id: {id, source, type, time, properties} */
+                    cl_cbor_dec_t d;
+                    size_t pairs;
+                    cl_cbor_dec_init(&d, h.ev[i].cbor, h.ev[i].len);
+                    if (cl_cbor_dec_map(&d, &pairs) != CL_OK)
+                        pairs = 0;
+                    cl_cbor_enc_map(&e, pairs + 1);
+                    cl_cbor_enc_tstr_z(&e, "id");
+                    cl_cbor_enc_uint(&e, h.ev[i].id);
+                    cl_cbor_enc_raw(&e, h.ev[i].cbor + (h.ev[i].len - cl_cbor_dec_remaining(&d)),
+                                    cl_cbor_dec_remaining(&d));
+                }
+                cl_cbor_enc_tstr_z(&e, "more");
+                cl_cbor_enc_bool(&e, more);
+                cl_cbor_enc_tstr_z(&e, "skipped");
+                cl_cbor_enc_uint(&e, h.skipped);
+                if (more) { /* the cursor of the next page */
+                    cl_cbor_enc_tstr_z(&e, "next");
+                    cl_cbor_enc_map(&e, 2);
+                    cl_cbor_enc_tstr_z(&e, "since");
+                    cl_cbor_enc_int(&e, n > 0 ? h.ev[n - 1].time : h.since);
+                    cl_cbor_enc_tstr_z(&e, "after");
+                    cl_cbor_enc_uint(&e, n > 0 ? h.ev[n - 1].id : h.after);
+                }
+                if (cl_cbor_enc_finish(&e, &len) == CL_OK || n == 0)
+                    break;
+            }
+            if (cl_cbor_enc_finish(&e, &len) != CL_OK) {
+                free(big);
+                st = CL_FAIL(CL_ERR_LIMIT);
+            } else {
+                r->code = CL_COAP_CONTENT;
+                r->big = big;
+                r->big_len = len;
+            }
+        }
+    }
+    for (size_t i = 0; i < h.n; i++) {
+        cl_wipe(h.ev[i].cbor, h.ev[i].len);
+        free(h.ev[i].cbor);
+    }
+    free(h.ev);
+    if (h.skipped > 0)
+        cl_core_log(c, CL_LOG_WARN, "history: %zu archive rows failed authentication (skipped)",
+                    h.skipped);
+    if (st == CL_OK)
+        return CL_OK;
+    return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+                 "the archive could not be read consistently; try again");
+}
+
 static bool parse_client_path(const char *path, const char *action, uint32_t *id)
 {
     const char *p = path + strlen("/clients/");
@@ -893,13 +1350,64 @@ static cl_status_t route_protected(reqctx_t *r)
                                   : error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
     }
     if (strcmp(r->path, "/events") == 0) {
+        if (q->code == CL_COAP_GET)
+            return role_in(r, MEMBERS) ? get_events(r)
+                                       : error(r, CL_COAP_FORBIDDEN, "forbidden", "not allowed");
         if (q->code != CL_COAP_POST)
-            return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request",
-                         "POST (history comes with the archive query)");
+            return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET or POST");
         return role_in(r, MEMBERS) ? post_events(r)
                                    : error(r, CL_COAP_FORBIDDEN, "forbidden", "not allowed");
     }
+    if (strcmp(r->path, "/event-types") == 0) {
+        if (q->code == CL_COAP_GET)
+            return role_in(r, MEMBERS) ? get_event_types(r)
+                                       : error(r, CL_COAP_FORBIDDEN, "forbidden", "not allowed");
+        if (q->code != CL_COAP_POST)
+            return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET or POST");
+        return role_in(r, ADMINS) ? post_event_type(r)
+                                  : error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
+    }
     return error(r, CL_COAP_NOT_FOUND, "not-found", "no such resource");
+}
+
+/* What identifies a request for the block cache: method, path and queries. */
+static void request_key(cl_core_t *c, const cl_coap_msg_t *req, uint8_t key[32])
+{
+    cl_buf_t parts[CL_COAP_MAX_OPTIONS + 1];
+    size_t n = 0;
+    parts[n++] = (cl_buf_t){&req->code, 1};
+    for (size_t i = 0; i < req->n_options && n < CL_COAP_MAX_OPTIONS + 1; i++)
+        if (req->options[i].number == CL_COAP_OPT_URI_PATH ||
+            req->options[i].number == CL_COAP_OPT_URI_QUERY)
+            parts[n++] = (cl_buf_t){req->options[i].value, req->options[i].len};
+    if (cl_sha256(&c->crypto, parts, n, key) != CL_OK)
+        memset(key, 0, 32);
+}
+
+/* Block blk of the session's cached large response. */
+static cl_status_t block_response(cl_core_t *c, const cl_coap_msg_t *req, cl_session_t *x,
+                                  cl_coap_block_t blk, uint8_t *out, size_t out_size,
+                                  size_t *out_len)
+{
+    size_t full_size = x->blk_len + 64 + CL_COAP_MAX_TOKEN, full_len;
+    uint8_t *full = malloc(full_size);
+    cl_coap_msg_t m;
+    bool more;
+    cl_status_t st;
+    if (full == NULL)
+        return CL_FAIL(CL_ERR_FULL);
+    st = build_response(c, req, x->blk_code, x->blk_body, x->blk_len, true, full, full_size,
+                        &full_len);
+    if (st == CL_OK)
+        st = cl_coap_parse(&m, full, full_len);
+    if (st == CL_OK)
+        st = cl_coap_block_slice(&m, CL_COAP_OPT_BLOCK2, blk.num, blk.szx, out, out_size,
+                                 out_len, &more);
+    cl_wipe(full, full_size);
+    free(full);
+    if (st != CL_OK) /* beyond the end: an error response instead */
+        return build_response(c, req, CL_COAP_BAD_OPTION, NULL, 0, true, out, out_size, out_len);
+    return CL_OK;
 }
 
 static void handle_oscore(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, size_t out_size,
@@ -907,7 +1415,7 @@ static void handle_oscore(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, 
 {
     uint8_t *plain = malloc(CL_CORE_MAX_MESSAGE);
     uint8_t *resp = malloc(CL_CORE_MAX_MESSAGE);
-    reqctx_t *r = malloc(sizeof *r);
+    reqctx_t *r = calloc(1, sizeof *r);
     uint8_t *copy = malloc(len);
     size_t plain_len = 0, resp_len;
     cl_oscore_ctx_t *ctx = NULL;
@@ -945,22 +1453,59 @@ static void handle_oscore(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, 
     }
     r->x->used_ms = c->now_ms;
     r->req = &req;
-    if (cl_coap_uri_path(&req, r->path, sizeof r->path) != CL_OK)
+    /* inner Block2 (RFC 7959, class E): later blocks of a large response come from the cache */
+    cl_coap_block_t blk = {0, false, BLOCK_SZX};
+    const cl_coap_option_t *b2 = cl_coap_msg_get(&req, CL_COAP_OPT_BLOCK2);
+    uint8_t key[32];
+    bool cached = false;
+    request_key(c, &req, key);
+    if (b2 != NULL && (cl_coap_block_decode(b2, &blk) != CL_OK || blk.szx > BLOCK_SZX)) {
+        (void)error(r, CL_COAP_BAD_OPTION, "bad-request", "Block2: szx <= 6");
+        b2 = NULL;
+        blk.num = 0;
+    } else if (blk.num > 0 && r->x->blk_body != NULL && cl_ct_memcmp(key, r->x->blk_key, 32) == 0) {
+        cached = true;
+    } else if (cl_coap_uri_path(&req, r->path, sizeof r->path) != CL_OK) {
         (void)error(r, CL_COAP_NOT_FOUND, "not-found", "bad path");
-    else if (route_protected(r) != CL_OK)
+    } else if (route_protected(r) != CL_OK) {
         (void)error(r, CL_COAP_INTERNAL_ERROR, "internal", "response too large");
+    }
     if (r->x == NULL) { /* the session ended while serving (self-revocation) */
         *out_len = 0;
         goto done;
     }
-    if (build_response(c, &req, r->code, r->body, r->body_len, true, resp, CL_CORE_MAX_MESSAGE,
-                       &resp_len) != CL_OK ||
+    if (r->big != NULL && (r->big_len > BLOCK_SIZE || b2 != NULL)) { /* keep it for the next blocks */
+        if (r->x->blk_body != NULL) {
+            cl_wipe(r->x->blk_body, r->x->blk_len);
+            free(r->x->blk_body);
+        }
+        r->x->blk_body = r->big;
+        r->x->blk_len = r->big_len;
+        r->x->blk_code = r->code;
+        memcpy(r->x->blk_key, key, 32);
+        r->big = NULL;
+        cached = true;
+    }
+    cl_status_t bs;
+    if (cached)
+        bs = block_response(c, &req, r->x, blk, resp, CL_CORE_MAX_MESSAGE, &resp_len);
+    else if (r->big != NULL) /* small enough for one message */
+        bs = build_response(c, &req, r->code, r->big, r->big_len, true, resp, CL_CORE_MAX_MESSAGE,
+                            &resp_len);
+    else
+        bs = build_response(c, &req, r->code, r->body, r->body_len, true, resp,
+                            CL_CORE_MAX_MESSAGE, &resp_len);
+    if (bs != CL_OK ||
         cl_oscore_protect_response(ctx, &oreq, NULL, resp, resp_len, out, out_size, out_len) !=
             CL_OK)
         *out_len = 0;
     if (r->x->role == CL_ROLE_NONE) /* enrolled: this enrollee session is over */
         cl_session_free(r->x);
 done:
+    if (r != NULL && r->big != NULL) {
+        cl_wipe(r->big, r->big_len);
+        free(r->big);
+    }
     if (plain != NULL)
         cl_wipe(plain, CL_CORE_MAX_MESSAGE);
     if (resp != NULL)
@@ -989,7 +1534,7 @@ void cl_core_dispatch(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, size
         handle_oscore(c, msg, len, out, out_size, out_len);
         return;
     }
-    reqctx_t *r = malloc(sizeof *r);
+    reqctx_t *r = calloc(1, sizeof *r);
     if (r == NULL)
         return;
     memset(r, 0, sizeof *r);

@@ -31,6 +31,10 @@ void cl_session_free(cl_session_t *x)
 {
     cl_edhoc_free(&x->edhoc);
     cl_oscore_ctx_free(&x->oscore);
+    if (x->blk_body != NULL) {
+        cl_wipe(x->blk_body, x->blk_len);
+        free(x->blk_body);
+    }
     cl_wipe(x, sizeof *x);
 }
 

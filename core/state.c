@@ -19,6 +19,7 @@
  *   REVOKE    [6, t, client_id]
  *   PERMS     [7, t, client_id, perms]
  *   CLOCK     [8, t]        (the core's clock moved on; t is all it carries)
+ *   EVTYPE    [9, t, name, description, history_roles]   (create or update)
  * perms = the permission list as a bstr holding its CBOR array (cl_perms_valid).
  */
 #include <stdlib.h>
@@ -63,6 +64,7 @@ void cl_state_free(cl_state_t *s)
     if (s->tokens != NULL)
         cl_wipe(s->tokens, s->cap_tokens * sizeof *s->tokens);
     free(s->tokens);
+    free(s->evtypes);
     cl_wipe(s, sizeof *s);
 }
 
@@ -117,6 +119,24 @@ static cl_token_t *token_by_id(cl_state_t *s, uint32_t id)
     for (size_t i = 0; i < s->n_tokens; i++)
         if (s->tokens[i].id == id)
             return &s->tokens[i];
+    return NULL;
+}
+
+bool cl_evtype_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > CL_EVTYPE_MAX_NAME || (len == 1 && name[0] == '*'))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (name[i] <= 0x20 || name[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+cl_evtype_t *cl_state_evtype(cl_state_t *s, const char *name, size_t len)
+{
+    for (size_t i = 0; i < s->n_evtypes; i++)
+        if (strlen(s->evtypes[i].name) == len && memcmp(s->evtypes[i].name, name, len) == 0)
+            return &s->evtypes[i];
     return NULL;
 }
 
@@ -236,6 +256,42 @@ static cl_status_t grow(void **arr, size_t *cap, size_t n, size_t elem)
     }
     *arr = p;
     *cap = nc;
+    return CL_OK;
+}
+
+/* [name, description, history_roles] into t */
+static cl_status_t dec_evtype(cl_cbor_dec_t *d, cl_evtype_t *t)
+{
+    const char *p, *q;
+    size_t pn, qn;
+    uint64_t roles;
+    memset(t, 0, sizeof *t);
+    if (cl_cbor_dec_tstr(d, &p, &pn) != CL_OK || !cl_evtype_name_valid(p, pn) ||
+        cl_cbor_dec_tstr(d, &q, &qn) != CL_OK || qn > CL_EVTYPE_MAX_DESC ||
+        cl_cbor_dec_uint(d, &roles) != CL_OK || roles > 0xff)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    memcpy(t->name, p, pn);
+    memcpy(t->desc, q, qn);
+    t->history_roles = (uint8_t)roles;
+    return CL_OK;
+}
+
+/* Creates or replaces an event type. */
+static cl_status_t put_evtype(cl_state_t *s, const cl_evtype_t *t)
+{
+    cl_evtype_t *old = cl_state_evtype(s, t->name, strlen(t->name));
+    if (old != NULL) {
+        *old = *t;
+        return CL_OK;
+    }
+    if (s->n_evtypes >= CL_EVTYPE_MAX)
+        return CL_FAIL(CL_ERR_FULL);
+    void *arr = s->evtypes;
+    cl_status_t st = grow(&arr, &s->cap_evtypes, s->n_evtypes, sizeof *s->evtypes);
+    s->evtypes = arr;
+    if (st != CL_OK)
+        return st;
+    s->evtypes[s->n_evtypes++] = *t;
     return CL_OK;
 }
 
@@ -425,6 +481,15 @@ cl_status_t cl_state_apply(cl_state_t *s, const uint8_t *rec, size_t len)
         if (n != 2 || !cl_cbor_dec_at_end(&d))
             return CL_FAIL(CL_ERR_BAD_INPUT);
         break;
+    case CL_REC_EVTYPE: {
+        cl_evtype_t et;
+        if (n != 5 || s->phase != CL_PHASE_PROVISIONED || dec_evtype(&d, &et) != CL_OK ||
+            !cl_cbor_dec_at_end(&d))
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        if ((st = put_evtype(s, &et)) != CL_OK)
+            return st;
+        break;
+    }
     default: return CL_FAIL(CL_ERR_BAD_INPUT);
     }
     if (t > s->clock_ms)
@@ -444,7 +509,7 @@ static void enc_opt_blob(cl_cbor_enc_t *e, const uint8_t *p, size_t len)
 
 static void enc_state(cl_cbor_enc_t *e, const cl_state_t *s)
 {
-    cl_cbor_enc_array(e, 20);
+    cl_cbor_enc_array(e, 21);
     cl_cbor_enc_uint(e, CL_STATE_SNAPSHOT_VERSION);
     cl_cbor_enc_uint(e, s->phase);
     cl_cbor_enc_bool(e, s->have_keys);
@@ -487,6 +552,14 @@ static void enc_state(cl_cbor_enc_t *e, const cl_state_t *s)
         cl_cbor_enc_bstr(e, c->cert_hash, 32);
         cl_cbor_enc_bstr(e, c->cert, c->cert_len);
         cl_cbor_enc_bstr(e, c->perms, c->perms_len);
+    }
+    cl_cbor_enc_array(e, s->n_evtypes);
+    for (size_t i = 0; i < s->n_evtypes; i++) {
+        const cl_evtype_t *t = &s->evtypes[i];
+        cl_cbor_enc_array(e, 3);
+        cl_cbor_enc_tstr_z(e, t->name);
+        cl_cbor_enc_tstr_z(e, t->desc);
+        cl_cbor_enc_uint(e, t->history_roles);
     }
 }
 
@@ -535,7 +608,7 @@ static cl_status_t restore(cl_state_t *s, cl_cbor_dec_t *d)
     uint64_t v, phase;
     cl_status_t st;
 
-    if (cl_cbor_dec_array(d, &n) != CL_OK || n != 20 || cl_cbor_dec_uint(d, &v) != CL_OK ||
+    if (cl_cbor_dec_array(d, &n) != CL_OK || n != 21 || cl_cbor_dec_uint(d, &v) != CL_OK ||
         v != CL_STATE_SNAPSHOT_VERSION || cl_cbor_dec_uint(d, &phase) != CL_OK ||
         phase > CL_PHASE_PROVISIONED || cl_cbor_dec_bool(d, &s->have_keys) != CL_OK ||
         dec_fixed(d, s->identity_priv, 32) != CL_OK || dec_fixed(d, s->identity_pub, 65) != CL_OK ||
@@ -589,6 +662,17 @@ static cl_status_t restore(cl_state_t *s, cl_cbor_dec_t *d)
             return CL_FAIL(CL_ERR_BAD_INPUT);
         c.role = (uint8_t)role;
         if ((st = add_client(s, &c, p, pn)) != CL_OK)
+            return st;
+    }
+    if (cl_cbor_dec_array(d, &n) != CL_OK || n > CL_EVTYPE_MAX)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    for (size_t i = 0; i < n; i++) {
+        cl_evtype_t t;
+        size_t m;
+        if (cl_cbor_dec_array(d, &m) != CL_OK || m != 3 || dec_evtype(d, &t) != CL_OK ||
+            cl_state_evtype(s, t.name, strlen(t.name)) != NULL)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        if ((st = put_evtype(s, &t)) != CL_OK)
             return st;
     }
     return cl_cbor_dec_at_end(d) ? CL_OK : CL_FAIL(CL_ERR_BAD_INPUT);

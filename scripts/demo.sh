@@ -149,6 +149,8 @@ echo "    (the same token again: $(tail -n 1 "$work/reuse.out"))"
 ok "thermostat enrolled; its key never left \$WORK/thermostat"
 
 heading "The device publishes events (EDHOC + OSCORE; the archive gets ciphertext)"
+cl evtype event-type add temperature --owner "$work/owner" --description "room temperature" \
+    --history admin,user || die "event-type add"
 marker="kitchen-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 cl publish device publish --dir "$work/thermostat" --type temperature --prop celsius=21.5 \
     --prop "room=$marker" --count 3 || die "publish"
@@ -161,6 +163,9 @@ if "$build/cli/cloister" device publish --dir "$work/thermostat" --type door --p
     die "the device published an event type its token did not allow"
 fi
 echo "    (an event type the token did not allow: $(tail -n 1 "$work/forbidden.out"))"
+cl history history --dir "$work/owner" --type temperature || die "history"
+grep -q "^3 events" "$work/history.out" || die "history did not return the 3 events"
+ok "history: the core decrypted the archive rows for the owner"
 
 heading "Revoke the device"
 dev_id=$(awk '$1 == "id" {print $2}' "$work/enroll.out" | head -n 1)

@@ -158,8 +158,12 @@ static cl_status_t build(cc_peer_t *p, uint8_t code, const char *path, const cha
     }
     if (len > 0)
         cl_coap_build_option_uint(&b, CL_COAP_OPT_CONTENT_FORMAT, CL_COAP_CF_CBOR);
-    if (query != NULL)
-        cl_coap_build_option(&b, CL_COAP_OPT_URI_QUERY, (const uint8_t *)query, strlen(query));
+    for (const char *q = query; q != NULL && *q;) { /* "a=1&b=2": one Uri-Query each */
+        const char *amp = strchr(q, '&');
+        size_t n = amp ? (size_t)(amp - q) : strlen(q);
+        cl_coap_build_option(&b, CL_COAP_OPT_URI_QUERY, (const uint8_t *)q, n);
+        q += n + (amp ? 1 : 0);
+    }
     if (block2 != NULL)
         cl_coap_build_option(&b, CL_COAP_OPT_BLOCK2, block2, block2_len);
     cl_coap_build_payload(&b, payload, len);
@@ -342,17 +346,69 @@ out:
     return st;
 }
 
+/* One OSCORE exchange; *m_out (optional) gets the decrypted response's Block2. */
+static int request_once(cc_peer_t *p, cl_runtime_t *rt, uint8_t code, const char *path,
+                        const char *query, int block2, const uint8_t *payload, size_t len,
+                        uint8_t *out, size_t out_size, size_t *out_len, cl_coap_block_t *got,
+                        bool *has_block);
+
+int cc_get(cc_peer_t *p, cl_runtime_t *rt, const char *path, const char *query, uint8_t *out,
+           size_t out_size, size_t *out_len, unsigned *blocks)
+{
+    size_t total = 0;
+    *blocks = 0;
+    for (int num = 0; num < 256; num++) {
+        size_t n = 0;
+        cl_coap_block_t got;
+        bool has;
+        int code = request_once(p, rt, CL_COAP_GET, path, query, num, NULL, 0, out + total,
+                                out_size - total, &n, &got, &has);
+        if (code != CL_COAP_CONTENT) {
+            *out_len = total + n;
+            return code;
+        }
+        if (has && (int)got.num != num)
+            return -1;
+        total += n;
+        (*blocks)++;
+        if (!has || !got.more) {
+            *out_len = total;
+            return code;
+        }
+    }
+    return -1;
+}
+
 int cc_request(cc_peer_t *p, cl_runtime_t *rt, uint8_t code, const char *path,
                const uint8_t *payload, size_t len, uint8_t *out, size_t out_size, size_t *out_len)
+{
+    cl_coap_block_t got;
+    bool has;
+    return request_once(p, rt, code, path, NULL, -1, payload, len, out, out_size, out_len, &got,
+                        &has);
+}
+
+static int request_once(cc_peer_t *p, cl_runtime_t *rt, uint8_t code, const char *path,
+                        const char *query, int block2, const uint8_t *payload, size_t len,
+                        uint8_t *out, size_t out_size, size_t *out_len, cl_coap_block_t *got,
+                        bool *has_block)
 {
     uint8_t plain[MSG_MAX], prot[MSG_MAX], resp[MSG_MAX], dec[MSG_MAX];
     size_t plain_len, prot_len, resp_len, dec_len;
     cl_oscore_req_t oreq;
     cl_coap_msg_t m;
+    uint8_t bv[3];
+    size_t bl = 0;
+    *has_block = false;
     if (!p->have_osc)
         return -1;
-    if (build(p, code, path, NULL, NULL, 0, payload, len, plain, sizeof plain, &plain_len) !=
-            CL_OK ||
+    if (block2 >= 0) {
+        cl_coap_block_t blk = {(uint32_t)block2, false, 6};
+        if (cl_coap_block_encode(&blk, bv, &bl) != CL_OK)
+            return -1;
+    }
+    if (build(p, code, path, query, block2 >= 0 ? bv : NULL, bl, payload, len, plain,
+              sizeof plain, &plain_len) != CL_OK ||
         cl_oscore_protect_request(&p->osc, plain, plain_len, prot, sizeof prot, &prot_len, &oreq) !=
             CL_OK ||
         exchange(p, rt, prot, prot_len, resp, sizeof resp, &resp_len) != 0)
@@ -367,7 +423,14 @@ int cc_request(cc_peer_t *p, cl_runtime_t *rt, uint8_t code, const char *path,
             CL_OK ||
         cl_coap_parse(&m, dec, dec_len) != CL_OK || m.payload_len > out_size)
         return -1;
-    memcpy(out, m.payload, m.payload_len);
+    const cl_coap_option_t *b = cl_coap_msg_get(&m, CL_COAP_OPT_BLOCK2);
+    if (b != NULL) {
+        if (cl_coap_block_decode(b, got) != CL_OK)
+            return -1;
+        *has_block = true;
+    }
+    if (m.payload_len > 0)
+        memcpy(out, m.payload, m.payload_len);
     *out_len = m.payload_len;
     return m.code;
 }

@@ -61,6 +61,13 @@ cl_status_t cc_connect(cc_peer_t *p, cl_runtime_t *rt);
 int cc_request(cc_peer_t *p, cl_runtime_t *rt, uint8_t code, const char *path,
                const uint8_t *payload, size_t len, uint8_t *out, size_t out_size, size_t *out_len);
 
+/**
+ * OSCORE GET with Uri-Queries ("a=1&b=2", or NULL) and inner Block2: all blocks
+ * reassembled into out; *blocks = the number of exchanges. Returns the code.
+ */
+int cc_get(cc_peer_t *p, cl_runtime_t *rt, const char *path, const char *query, uint8_t *out,
+           size_t out_size, size_t *out_len, unsigned *blocks);
+
 /** ES256 signing through the peer's key (cl_pki_sign_fn). */
 cl_status_t cc_sign(void *peer, const uint8_t *tbs, size_t tbs_len, uint8_t sig[64]);
 

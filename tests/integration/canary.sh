@@ -57,6 +57,8 @@ TOKEN=$(sed -n 's/.*"token": "\([0-9a-f]*\)".*/\1/p' "$WORK/token.out")
 [ ${#TOKEN} = 32 ] || e2e_fail "no token"
 e2e_run enroll 0 "$CLOISTER" enroll --server "$SERVER" --token "$TOKEN" --dir "$WORK/dev" \
     --name "$M_NAME" --owner-cert "$WORK/owner/owner.pem"
+e2e_run evtype 0 "$CLOISTER" event-type add canary --owner "$WORK/owner" \
+    --description "canary events"
 e2e_run publish 0 "$CLOISTER" device publish --dir "$WORK/dev" --type canary \
     --prop "note=$M_EVENT" --prop level=3 --count 20
 grep -q "published 20 events" "$WORK/publish.out" || e2e_fail "publish"

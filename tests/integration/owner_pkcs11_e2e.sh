@@ -209,6 +209,7 @@ e2e_run dev_whoami 0 "$CLOISTER" whoami --dir "$WORK/dev1"
 grep -q "role  device" "$WORK/dev_whoami.out" || e2e_fail "device whoami"
 grep -q "name  sensor-1" "$WORK/dev_whoami.out" || e2e_fail "device whoami name"
 
+e2e_run evtype 0 "${WITH_PIN[@]}" "$CLOISTER" event-type add temperature --owner "$WORK/owner"
 e2e_run publish 0 "$CLOISTER" device publish --dir "$WORK/dev1" --type temperature \
     --prop celsius=21.5 --prop room=kitchen --count 2
 grep -q "published 2 events" "$WORK/publish.out" || e2e_fail "publish"

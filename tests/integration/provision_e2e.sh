@@ -94,9 +94,21 @@ e2e_run dev_whoami 0 "$CLOISTER" whoami --dir "$WORK/dev1"
 grep -q "role  device" "$WORK/dev_whoami.out" || e2e_fail "device whoami"
 DEV_ID=$(awk '$1 == "id" {print $2}' "$WORK/dev_whoami.out")
 
+e2e_run publish_unknown 1 "$CLOISTER" device publish --dir "$WORK/dev1" --type temperature \
+    --prop celsius=21.5
+grep -q "unknown-event-type" "$WORK/publish_unknown.out" || e2e_fail "unknown type not refused"
+e2e_run evtype 0 "$CLOISTER" event-type add temperature --owner "$WORK/owner" \
+    --description "room temperature" --history admin,user
+e2e_run evtype_list 0 "$CLOISTER" event-type list --owner "$WORK/owner"
+grep -q "temperature" "$WORK/evtype_list.out" || e2e_fail "event-type list"
 e2e_run publish 0 "$CLOISTER" device publish --dir "$WORK/dev1" --type temperature \
     --prop celsius=21.5 --prop room=kitchen --prop ok=true --count 3
 grep -q "published 3 events" "$WORK/publish.out" || e2e_fail "publish"
+e2e_run history 0 "$CLOISTER" history --dir "$WORK/owner" --type temperature
+grep -q "^3 events" "$WORK/history.out" || e2e_fail "history does not show the 3 events"
+grep -q '"room": "kitchen"' "$WORK/history.out" || e2e_fail "history lacks the properties"
+e2e_run history_device 1 "$CLOISTER" history --dir "$WORK/dev1" --type temperature
+grep -q "forbidden" "$WORK/history_device.out" || e2e_fail "a device read the history"
 
 # ---------------------------------------------------------------- revocation
 e2e_run list 0 "$CLOISTER" client list --owner "$WORK/owner"
