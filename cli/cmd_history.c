@@ -231,7 +231,10 @@ static void print_event(const uint8_t *ev, size_t len)
     (void)cli_map_int(ev, len, "time", &t);
     (void)cli_map_tstr(ev, len, "type", type, sizeof type);
     cli_time_iso(when, sizeof when, t / 1000);
-    printf("%s.%03d  %-8" PRIu64 " %-6" PRIu64 " %-16s ", when, (int)(t % 1000), id, source, type);
+    size_t wl = strlen(when);
+    if (wl > 0 && when[wl - 1] == 'Z') /* ...:SSZ -> ...:SS.mmmZ */
+        snprintf(when + wl - 1, sizeof when - (wl - 1), ".%03dZ", (int)(t % 1000));
+    printf("%-24s %-8" PRIu64 " %-6" PRIu64 " %-16s ", when, id, source, type);
     if (cli_map_get(ev, len, "properties", &props, &props_len))
         (void)cli_cbor_json(stdout, props, props_len);
     putchar('\n');
@@ -295,7 +298,7 @@ int cli_cmd_history(int argc, char **argv)
     bool all = cli_has(opts, N_OPTS(opts), "--json") ? false : cli_has(opts, N_OPTS(opts), "--all");
     bool json = cli_has(opts, N_OPTS(opts), "--json");
     if (!json)
-        printf("%-23s  %-8s %-6s %-16s %s\n", "TIME (UTC)", "ID", "SOURCE", "TYPE", "PROPERTIES");
+        printf("%-24s %-8s %-6s %-16s %s\n", "TIME (UTC)", "ID", "SOURCE", "TYPE", "PROPERTIES");
     for (int page = 0; page < 10000; page++) {
         int n = snprintf(query, sizeof query, "since=%" PRId64 "&limit=%" PRIu64, since, limit);
         if (after > 0)
