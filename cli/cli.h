@@ -185,6 +185,7 @@ int cli_cmd_whoami(int argc, char **argv);
 int cli_cmd_device(int argc, char **argv);
 int cli_cmd_event_type(int argc, char **argv);
 int cli_cmd_history(int argc, char **argv);
+int cli_cmd_bench(int argc, char **argv);
 
 /* Default core image (compile definition CL_CORE_IMAGE_DEFAULT) or NULL. */
 const char *cli_default_image(void);

@@ -38,7 +38,7 @@ int main(int argc, char **argv)
                 {"token", cli_cmd_token},       {"client", cli_cmd_client},
                 {"enroll", cli_cmd_enroll},     {"whoami", cli_cmd_whoami},
                 {"device", cli_cmd_device},     {"event-type", cli_cmd_event_type},
-                {"history", cli_cmd_history}};
+                {"history", cli_cmd_history},     {"bench", cli_cmd_bench}};
 
     if (argc < 2) {
         usage(stderr);

@@ -32,14 +32,18 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-bool cli_net_parse_uri(const char *uri, char host[256], char port[8], bool *literal, char *err,
-                       size_t err_size)
+bool cli_net_parse_uri(const char *uri, char host[256], char port[8], bool *literal, bool *http,
+                       char *err, size_t err_size)
 {
     const char *p;
     uint8_t tmp[16];
+    bool is_http = http != NULL && uri != NULL && strncasecmp(uri, "http://", 7) == 0;
 
-    if (uri == NULL || strncasecmp(uri, "coap://", 7) != 0) {
-        cli_err(err, err_size, "'%s': a coap://HOST:PORT URI is expected", uri ? uri : "");
+    if (http != NULL)
+        *http = is_http;
+    if (uri == NULL || (!is_http && strncasecmp(uri, "coap://", 7) != 0)) {
+        cli_err(err, err_size, "'%s': a coap://HOST:PORT or http://HOST:PORT URI is expected",
+                uri ? uri : "");
         return false;
     }
     p = uri + 7;
@@ -60,7 +64,7 @@ bool cli_net_parse_uri(const char *uri, char host[256], char port[8], bool *lite
         snprintf(host, 256, "%.*s", (int)n, p);
         p += n;
     }
-    snprintf(port, 8, "5683");
+    snprintf(port, 8, is_http ? "80" : "5683");
     if (*p == ':') {
         char num[8];
         uint64_t v;
@@ -78,7 +82,8 @@ bool cli_net_parse_uri(const char *uri, char host[256], char port[8], bool *lite
         p += 1 + n;
     }
     if (*p != '\0' && strcmp(p, "/") != 0) {
-        cli_err(err, err_size, "'%s': give only the server (coap://HOST:PORT), no path", uri);
+        cli_err(err, err_size, "'%s': give only the server (%s://HOST:PORT), no path", uri,
+                is_http ? "http" : "coap");
         return false;
     }
     *literal = inet_pton(AF_INET, host, tmp) == 1 || inet_pton(AF_INET6, host, tmp) == 1;
@@ -100,7 +105,7 @@ bool cli_net_open(cli_net_t *n, const char *uri, const cl_crypto_t *crypto, char
     if (env != NULL && cli_parse_u64(env, 10, 60000, &t))
         n->timeout_ms = (unsigned)t;
     n->verbose = getenv("CLOISTER_VERBOSE") != NULL;
-    if (!cli_net_parse_uri(uri, n->host, n->port, &n->host_literal, err, err_size))
+    if (!cli_net_parse_uri(uri, n->host, n->port, &n->host_literal, &n->http, err, err_size))
         return false;
     if (cl_random(crypto, r, sizeof r) != CL_OK) {
         cli_err(err, err_size, "no randomness from the crypto provider");
@@ -111,6 +116,8 @@ bool cli_net_open(cli_net_t *n, const char *uri, const cl_crypto_t *crypto, char
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_DGRAM;
     hints.ai_flags = AI_NUMERICSERV;
+    if (n->http)
+        return true; /* net_http.c connects per exchange */
     int rc = getaddrinfo(n->host, n->port, &hints, &res);
     if (rc != 0) {
         cli_err(err, err_size, "cannot resolve '%s': %s", n->host, gai_strerror(rc));
@@ -211,6 +218,8 @@ bool cli_net_exchange(cli_net_t *n, const uint8_t *msg, size_t len, uint16_t mid
     unsigned retransmits = 0;
     bool acked = false;
 
+    if (n->http)
+        return cli_http_exchange(n, msg, len, resp, resp_size, resp_len, err, err_size);
     if (cl_random(n->crypto, r16, sizeof r16) != CL_OK) {
         cli_err(err, err_size, "no randomness from the crypto provider");
         return false;

@@ -30,6 +30,7 @@ typedef struct cli_net {
     char host[256];
     char port[8];
     bool host_literal; /* an IP address: no Uri-Host option */
+    bool http;         /* http:// server: each exchange is one HTTP request (net_http.c) */
     const cl_crypto_t *crypto; /* randomness for tokens, message ids, jitter */
     uint16_t next_mid;
     unsigned timeout_ms;
@@ -46,9 +47,10 @@ typedef struct cli_req {
     size_t len;
 } cli_req_t;
 
-/* coap://HOST[:PORT][/] -> host, port (default 5683). */
-bool cli_net_parse_uri(const char *uri, char host[256], char port[8], bool *literal, char *err,
-                       size_t err_size);
+/* coap://HOST[:PORT][/] -> host, port (default 5683); http://HOST[:PORT][/] likewise
+ * (default 80) with *http set (http may be NULL: then only coap:// is accepted). */
+bool cli_net_parse_uri(const char *uri, char host[256], char port[8], bool *literal, bool *http,
+                       char *err, size_t err_size);
 
 /* Resolves and connects; n->fd = -1 on failure. */
 bool cli_net_open(cli_net_t *n, const char *uri, const cl_crypto_t *crypto, char *err,
@@ -77,5 +79,13 @@ bool cli_net_exchange(cli_net_t *n, const uint8_t *msg, size_t len, uint16_t mid
  */
 bool cli_net_request(cli_net_t *n, const cli_req_t *r, uint8_t *code, uint8_t *out,
                      size_t out_size, size_t *out_len, char *err, size_t err_size);
+
+/*
+ * net_http.c: msg (a CoAP request) as one HTTP/1.1 exchange (RFC 8613 section
+ * 11 for OSCORE, RFC 8075 codes); resp receives the answer as a CoAP ACK with
+ * the request's message id and token. cli_net_exchange calls it for http://.
+ */
+bool cli_http_exchange(cli_net_t *n, const uint8_t *msg, size_t len, uint8_t *resp,
+                       size_t resp_size, size_t *resp_len, char *err, size_t err_size);
 
 #endif

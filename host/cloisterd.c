@@ -1,6 +1,7 @@
 /*
  * cloisterd.c - the untrusted host daemon: runs the trusted core (sim or
- * process runtime) behind the file storage backend and a CoAP/UDP endpoint.
+ * process runtime) behind the storage backends chosen by config (files/SQLite/
+ * PostgreSQL, storage.h: cl_storage_*) and a CoAP/UDP endpoint.
  *
  * What: configuration (flags over a `key = value` file), structured logging
  * on stderr, one ppoll() event loop that feeds datagrams to the endpoint
@@ -32,6 +33,8 @@
 #include "cloister/runtime.h"
 #include "storage.h"
 #include "udp_endpoint.h"
+#include "coap_libcoap.h"
+#include "http_endpoint.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -50,6 +53,12 @@ typedef struct opts {
     const char *platform_dir;
     const char *log_level;
     const char *port_file;
+    const char *http_listen;    /* HTTP endpoint; NULL = none */
+    const char *http_port_file;
+    const char *archive; /* sqlite|pg|files */
+    const char *log;     /* files|pg */
+    const char *pg;      /* libpq conninfo: may hold a password, never logged */
+    const char *coap_stack; /* native|libcoap */
     int bind_any; /* -1 unset, 0, 1 */
 } opts_t;
 
@@ -67,6 +76,13 @@ static void usage(FILE *out)
             "  --platform-dir DIR     simulated platform directory\n"
             "  --log-level LEVEL      error|warn|info|debug (default info)\n"
             "  --print-port-file FILE write the bound port there once listening\n"
+            "  --http-listen ADDR:PORT  HTTP endpoint (OSCORE/EDHOC over HTTP, /healthz,\n"
+            "                         /metrics); default none; port 0 = any\n"
+            "  --print-http-port-file FILE  write the bound HTTP port there\n"
+            "  --archive sqlite|pg|files  event archive backend (default sqlite)\n"
+            "  --log files|pg         sealed log + snapshot backend (default files)\n"
+            "  --pg CONNINFO          libpq connection string for the pg backends\n"
+            "  --coap-stack native|libcoap  CoAP/UDP message layer (default native)\n"
             "  --help                 this text\n"
             "Flags override the config file. Exit: 0 clean, 1 runtime error, 2 usage.\n",
 #ifdef CL_DEFAULT_CORE_IMAGE
@@ -97,6 +113,12 @@ static bool set_opt(opts_t *o, const char *key, const char *val)
         {"platform-dir", offsetof(opts_t, platform_dir)},
         {"log-level", offsetof(opts_t, log_level)},
         {"print-port-file", offsetof(opts_t, port_file)},
+        {"http-listen", offsetof(opts_t, http_listen)},
+        {"print-http-port-file", offsetof(opts_t, http_port_file)},
+        {"archive", offsetof(opts_t, archive)},
+        {"log", offsetof(opts_t, log)},
+        {"pg", offsetof(opts_t, pg)},
+        {"coap-stack", offsetof(opts_t, coap_stack)},
     };
     if (strcmp(key, "bind-any") == 0) {
         if (val == NULL || strcmp(val, "true") == 0 || strcmp(val, "1") == 0 ||
@@ -254,10 +276,39 @@ static int64_t real_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* What a transport's handler needs: the core, and the storage to commit. */
+typedef struct handler_ctx {
+    cl_runtime_t *rt;
+    cl_storage_t *storage;
+    daemon_log_t *lg;
+} handler_ctx_t;
+
+/*
+ * One handle() batch, then the group commit (cl_storage_sync): the archive
+ * rows the batch wrote become durable BEFORE any of its responses leaves.
+ * When the commit fails the handler fails, so the endpoint answers nothing
+ * and the clients retry.
+ */
 static cl_status_t handle_cb(void *ctx, const uint8_t *in, size_t in_len, uint8_t *out,
                              size_t out_size, size_t *out_len)
 {
-    return cl_runtime_handle((cl_runtime_t *)ctx, in, in_len, out, out_size, out_len);
+    handler_ctx_t *h = ctx;
+    cl_status_t st = cl_runtime_handle(h->rt, in, in_len, out, out_size, out_len);
+    cl_status_t sy = cl_storage_sync(h->storage);
+    if (sy != CL_OK) {
+        dlog(h->lg, CL_LOG_ERROR,
+             "msg=\"storage commit failed: batch not answered\" status=%s", cl_status_str(sy));
+        *out_len = 0;
+        return sy;
+    }
+    return st;
+}
+
+/* /healthz: does the core answer a tick (asked only when the loop's last tick is stale)? */
+static bool health_cb(void *ctx)
+{
+    handler_ctx_t *h = ctx;
+    return cl_runtime_tick(h->rt, real_ms()) == CL_OK && cl_storage_sync(h->storage) == CL_OK;
 }
 
 static bool write_port_file(const char *path, uint16_t port)
@@ -277,10 +328,14 @@ static bool write_port_file(const char *path, uint16_t port)
     return ok;
 }
 
-static void log_stats(daemon_log_t *lg, const cl_udp_t *ep, const char *msg)
+static void log_stats(daemon_log_t *lg, const cl_udp_t *ep, const cl_lcoap_t *lp,
+                      const char *msg)
 {
     cl_udp_stats_t s;
-    cl_udp_get_stats(ep, &s);
+    if (lp != NULL)
+        cl_lcoap_get_stats(lp, &s);
+    else
+        cl_udp_get_stats(ep, &s);
     dlog(lg, CL_LOG_INFO,
          "msg=\"%s\" rx=%" PRIu64 " rx_bytes=%" PRIu64 " tx=%" PRIu64 " tx_bytes=%" PRIu64
          " batches=%" PRIu64 " dedup_hits=%" PRIu64 " pings=%" PRIu64 " dropped_big=%" PRIu64
@@ -294,9 +349,12 @@ static void log_stats(daemon_log_t *lg, const cl_udp_t *ep, const char *msg)
 static int run(const opts_t *o, daemon_log_t *lg)
 {
     int rc = EXIT_RUNTIME;
-    cl_files_t *files = NULL;
+    cl_storage_t *storage = NULL;
     cl_runtime_t *rt = NULL;
+    handler_ctx_t hctx = {.rt = NULL, .storage = NULL, .lg = lg};
     cl_udp_t *ep = NULL;
+    cl_lcoap_t *lp = NULL; /* --coap-stack libcoap: used instead of ep */
+    cl_http_t *hp = NULL;
     cl_status_t st;
 
     cl_runtime_config_t rcfg;
@@ -312,14 +370,20 @@ static int run(const opts_t *o, daemon_log_t *lg)
     dlog(lg, CL_LOG_WARN,
          "msg=\"simulated TEE platform: NO SECURITY, for development and tests only\"");
 
-    if ((st = cl_files_open(o->data, &files)) != CL_OK) {
-        dlog(lg, CL_LOG_ERROR, "msg=\"cannot open data directory\" status=%s",
-             cl_status_str(st));
+    cl_storage_config_t scfg = {.data_dir = o->data,
+                                .log = o->log,
+                                .archive = o->archive,
+                                .pg_conninfo = o->pg,
+                                .log_fn = log_sink,
+                                .log_ctx = lg};
+    if ((st = cl_storage_open(&scfg, &storage)) != CL_OK) {
+        dlog(lg, CL_LOG_ERROR, "msg=\"cannot open storage\" log=%s archive=%s status=%s",
+             o->log, o->archive, cl_status_str(st));
         goto done;
     }
-    cl_files_set_logger(files, log_sink, lg);
+    dlog(lg, CL_LOG_INFO, "msg=\"storage open\" %s", cl_storage_describe(storage));
 
-    if ((st = cl_runtime_open(&rcfg, cl_files_ops(files), &rt)) != CL_OK) {
+    if ((st = cl_runtime_open(&rcfg, cl_storage_ops(storage), &rt)) != CL_OK) {
         dlog(lg, CL_LOG_ERROR, "msg=\"cannot open the trusted core\" status=%s",
              cl_status_str(st));
         goto done;
@@ -331,19 +395,60 @@ static int run(const opts_t *o, daemon_log_t *lg)
     memset(&ucfg, 0, sizeof ucfg);
     ucfg.listen = o->listen;
     ucfg.bind_any = o->bind_any == 1;
-    if ((st = cl_udp_open(&ucfg, handle_cb, rt, log_sink, lg, &ep)) != CL_OK) {
+    hctx.rt = rt;
+    hctx.storage = storage;
+    if ((st = cl_storage_sync(storage)) != CL_OK) { /* whatever open archived */
+        dlog(lg, CL_LOG_ERROR, "msg=\"storage commit failed\" status=%s", cl_status_str(st));
+        goto done;
+    }
+    if (strcmp(o->coap_stack, "libcoap") == 0) {
+        cl_lcoap_config_t lcfg;
+        memset(&lcfg, 0, sizeof lcfg);
+        lcfg.listen = ucfg.listen;
+        lcfg.bind_any = ucfg.bind_any;
+        st = cl_lcoap_open(&lcfg, handle_cb, &hctx, log_sink, lg, &lp);
+    } else {
+        st = cl_udp_open(&ucfg, handle_cb, &hctx, log_sink, lg, &ep);
+    }
+    if (st != CL_OK) {
         dlog(lg, CL_LOG_ERROR, "msg=\"cannot listen\" listen=\"%s\" status=%s", o->listen,
              cl_status_str(st));
         if (st == CL_ERR_INVALID_ARG) /* unparsable, or not loopback without --bind-any */
             rc = EXIT_USAGE;
         goto done;
     }
-    cl_files_set_send(files, cl_udp_send, ep);
-    if (o->port_file != NULL && !write_port_file(o->port_file, cl_udp_port(ep))) {
+    if (lp != NULL)
+        cl_storage_set_send(storage, cl_lcoap_send, lp);
+    else
+        cl_storage_set_send(storage, cl_udp_send, ep);
+    uint16_t coap_port = lp != NULL ? cl_lcoap_port(lp) : cl_udp_port(ep);
+    if (o->port_file != NULL && !write_port_file(o->port_file, coap_port)) {
         dlog(lg, CL_LOG_ERROR, "msg=\"cannot write port file\" errno=%d", errno);
         goto done;
     }
-    dlog(lg, CL_LOG_INFO, "msg=\"listening\" transport=coap port=%u", (unsigned)cl_udp_port(ep));
+    dlog(lg, CL_LOG_INFO, "msg=\"listening\" transport=coap port=%u stack=%s",
+         (unsigned)coap_port, o->coap_stack);
+    if (o->http_listen != NULL && o->http_listen[0] != '\0') {
+        cl_http_config_t hcfg;
+        memset(&hcfg, 0, sizeof hcfg);
+        hcfg.listen = o->http_listen;
+        hcfg.bind_any = o->bind_any == 1;
+        if ((st = cl_http_open(&hcfg, handle_cb, &hctx, log_sink, lg, &hp)) != CL_OK) {
+            dlog(lg, CL_LOG_ERROR, "msg=\"cannot listen\" transport=http listen=\"%s\" status=%s",
+                 o->http_listen, cl_status_str(st));
+            if (st == CL_ERR_INVALID_ARG)
+                rc = EXIT_USAGE;
+            goto done;
+        }
+        cl_http_set_health(hp, health_cb, &hctx);
+        cl_http_set_udp(hp, ep);
+        if (o->http_port_file != NULL && !write_port_file(o->http_port_file, cl_http_port(hp))) {
+            dlog(lg, CL_LOG_ERROR, "msg=\"cannot write http port file\" errno=%d", errno);
+            goto done;
+        }
+        dlog(lg, CL_LOG_INFO, "msg=\"listening\" transport=http port=%u",
+             (unsigned)cl_http_port(hp));
+    }
 
     sigset_t block, orig;
     sigemptyset(&block);
@@ -356,27 +461,41 @@ static int run(const opts_t *o, daemon_log_t *lg)
     uint64_t now = mono_ms(), next_tick = now + 1000, next_stats = now + STATS_EVERY_MS;
     int tick_failures = 0;
     while (!stop_signal) {
-        struct pollfd pfd = {.fd = cl_udp_fd(ep), .events = POLLIN, .revents = 0};
+        int coap_fd = lp != NULL ? cl_lcoap_fd(lp) : cl_udp_fd(ep);
+        struct pollfd pfd[2] = {{.fd = coap_fd, .events = POLLIN, .revents = 0},
+                                {.fd = cl_http_fd(hp), .events = POLLIN, .revents = 0}};
         uint64_t wait = next_tick > now ? next_tick - now : 0;
+        int http_wait = cl_http_timeout_ms(hp);
+        if (http_wait >= 0 && (uint64_t)http_wait < wait)
+            wait = (uint64_t)http_wait;
         struct timespec ts = {.tv_sec = (time_t)(wait / 1000),
                               .tv_nsec = (long)(wait % 1000) * 1000000L};
-        int pr = ppoll(&pfd, 1, &ts, &orig);
+        int pr = ppoll(pfd, 2, &ts, &orig); /* fd -1 (no HTTP endpoint) is ignored */
         if (pr < 0 && errno != EINTR) {
             dlog(lg, CL_LOG_ERROR, "msg=\"poll failed\" errno=%d", errno);
             goto done;
         }
         now = mono_ms();
-        if (pr > 0 && (pfd.revents & POLLIN) != 0) {
+        if (pr > 0 && (pfd[0].revents & POLLIN) != 0) {
             /* Drain a bounded number of batches, then give timers a turn. */
             for (int k = 0; k < 16 && !stop_signal; k++) {
                 size_t got = 0;
+                if (lp != NULL) { /* bounded internally; libcoap's timers come here too */
+                    if (cl_lcoap_process(lp, now, &got) != CL_OK)
+                        dlog(lg, CL_LOG_WARN, "msg=\"coap endpoint pass failed\"");
+                    break;
+                }
                 if (cl_udp_process(ep, now, &got) != CL_OK || got < CL_CORE_MAX_BATCH)
                     break;
                 now = mono_ms();
             }
         }
+        if (hp != NULL && cl_http_process(hp, now) != CL_OK)
+            dlog(lg, CL_LOG_WARN, "msg=\"http endpoint pass failed\"");
         if (now >= next_tick) {
             st = cl_runtime_tick(rt, real_ms());
+            if (st == CL_OK) /* timers may archive too: commit like a batch */
+                st = cl_storage_sync(storage);
             if (st != CL_OK) {
                 dlog(lg, CL_LOG_ERROR, "msg=\"core tick failed\" status=%s", cl_status_str(st));
                 if (++tick_failures >= MAX_TICK_FAILURES) {
@@ -386,26 +505,30 @@ static int run(const opts_t *o, daemon_log_t *lg)
             } else {
                 tick_failures = 0;
             }
+            cl_http_note_tick(hp, now, st == CL_OK);
             next_tick = (now - next_tick > 1000) ? now + 1000 : next_tick + 1000;
         }
         if (now >= next_stats) {
-            log_stats(lg, ep, "stats");
+            log_stats(lg, ep, lp, "stats");
             next_stats = now + STATS_EVERY_MS;
         }
     }
     dlog(lg, CL_LOG_INFO, "msg=\"shutting down\" signal=%d", (int)stop_signal);
     rc = 0;
 done:
-    if (ep != NULL) {
-        log_stats(lg, ep, "endpoint totals");
+    if (ep != NULL || lp != NULL) {
+        log_stats(lg, ep, lp, "endpoint totals");
         cl_udp_log_peers(ep, CL_LOG_DEBUG);
+        cl_lcoap_log_peers(lp, CL_LOG_DEBUG);
     }
-    if (files != NULL)
-        cl_files_set_send(files, NULL, NULL); /* the endpoint goes first */
+    if (storage != NULL)
+        cl_storage_set_send(storage, NULL, NULL); /* the endpoint goes first */
+    cl_http_close(hp);
     cl_udp_close(ep);
+    cl_lcoap_close(lp);
     if (rt != NULL)
         cl_runtime_close(rt); /* the core wipes itself */
-    cl_files_close(files);
+    cl_storage_close(storage); /* an uncommitted batch is rolled back: never acknowledged */
     dlog(lg, CL_LOG_INFO, "msg=\"stopped\" exit=%d", rc);
     return rc;
 }
@@ -448,6 +571,9 @@ int main(int argc, char **argv)
     o.runtime = "sim";
     o.log_level = "info";
     o.bind_any = 0;
+    o.archive = "sqlite";
+    o.log = "files";
+    o.coap_stack = "native";
 #ifdef CL_DEFAULT_CORE_IMAGE
     o.core_image = CL_DEFAULT_CORE_IMAGE;
 #endif
@@ -470,6 +596,12 @@ int main(int argc, char **argv)
     OVERLAY(platform_dir);
     OVERLAY(log_level);
     OVERLAY(port_file);
+    OVERLAY(http_listen);
+    OVERLAY(http_port_file);
+    OVERLAY(archive);
+    OVERLAY(log);
+    OVERLAY(pg);
+    OVERLAY(coap_stack);
 #undef OVERLAY
     if (flags.bind_any >= 0)
         o.bind_any = flags.bind_any;
@@ -488,6 +620,24 @@ int main(int argc, char **argv)
     }
     if (strcmp(o.runtime, "sim") != 0 && strcmp(o.runtime, "process") != 0) {
         fprintf(stderr, "cloisterd: --runtime must be sim or process\n");
+        goto out;
+    }
+    if (strcmp(o.archive, "sqlite") != 0 && strcmp(o.archive, "pg") != 0 &&
+        strcmp(o.archive, "files") != 0) {
+        fprintf(stderr, "cloisterd: --archive must be sqlite, pg or files\n");
+        goto out;
+    }
+    if (strcmp(o.log, "files") != 0 && strcmp(o.log, "pg") != 0) {
+        fprintf(stderr, "cloisterd: --log must be files or pg\n");
+        goto out;
+    }
+    if (strcmp(o.coap_stack, "native") != 0 && strcmp(o.coap_stack, "libcoap") != 0) {
+        fprintf(stderr, "cloisterd: --coap-stack must be native or libcoap\n");
+        goto out;
+    }
+    if ((strcmp(o.archive, "pg") == 0 || strcmp(o.log, "pg") == 0) &&
+        (o.pg == NULL || o.pg[0] == '\0')) {
+        fprintf(stderr, "cloisterd: --pg CONNINFO is required with a pg backend\n");
         goto out;
     }
     if (o.core_image == NULL) {

@@ -57,6 +57,14 @@ cl_status_t cl_files_open(const char *dir, cl_files_t **out) CL_MUST_CHECK;
 cl_status_t cl_files_open_logged(const char *dir, cl_host_log_fn log, void *log_ctx,
                                  cl_files_t **out) CL_MUST_CHECK;
 
+/** cl_files_open_logged without archive.dat (CL_FILES_NO_ARCHIVE: archive_* are
+ * NULL) and/or without log/ + snapshot (CL_FILES_NO_LOG: log_* and snapshot_*
+ * are NULL) - for storage_select.c when another backend provides them. */
+#define CL_FILES_NO_ARCHIVE 1u
+#define CL_FILES_NO_LOG 2u
+cl_status_t cl_files_open_flags(const char *dir, unsigned flags, cl_host_log_fn log,
+                                void *log_ctx, cl_files_t **out) CL_MUST_CHECK;
+
 /** Routes log lines (default: stderr) - set before handing the ops to a core. */
 void cl_files_set_logger(cl_files_t *f, cl_host_log_fn fn, void *ctx);
 
@@ -68,6 +76,92 @@ const cl_host_ops_t *cl_files_ops(cl_files_t *f);
 
 /** Closes files and frees f (NULL is fine). */
 void cl_files_close(cl_files_t *f);
+
+/* ------------------------------------------------------------ SQLite archive */
+
+/*
+ * archive_sqlite.c: the default archive. <dir>/archive.sqlite (0600, WAL,
+ * synchronous=FULL), tables schema_version(version) = 1 and
+ * events(id INTEGER PRIMARY KEY, tag BLOB, bucket INTEGER, data BLOB) with an
+ * index on (tag, bucket, id). archive_put inserts into an open transaction
+ * (BEGIN on the first put of a batch); cl_sqlite_sync commits it (durable on
+ * return). Buckets above INT64_MAX are refused (buckets are hours).
+ */
+typedef struct cl_sqlite cl_sqlite_t;
+
+/** Opens or creates <dir>/archive.sqlite (dir is created 0700 if missing).
+ * CL_ERR_PERSIST (and a log line) when it cannot, or when the file carries a
+ * newer schema version than this build knows. */
+cl_status_t cl_sqlite_open(const char *dir, cl_host_log_fn log, void *log_ctx,
+                           cl_sqlite_t **out) CL_MUST_CHECK;
+/** An ocall table with only archive_put / archive_scan set (ctx = a). */
+const cl_host_ops_t *cl_sqlite_ops(cl_sqlite_t *a);
+/** Commits the open batch (no-op when none). CL_ERR_PERSIST: the batch is rolled back. */
+cl_status_t cl_sqlite_sync(cl_sqlite_t *a) CL_MUST_CHECK;
+/** Rolls back an unsynced batch (it was never acknowledged), closes, frees. */
+void cl_sqlite_close(cl_sqlite_t *a);
+
+/* ------------------------------------------------------------ PostgreSQL */
+
+/*
+ * storage_pg.c (libpq): tables cloister_schema(version) = 1,
+ * cloister_events(id BIGSERIAL, tag BYTEA, bucket BIGINT, data BYTEA),
+ * cloister_log(counter BIGINT PRIMARY KEY, rec BYTEA),
+ * cloister_snapshot(id INT PRIMARY KEY CHECK (id = 1), blob BYTEA).
+ * log_append / log_compact / snapshot_put commit before returning;
+ * archive_put goes into an open transaction committed by cl_pg_sync (group
+ * commit) - so log and archive must not share one cl_pg_t when both are in
+ * use: open one per role. A lost connection is CL_ERR_PERSIST plus a log
+ * line, and the next call reconnects. The conninfo is never logged.
+ */
+typedef struct cl_pg cl_pg_t;
+
+/** Connects and creates the schema if needed. CL_ERR_PERSIST when the server
+ * cannot be reached or carries a newer schema version. */
+cl_status_t cl_pg_open(const char *conninfo, cl_host_log_fn log, void *log_ctx,
+                       cl_pg_t **out) CL_MUST_CHECK;
+/** The ocall table: log_*, snapshot_*, archive_* (ctx = p), the rest NULL. */
+const cl_host_ops_t *cl_pg_ops(cl_pg_t *p);
+/** Commits the open archive batch (no-op when none). */
+cl_status_t cl_pg_sync(cl_pg_t *p) CL_MUST_CHECK;
+/** Rolls back an unsynced batch, disconnects, frees (NULL is fine). */
+void cl_pg_close(cl_pg_t *p);
+
+/* ------------------------------------------------------------ selection */
+
+/*
+ * storage_select.c: ONE ocall table built from configuration.
+ *   log      "files" (default: log/ + snapshot in data_dir) | "pg"
+ *   archive  "sqlite" (default: data_dir/archive.sqlite) | "pg" | "files"
+ *            (data_dir/archive.dat)
+ * The data directory is always opened (created 0700 and flock'ed: one daemon
+ * per data dir); send/time/quote/log_line come from the file backend.
+ * Group commit: the daemon calls cl_storage_sync after every handle() batch
+ * (and tick) and sends that batch's responses only when it returned CL_OK.
+ */
+typedef struct cl_storage_config {
+    const char *data_dir;    /**< required */
+    const char *log;         /**< NULL = "files" */
+    const char *archive;     /**< NULL = "sqlite" */
+    const char *pg_conninfo; /**< required when log or archive is "pg"; never logged */
+    cl_host_log_fn log_fn;   /**< every backend's log lines; NULL = stderr */
+    void *log_ctx;
+} cl_storage_config_t;
+
+typedef struct cl_storage cl_storage_t;
+
+/** CL_ERR_INVALID_ARG for an unknown backend name or a missing conninfo. */
+cl_status_t cl_storage_open(const cl_storage_config_t *cfg, cl_storage_t **out) CL_MUST_CHECK;
+/** The combined ocall table (ctx = s); valid until cl_storage_close. */
+const cl_host_ops_t *cl_storage_ops(cl_storage_t *s);
+/** Makes every archive_put since the last sync durable (group commit). */
+cl_status_t cl_storage_sync(cl_storage_t *s) CL_MUST_CHECK;
+/** Routes the send() ocall (default: CL_ERR_UNSUPPORTED). */
+void cl_storage_set_send(cl_storage_t *s, cl_host_send_fn fn, void *ctx);
+/** "files+sqlite" etc., for the start-up log line. */
+const char *cl_storage_describe(const cl_storage_t *s);
+/** Rolls back an unsynced batch, closes every backend, frees (NULL is fine). */
+void cl_storage_close(cl_storage_t *s);
 
 #ifdef __cplusplus
 }

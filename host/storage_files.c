@@ -12,7 +12,8 @@
  * a record, because a record only appears under its final name after its
  * bytes are durable, and its CRC is checked again at read. The archive is
  * append-only with one fsync per put batch (group commit); a torn tail is
- * cut at open. SQLite / PostgreSQL archives come later behind the same table.
+ * cut at open. The SQLite (default) and PostgreSQL archives live in
+ * archive_sqlite.c / storage_pg.c; storage_select.c picks (storage.h).
  *
  * The core validates everything it gets back (MACs, counters, hash chain);
  * this file validates sizes anyway, so a corrupted length on disk never
@@ -814,7 +815,13 @@ cl_status_t cl_files_open(const char *dir, cl_files_t **out)
 cl_status_t cl_files_open_logged(const char *dir, cl_host_log_fn log, void *log_ctx,
                                  cl_files_t **out)
 {
-    if (dir == NULL || out == NULL)
+    return cl_files_open_flags(dir, 0, log, log_ctx, out);
+}
+
+cl_status_t cl_files_open_flags(const char *dir, unsigned flags, cl_host_log_fn log,
+                                void *log_ctx, cl_files_t **out)
+{
+    if (dir == NULL || out == NULL || (flags & ~(CL_FILES_NO_ARCHIVE | CL_FILES_NO_LOG)) != 0)
         return CL_FAIL(CL_ERR_INVALID_ARG);
     *out = NULL;
     cl_files_t *f = calloc(1, sizeof *f);
@@ -838,36 +845,45 @@ cl_status_t cl_files_open_logged(const char *dir, cl_host_log_fn log, void *log_
         st = io_fail(f, "lock data dir (another cloisterd?)", errno);
         goto fail;
     }
-    f->logfd = open_dir(f->dirfd, "log");
-    if (f->logfd < 0) {
-        st = io_fail(f, "open log dir", errno);
-        goto fail;
+    if ((flags & CL_FILES_NO_LOG) == 0) {
+        f->logfd = open_dir(f->dirfd, "log");
+        if (f->logfd < 0) {
+            st = io_fail(f, "open log dir", errno);
+            goto fail;
+        }
+        if (fsync_retry(f->dirfd) != 0) { /* a freshly created log/ must survive */
+            st = io_fail(f, "open data dir", errno);
+            goto fail;
+        }
+        if ((st = scan_log_dir(f)) != CL_OK)
+            goto fail;
+        if (unlinkat(f->dirfd, "snapshot.tmp", 0) == 0)
+            flog(f, CL_LOG_WARN, "msg=\"stale snapshot.tmp removed\"");
     }
-    if (fsync_retry(f->dirfd) != 0) { /* a freshly created log/ must survive */
-        st = io_fail(f, "open data dir", errno);
-        goto fail;
+    if ((flags & CL_FILES_NO_ARCHIVE) == 0) {
+        f->archfd =
+            openat(f->dirfd, "archive.dat", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (f->archfd < 0) {
+            st = io_fail(f, "open archive", errno);
+            goto fail;
+        }
+        if ((st = arch_load(f)) != CL_OK)
+            goto fail;
     }
-    if ((st = scan_log_dir(f)) != CL_OK)
-        goto fail;
-    if (unlinkat(f->dirfd, "snapshot.tmp", 0) == 0)
-        flog(f, CL_LOG_WARN, "msg=\"stale snapshot.tmp removed\"");
-    f->archfd = openat(f->dirfd, "archive.dat", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (f->archfd < 0) {
-        st = io_fail(f, "open archive", errno);
-        goto fail;
-    }
-    if ((st = arch_load(f)) != CL_OK)
-        goto fail;
 
     f->ops.version = CL_HOST_OPS_VERSION;
     f->ops.ctx = f;
-    f->ops.log_append = files_log_append;
-    f->ops.log_read = files_log_read;
-    f->ops.log_compact = files_log_compact;
-    f->ops.snapshot_put = files_snapshot_put;
-    f->ops.snapshot_get = files_snapshot_get;
-    f->ops.archive_put = files_archive_put;
-    f->ops.archive_scan = files_archive_scan;
+    if ((flags & CL_FILES_NO_LOG) == 0) {
+        f->ops.log_append = files_log_append;
+        f->ops.log_read = files_log_read;
+        f->ops.log_compact = files_log_compact;
+        f->ops.snapshot_put = files_snapshot_put;
+        f->ops.snapshot_get = files_snapshot_get;
+    }
+    if ((flags & CL_FILES_NO_ARCHIVE) == 0) {
+        f->ops.archive_put = files_archive_put;
+        f->ops.archive_scan = files_archive_scan;
+    }
     f->ops.send = files_send;
     f->ops.time_now = files_time_now;
     f->ops.quote = files_quote;

@@ -8,10 +8,11 @@
 #   cloister owner init (owner key + self-signed root) ->
 #   cloister measure / verify (DCAP-v3-shaped evidence, simulated) ->
 #   cloister provision (claim, check the owner binding, sign the core's CA and
-#   identity certificates) -> token create -> enroll a device (EDHOC with a raw
-#   key + one-time token; the core's CA issues its certificate) -> publish
-#   events over EDHOC + OSCORE -> the host's files hold no plaintext ->
-#   revoke the device -> restart cloisterd (unseal + replay the sealed log)
+#   identity certificates) -> event type -> enroll two devices (EDHOC with a
+#   raw key + one-time token; the core's CA issues their certificates), one of
+#   them over HTTP -> publish events over EDHOC + OSCORE -> the archive
+#   (SQLite) and the log hold no plaintext -> history -> revoke a device ->
+#   restart cloisterd (unseal + replay the sealed log) -> clean shutdown
 #
 # Every step checks its result; the script stops with exit status 1 at the
 # first unexpected one. Everything lives in a temporary directory that is
@@ -70,10 +71,11 @@ cl() {
 # start_daemon PORT (0: any free port; the restart reuses the first one, which
 # the clients have in their configuration)
 start_daemon() {
-    rm -f "$work/port"
-    echo "    \$ cloisterd --listen 127.0.0.1:$1 --runtime $runtime --data \$WORK/data --platform-dir \$WORK/platform"
-    "$build/host/cloisterd" --listen "127.0.0.1:$1" --runtime "$runtime" --data "$work/data" \
-        --platform-dir "$work/platform" --print-port-file "$work/port" \
+    rm -f "$work/port" "$work/http.port"
+    echo "    \$ cloisterd --listen 127.0.0.1:$1 --http-listen 127.0.0.1:${2:-0} --runtime $runtime --data \$WORK/data --platform-dir \$WORK/platform"
+    "$build/host/cloisterd" --listen "127.0.0.1:$1" --http-listen "127.0.0.1:${2:-0}" \
+        --runtime "$runtime" --data "$work/data" --platform-dir "$work/platform" \
+        --print-port-file "$work/port" --print-http-port-file "$work/http.port" \
         >>"$work/cloisterd.log" 2>&1 &
     daemon_pid=$!
     for _ in $(seq 1 100); do
@@ -82,8 +84,11 @@ start_daemon() {
         sleep 0.1
     done
     [ -s "$work/port" ] || die "cloisterd did not start"
+    for _ in $(seq 1 50); do [ -s "$work/http.port" ] && break; sleep 0.1; done
     server="coap://127.0.0.1:$(cat "$work/port")"
+    http_server="http://127.0.0.1:$(cat "$work/http.port")"
     [ -f "$work/port.first" ] || cp "$work/port" "$work/port.first"
+    [ -f "$work/http.port.first" ] || cp "$work/http.port" "$work/http.port.first"
 }
 
 stop_daemon() {
@@ -106,8 +111,8 @@ cmake --build "$build" -j"$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)" \
 ok "cloisterd, cloister, the core image (signed) and cloister-core built"
 
 heading "Start cloisterd (untrusted host; core runtime: $runtime; simulated TEE)"
-start_daemon 0
-ok "listening on ${server#coap://}"
+start_daemon 0 0
+ok "CoAP/UDP on ${server#coap://}, HTTP on ${http_server#http://} (SQLite archive, files for the sealed log)"
 
 heading "The owner: a key and a self-signed root certificate"
 cl owner_init owner init --dir "$work/owner" --name "Demo owner" || die "owner init"
@@ -133,7 +138,7 @@ cl provision provision --server "$server" --owner "$work/owner" --expect-mrencla
 cl owner_whoami whoami --dir "$work/owner" || die "owner whoami"
 ok "the owner talks to the core over EDHOC + OSCORE"
 
-heading "Enroll a device with a one-time token (it may publish temperature only)"
+heading "Enroll two devices with one-time tokens (they may publish temperature only)"
 cl token token create --owner "$work/owner" --role device --ttl 10m --name kitchen \
     --publish temperature --json ||
     die "token create"
@@ -146,7 +151,13 @@ if "$build/cli/cloister" enroll --server "$server" --token "$token" --dir "$work
     die "a used token enrolled a second client"
 fi
 echo "    (the same token again: $(tail -n 1 "$work/reuse.out"))"
-ok "thermostat enrolled; its key never left \$WORK/thermostat"
+cl token2 token create --owner "$work/owner" --role device --ttl 10m --name hall \
+    --publish temperature --json || die "token create"
+token2=$(sed -n 's/.*"token": "\([0-9a-f]*\)".*/\1/p' "$work/token2.out")
+echo "    (the second device speaks EDHOC + OSCORE over HTTP: the host relays, it cannot read)"
+cl enroll2 enroll --server "$http_server" --token "$token2" --dir "$work/hall" \
+    --name hall-sensor --owner-cert "$work/owner/owner.pem" || die "enroll over HTTP"
+ok "two devices enrolled; their keys never left \$WORK/thermostat and \$WORK/hall"
 
 heading "The device publishes events (EDHOC + OSCORE; the archive gets ciphertext)"
 cl evtype event-type add temperature --owner "$work/owner" --description "room temperature" \
@@ -154,7 +165,7 @@ cl evtype event-type add temperature --owner "$work/owner" --description "room t
 marker="kitchen-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 cl publish device publish --dir "$work/thermostat" --type temperature --prop celsius=21.5 \
     --prop "room=$marker" --count 3 || die "publish"
-if grep -rlaF -- "$marker" "$work/data" "$work/cloisterd.log"; then
+if grep -rlaF -- "$marker" "$work/data" "$work/cloisterd.log"; then # archive.sqlite and its WAL too
     die "the event's plaintext reached the host"
 fi
 ok "3 events archived; '$marker' appears nowhere in the host's files or log"
@@ -163,9 +174,11 @@ if "$build/cli/cloister" device publish --dir "$work/thermostat" --type door --p
     die "the device published an event type its token did not allow"
 fi
 echo "    (an event type the token did not allow: $(tail -n 1 "$work/forbidden.out"))"
+cl publish2 device publish --dir "$work/hall" --type temperature --prop celsius=19 --count 2 ||
+    die "publish over HTTP"
 cl history history --dir "$work/owner" --type temperature || die "history"
-grep -q "^3 events" "$work/history.out" || die "history did not return the 3 events"
-ok "history: the core decrypted the archive rows for the owner"
+grep -q "^5 events" "$work/history.out" || die "history did not return the 5 events"
+ok "history: the core decrypted the archive rows (both devices) for the owner"
 
 heading "Revoke the device"
 dev_id=$(awk '$1 == "id" {print $2}' "$work/enroll.out" | head -n 1)
@@ -182,7 +195,7 @@ ok "revoked: its sessions dropped, new handshakes refused"
 
 heading "Restart cloisterd: the core unseals its snapshot and replays the sealed log"
 stop_daemon
-start_daemon "$(cat "$work/port.first")"
+start_daemon "$(cat "$work/port.first")" "$(cat "$work/http.port.first")"
 cl owner_again whoami --dir "$work/owner" || die "owner after restart"
 cl list client list --owner "$work/owner" || die "client list after restart"
 grep -q "thermostat" "$work/list.out" || die "the client list did not survive the restart"
@@ -192,4 +205,6 @@ heading "Done"
 echo "    cloisterd log (one structured line per event; no payloads, keys or tokens):"
 grep -E "core open|sealed|enrolled|revoked|listening" "$work/cloisterd.log" | head -n 12 |
     sed 's/^/      /' || true
+stop_daemon
+ok "cloisterd shut down cleanly (SIGTERM: the core wiped itself, storage closed, exit 0)"
 ok "the trusted core demo completed"

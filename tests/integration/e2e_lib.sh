@@ -97,7 +97,9 @@ e2e_start_daemon() {
     local daemon=$1
     shift
     rm -f "$WORK/port"
-    "$daemon" --listen 127.0.0.1:0 --print-port-file "$WORK/port" "$@" \
+    # CL_COAPD_FLAGS: extra daemon flags from the environment (e.g. --coap-stack libcoap)
+    # shellcheck disable=SC2086
+    "$daemon" --listen 127.0.0.1:0 --print-port-file "$WORK/port" "$@" ${CL_COAPD_FLAGS:-} \
         >"${DAEMON_LOG:-$WORK/cloisterd.log}" 2>&1 &
     DAEMON_PID=$!
     for _ in $(seq 1 100); do

@@ -1,0 +1,493 @@
+/*
+ * archive_sqlite.c - the default archive backend: encrypted event records in
+ * <data>/archive.sqlite (storage.h). UNTRUSTED HOST SIDE.
+ *
+ * What: archive_put / archive_scan of cl_host_ops_t over one SQLite database
+ * in WAL mode with synchronous=FULL, tables schema_version and events, and
+ * group commit: the first archive_put of a handle() batch opens a
+ * transaction (BEGIN IMMEDIATE), every put of the batch inserts into it
+ * (each put inside a SAVEPOINT, so a failed put leaves the others of the
+ * batch intact), and cl_sqlite_sync commits it - one WAL fsync per batch,
+ * before the daemon sends the batch's responses. An acknowledged event is
+ * therefore durable; an unsynced batch (crash, failed commit) is rolled back
+ * and was never acknowledged.
+ *
+ * Why SQLite: embedded, zero setup, crash safe, indexed scans by
+ * (tag, bucket, id) without keeping an index in the daemon's memory.
+ *
+ * Row ids are assigned here (max(id) + 1 at open, then strictly increasing in
+ * this process), so a rolled-back batch never makes the next batch reuse an
+ * id the core has already been told about.
+ *
+ * The database is untrusted input as much as the network: every size read
+ * back is checked (a row longer than CL_CORE_MAX_RECORD is skipped with a
+ * log line), and nothing is copied beyond the caller's buffer. Errors become
+ * CL_ERR_PERSIST plus a log line that never contains row contents.
+ */
+#include "storage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#define SCHEMA_VERSION 1
+#define SCAN_HDR 20u /* u64 id, u64 bucket, u32 len (archive_scan output) */
+#define MAX_ARCHIVE_BATCH 4096u
+
+enum {
+    ST_INSERT,
+    ST_SCAN,
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    "INSERT INTO events(id, tag, bucket, data) VALUES (?1, ?2, ?3, ?4)",
+    ("SELECT id, bucket, data FROM events WHERE tag = ?1 AND bucket >= ?2 AND bucket <= ?3 "
+     "AND id > ?4 ORDER BY id"),
+    "BEGIN IMMEDIATE",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVEPOINT put",
+    "RELEASE put",
+    "ROLLBACK TO put",
+};
+
+struct cl_sqlite {
+    cl_host_ops_t ops;
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    bool in_txn;     /* a batch is open */
+    bool lost;       /* a batch was rolled back before its sync */
+    int64_t next_id; /* next row id to hand out */
+    cl_host_log_fn log;
+    void *log_ctx;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void default_log(void *ctx, int level, const char *line)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    (void)ctx;
+    fprintf(stderr, "level=%s %s\n", names[level < 0 || level > 3 ? 0 : level], line);
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void slog(const cl_sqlite_t *a, int level, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    a->log(a->log_ctx, level, line);
+}
+
+/* SQLite's message, bounded and without quotes/control bytes (one log line). */
+static void clean_msg(char *out, size_t size, const char *msg)
+{
+    size_t o = 0;
+    for (size_t i = 0; msg != NULL && msg[i] != '\0' && o + 1 < size; i++) {
+        unsigned char c = (unsigned char)msg[i];
+        out[o++] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
+    }
+    out[o] = '\0';
+}
+
+/* Logs a failed SQLite call and maps it to CL_ERR_PERSIST. */
+static cl_status_t db_fail(const cl_sqlite_t *a, const char *what, int rc)
+{
+    char msg[160];
+    clean_msg(msg, sizeof msg, a->db ? sqlite3_errmsg(a->db) : sqlite3_errstr(rc));
+    slog(a, CL_LOG_ERROR, "msg=\"archive %s failed\" backend=sqlite rc=%d err=\"%s\"", what, rc,
+         msg);
+    return CL_FAIL(CL_ERR_PERSIST);
+}
+
+/* Runs a prepared statement that returns no rows. */
+static int run_stmt(cl_sqlite_t *a, int which)
+{
+    sqlite3_stmt *s = a->st[which];
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static void rollback(cl_sqlite_t *a)
+{
+    if (!sqlite3_get_autocommit(a->db)) {
+        int rc = run_stmt(a, ST_ROLLBACK);
+        if (rc != SQLITE_OK)
+            (void)db_fail(a, "rollback", rc);
+    }
+    a->in_txn = false;
+}
+
+/* Rolls back the open batch outside sync: the puts it had already accepted
+ * are gone, so the next sync must fail (their responses must not leave). */
+static void lose_batch(cl_sqlite_t *a)
+{
+    bool had = a->in_txn;
+    rollback(a);
+    a->lost = a->lost || had;
+}
+
+/* ------------------------------------------------------------ ocalls */
+
+static cl_status_t sqlite_archive_put(void *ctx, const cl_archive_rec_t *recs, size_t n,
+                                      uint64_t *ids)
+{
+    cl_sqlite_t *a = ctx;
+    if (a == NULL || (n != 0 && (recs == NULL || ids == NULL)) || n > MAX_ARCHIVE_BATCH)
+        return CL_FAIL(CL_ERR_INVALID_ARG);
+    if (n == 0)
+        return CL_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i].len > CL_CORE_MAX_RECORD || (recs[i].data == NULL && recs[i].len != 0) ||
+            recs[i].bucket > (uint64_t)INT64_MAX)
+            return CL_FAIL(CL_ERR_INVALID_ARG);
+    }
+    int rc;
+    if (!a->in_txn) {
+        if ((rc = run_stmt(a, ST_BEGIN)) != SQLITE_OK)
+            return db_fail(a, "begin", rc);
+        a->in_txn = true;
+    }
+    if ((rc = run_stmt(a, ST_SAVEPOINT)) != SQLITE_OK)
+        return db_fail(a, "put", rc);
+    sqlite3_stmt *s = a->st[ST_INSERT];
+    static const uint8_t empty[1] = {0};
+    for (size_t i = 0; i < n; i++) {
+        int64_t id = a->next_id + (int64_t)i;
+        rc = sqlite3_bind_int64(s, 1, id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_blob(s, 2, recs[i].tag, 16, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(s, 3, (int64_t)recs[i].bucket);
+        if (rc == SQLITE_OK) /* zero-length, but never NULL (data is NOT NULL) */
+            rc = sqlite3_bind_blob(s, 4, recs[i].len ? recs[i].data : empty, (int)recs[i].len,
+                                   SQLITE_STATIC);
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_step(s);
+            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        if (rc != SQLITE_OK) {
+            cl_status_t st = db_fail(a, "put", rc);
+            /* Undo this put only; the batch's earlier puts stay. */
+            if (run_stmt(a, ST_ROLLBACK_TO) != SQLITE_OK || run_stmt(a, ST_RELEASE) != SQLITE_OK)
+                lose_batch(a); /* cannot even do that: the whole batch is gone */
+            return st;
+        }
+        ids[i] = (uint64_t)id;
+    }
+    if ((rc = run_stmt(a, ST_RELEASE)) != SQLITE_OK) {
+        cl_status_t st = db_fail(a, "put", rc);
+        lose_batch(a);
+        return st;
+    }
+    a->next_id += (int64_t)n;
+    return CL_OK;
+}
+
+static cl_status_t sqlite_archive_scan(void *ctx, const uint8_t tag[16], uint64_t from,
+                                       uint64_t to, uint64_t after_id, size_t max_records,
+                                       uint8_t *buf, size_t size, size_t *len, size_t *n)
+{
+    cl_sqlite_t *a = ctx;
+    if (a == NULL || tag == NULL || len == NULL || n == NULL || (buf == NULL && size != 0))
+        return CL_FAIL(CL_ERR_INVALID_ARG);
+    *len = 0;
+    *n = 0;
+    /* Stored buckets and ids are <= INT64_MAX: clamp instead of wrapping. */
+    if (max_records == 0 || from > to || from > (uint64_t)INT64_MAX ||
+        after_id >= (uint64_t)INT64_MAX)
+        return CL_OK;
+    if (to > (uint64_t)INT64_MAX)
+        to = (uint64_t)INT64_MAX;
+    sqlite3_stmt *s = a->st[ST_SCAN];
+    int rc = sqlite3_bind_blob(s, 1, tag, 16, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(s, 2, (int64_t)from);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(s, 3, (int64_t)to);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(s, 4, (int64_t)after_id);
+    cl_status_t st = CL_OK;
+    size_t pos = 0, count = 0;
+    if (rc != SQLITE_OK) {
+        st = db_fail(a, "scan", rc);
+        goto done;
+    }
+    while (count < max_records) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            st = db_fail(a, "scan", rc);
+            goto done;
+        }
+        int64_t id = sqlite3_column_int64(s, 0);
+        int64_t bucket = sqlite3_column_int64(s, 1);
+        const void *data = sqlite3_column_blob(s, 2);
+        int dl = sqlite3_column_bytes(s, 2);
+        if (id <= 0 || bucket < 0 || dl < 0 || (size_t)dl > CL_CORE_MAX_RECORD ||
+            (data == NULL && dl != 0)) {
+            slog(a, CL_LOG_WARN,
+                 "msg=\"archive row ignored: corrupt\" backend=sqlite id=%" PRId64 " size=%d", id,
+                 dl);
+            continue;
+        }
+        size_t need = SCAN_HDR + (size_t)dl;
+        if (size - pos < need) {
+            if (count == 0) {
+                *len = need;
+                st = CL_FAIL(CL_ERR_BUFFER_TOO_SMALL);
+                goto done;
+            }
+            break; /* a partial page: the caller continues with after_id = last id */
+        }
+        put64(buf + pos, (uint64_t)id);
+        put64(buf + pos + 8, (uint64_t)bucket);
+        put32(buf + pos + 16, (uint32_t)dl);
+        if (dl != 0)
+            memcpy(buf + pos + SCAN_HDR, data, (size_t)dl);
+        pos += need;
+        count++;
+    }
+    *len = pos;
+    *n = count;
+done:
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return st;
+}
+
+/* ------------------------------------------------------------ open / sync / close */
+
+/* Creates or checks the schema; CL_ERR_PERSIST for a newer version. */
+static cl_status_t init_schema(cl_sqlite_t *a)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_exec(a->db,
+                          "BEGIN IMMEDIATE;"
+                          "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL);",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(a, "schema", rc);
+    cl_status_t st = CL_OK;
+    rc = sqlite3_prepare_v2(a->db, "SELECT max(version), count(*) FROM schema_version", -1, &q,
+                            NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW)
+        rc = SQLITE_OK;
+    if (rc != SQLITE_OK) {
+        st = db_fail(a, "schema", rc);
+        goto out;
+    }
+    bool fresh = sqlite3_column_type(q, 0) == SQLITE_NULL;
+    int64_t version = sqlite3_column_int64(q, 0);
+    if (!fresh && version > SCHEMA_VERSION) {
+        slog(a, CL_LOG_ERROR,
+             "msg=\"archive schema is newer than this cloisterd: refusing to open\" "
+             "backend=sqlite found=%" PRId64 " supported=%d",
+             version, SCHEMA_VERSION);
+        st = CL_FAIL(CL_ERR_PERSIST);
+        goto out;
+    }
+    if (!fresh && version < 1) {
+        slog(a, CL_LOG_ERROR, "msg=\"archive schema version invalid\" backend=sqlite found=%" PRId64,
+             version);
+        st = CL_FAIL(CL_ERR_PERSIST);
+        goto out;
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    rc = sqlite3_exec(a->db,
+                      "CREATE TABLE IF NOT EXISTS events("
+                      " id INTEGER PRIMARY KEY, tag BLOB NOT NULL,"
+                      " bucket INTEGER NOT NULL, data BLOB NOT NULL);"
+                      "CREATE INDEX IF NOT EXISTS events_tag_bucket_id ON events(tag, bucket, id);",
+                      NULL, NULL, NULL);
+    if (rc == SQLITE_OK && fresh)
+        rc = sqlite3_exec(a->db, "INSERT INTO schema_version(version) VALUES (1);", NULL, NULL,
+                          NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(a->db, "COMMIT;", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        st = db_fail(a, "schema", rc);
+        goto out;
+    }
+    if (fresh)
+        slog(a, CL_LOG_INFO, "msg=\"archive created\" backend=sqlite schema=%d", SCHEMA_VERSION);
+    return CL_OK;
+out:
+    sqlite3_finalize(q);
+    if (!sqlite3_get_autocommit(a->db))
+        sqlite3_exec(a->db, "ROLLBACK;", NULL, NULL, NULL);
+    return st;
+}
+
+static int wal_cb(void *ctx, int ncol, char **vals, char **names)
+{
+    (void)names;
+    *(bool *)ctx = ncol == 1 && vals[0] != NULL && strcmp(vals[0], "wal") == 0;
+    return 0;
+}
+
+cl_status_t cl_sqlite_open(const char *dir, cl_host_log_fn log, void *log_ctx, cl_sqlite_t **out)
+{
+    if (dir == NULL || out == NULL)
+        return CL_FAIL(CL_ERR_INVALID_ARG);
+    *out = NULL;
+    cl_sqlite_t *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return CL_FAIL(CL_ERR_PERSIST);
+    a->log = log ? log : default_log;
+    a->log_ctx = log ? log_ctx : NULL;
+    cl_status_t st = CL_OK;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/archive.sqlite", dir) >= (int)sizeof path) {
+        st = CL_FAIL(CL_ERR_INVALID_ARG);
+        goto fail;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        slog(a, CL_LOG_ERROR, "msg=\"archive open failed\" backend=sqlite errno=%d", errno);
+        st = CL_FAIL(CL_ERR_PERSIST);
+        goto fail;
+    }
+    /* Create it 0600 ourselves (SQLite would use 0644 & ~umask); the -wal and
+     * -shm files inherit the database file's mode. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 || fchmod(fd, 0600) != 0) {
+        slog(a, CL_LOG_ERROR, "msg=\"archive open failed\" backend=sqlite errno=%d", errno);
+        if (fd >= 0)
+            close(fd);
+        st = CL_FAIL(CL_ERR_PERSIST);
+        goto fail;
+    }
+    close(fd);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+#ifdef SQLITE_OPEN_NOFOLLOW
+    flags |= SQLITE_OPEN_NOFOLLOW;
+#endif
+    int rc = sqlite3_open_v2(path, &a->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        st = db_fail(a, "open", rc);
+        goto fail;
+    }
+    sqlite3_extended_result_codes(a->db, 1);
+    sqlite3_busy_timeout(a->db, 5000);
+    bool wal = false;
+    rc = sqlite3_exec(a->db, "PRAGMA journal_mode=WAL;", wal_cb, &wal, NULL);
+    if (rc == SQLITE_OK && !wal)
+        rc = SQLITE_ERROR;
+    if (rc == SQLITE_OK) /* FULL: the WAL is fsynced at every commit (durable on commit) */
+        rc = sqlite3_exec(a->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;", NULL, NULL,
+                          NULL);
+    if (rc != SQLITE_OK) {
+        st = db_fail(a, "open (WAL mode)", rc);
+        goto fail;
+    }
+    if ((st = init_schema(a)) != CL_OK)
+        goto fail;
+    for (int i = 0; i < ST_COUNT; i++) {
+        rc = sqlite3_prepare_v3(a->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &a->st[i],
+                                NULL);
+        if (rc != SQLITE_OK) {
+            st = db_fail(a, "prepare", rc);
+            goto fail;
+        }
+    }
+    sqlite3_stmt *q = NULL;
+    rc = sqlite3_prepare_v2(a->db, "SELECT COALESCE(max(id), 0) FROM events", -1, &q, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        int64_t max = sqlite3_column_int64(q, 0);
+        a->next_id = (max < 0 ? 0 : max) + 1;
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_OK) {
+        st = db_fail(a, "open", rc);
+        goto fail;
+    }
+    a->ops.version = CL_HOST_OPS_VERSION;
+    a->ops.ctx = a;
+    a->ops.archive_put = sqlite_archive_put;
+    a->ops.archive_scan = sqlite_archive_scan;
+    *out = a;
+    return CL_OK;
+fail:
+    cl_sqlite_close(a);
+    return st;
+}
+
+const cl_host_ops_t *cl_sqlite_ops(cl_sqlite_t *a)
+{
+    return a ? &a->ops : NULL;
+}
+
+cl_status_t cl_sqlite_sync(cl_sqlite_t *a)
+{
+    if (a == NULL)
+        return CL_FAIL(CL_ERR_INVALID_ARG);
+    if (a->lost) {
+        a->lost = false;
+        rollback(a); /* anything put after the loss goes with it */
+        slog(a, CL_LOG_ERROR, "msg=\"archive batch lost before commit\" backend=sqlite");
+        return CL_FAIL(CL_ERR_PERSIST);
+    }
+    if (!a->in_txn)
+        return CL_OK;
+    int rc = run_stmt(a, ST_COMMIT);
+    if (rc != SQLITE_OK) {
+        cl_status_t st = db_fail(a, "commit", rc);
+        rollback(a);
+        return st;
+    }
+    a->in_txn = false;
+    return CL_OK;
+}
+
+void cl_sqlite_close(cl_sqlite_t *a)
+{
+    if (a == NULL)
+        return;
+    if (a->db != NULL) {
+        if (a->in_txn && a->st[ST_ROLLBACK] != NULL)
+            rollback(a); /* never acknowledged: a crash would lose it the same way */
+        for (int i = 0; i < ST_COUNT; i++)
+            sqlite3_finalize(a->st[i]);
+        sqlite3_close(a->db);
+    }
+    free(a);
+}
