@@ -9,6 +9,8 @@
  * Revocation drops a client's live sessions at once; new handshakes with its
  * certificate fail in the callback.
  */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -288,27 +290,56 @@ static bool c_r_in_use(const cl_core_t *c, const uint8_t *id, size_t len)
     return false;
 }
 
-static cl_session_t *find_by_c_r(cl_core_t *c, int state, const uint8_t *id, size_t len)
+/* C_R length for this table: one byte for tiny tables, else the slot index + 1 random byte. */
+static size_t c_r_len_for(const cl_core_t *c)
 {
-    for (size_t i = 0; i < c->n_sessions; i++) {
-        cl_session_t *x = &c->sessions[i];
-        if (x->state == state && x->c_r_len == len && memcmp(x->c_r, id, len) == 0)
-            return x;
-    }
-    return NULL;
+    return c->n_sessions <= 24 ? 1 : c->n_sessions <= 65536 ? 3 : 4;
 }
 
-/* C_R: a random identifier of 1..4 bytes not in use and different from avoid. */
+static cl_session_t *find_by_c_r(cl_core_t *c, int state, const uint8_t *id, size_t len)
+{
+    if (len != c_r_len_for(c))
+        return NULL;
+    if (len == 1) { /* tiny table: look through it */
+        for (size_t i = 0; i < c->n_sessions; i++) {
+            cl_session_t *x = &c->sessions[i];
+            if (x->state == state && x->c_r_len == len && x->c_r[0] == id[0])
+                return x;
+        }
+        return NULL;
+    }
+    /* the identifier names its slot: O(1) for every OSCORE request */
+    size_t idx = 0;
+    for (size_t i = 0; i + 1 < len; i++)
+        idx = idx << 8 | id[i];
+    if (idx >= c->n_sessions)
+        return NULL;
+    cl_session_t *x = &c->sessions[idx];
+    return x->state == state && x->c_r_len == len && memcmp(x->c_r, id, len) == 0 ? x : NULL;
+}
+
+/*
+ * C_R (our OSCORE Recipient ID): in tables of more than 24 sessions the slot
+ * index followed by one random byte (so lookups are O(1) and a stale context
+ * of a reused slot does not match), else one random byte that encodes as a
+ * one-byte CBOR int. Never equal to the initiator's C_I.
+ */
 static cl_status_t choose_c_r(cl_core_t *c, cl_session_t *x, const uint8_t *avoid, size_t avoid_len)
 {
-    size_t len = c->n_sessions <= 24 ? 1 : c->n_sessions <= 4096 ? 3 : 4;
+    size_t len = c_r_len_for(c), idx = (size_t)(x - c->sessions);
     for (int tries = 0; tries < 32; tries++) {
-        uint8_t id[4];
-        if (c->platform.read_rand(c->platform.self, id, len) != CL_OK)
+        uint8_t id[4], r;
+        if (c->platform.read_rand(c->platform.self, &r, 1) != CL_OK)
             return CL_FAIL(CL_ERR_CRYPTO);
-        if (len == 1)
-            id[0] &= 0x17; /* 0..23: one byte on the wire */
-        if ((avoid_len == len && memcmp(avoid, id, len) == 0) || c_r_in_use(c, id, len))
+        if (len == 1) {
+            id[0] = r & 0x17; /* 0..23: one byte on the wire */
+        } else {
+            for (size_t i = 0; i + 1 < len; i++)
+                id[i] = (uint8_t)(idx >> (8 * (len - 2 - i)));
+            id[len - 1] = r;
+        }
+        if ((avoid_len == len && memcmp(avoid, id, len) == 0) ||
+            (len == 1 && c_r_in_use(c, id, len)))
             continue;
         memcpy(x->c_r, id, len);
         x->c_r_len = len;
@@ -384,10 +415,15 @@ cl_oscore_ctx_t *cl_sessions_lookup(void *arg, const uint8_t *kid, size_t kid_le
 
 cl_session_t *cl_sessions_of_ctx(cl_core_t *c, const cl_oscore_ctx_t *ctx)
 {
-    for (size_t i = 0; i < c->n_sessions; i++)
-        if (&c->sessions[i].oscore == ctx)
-            return &c->sessions[i];
-    return NULL;
+    /* contexts live inside the session table: find the slot by address, O(1) */
+    uintptr_t base = (uintptr_t)c->sessions, p = (uintptr_t)ctx;
+    size_t off = offsetof(cl_session_t, oscore);
+    if (ctx == NULL || p < base + off)
+        return NULL;
+    size_t rel = p - base - off;
+    if (rel % sizeof(cl_session_t) != 0 || rel / sizeof(cl_session_t) >= c->n_sessions)
+        return NULL;
+    return &c->sessions[rel / sizeof(cl_session_t)];
 }
 
 /* ---- EDHOC over CoAP ---- */

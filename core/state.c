@@ -84,10 +84,16 @@ static cl_status_t dup_blob(const uint8_t *p, size_t len, uint8_t **out, size_t 
 
 cl_client_t *cl_state_client(cl_state_t *s, uint32_t id)
 {
-    for (size_t i = 0; i < s->n_clients; i++)
-        if (s->clients[i].id == id)
-            return &s->clients[i];
-    return NULL;
+    /* ids are handed out in increasing order and clients are only appended: binary search */
+    size_t lo = 0, hi = s->n_clients;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->clients[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->n_clients && s->clients[lo].id == id ? &s->clients[lo] : NULL;
 }
 
 cl_client_t *cl_state_client_by_x5t(cl_state_t *s, const uint8_t x5t[8])
@@ -312,9 +318,9 @@ static cl_status_t add_token(cl_state_t *s, const cl_token_t *t)
 
 static cl_status_t add_client(cl_state_t *s, cl_client_t *c, const uint8_t *cert, size_t cert_len)
 {
-    if (c->id == CL_OWNER_ID || cl_state_client(s, c->id) != NULL ||
+    if (c->id == CL_OWNER_ID || (s->n_clients > 0 && c->id <= s->clients[s->n_clients - 1].id) ||
         cl_state_client_by_hash(s, c->cert_hash) != NULL)
-        return CL_FAIL(CL_ERR_BAD_INPUT);
+        return CL_FAIL(CL_ERR_BAD_INPUT); /* ids only increase: cl_state_client searches */
     void *arr = s->clients;
     cl_status_t st = grow(&arr, &s->cap_clients, s->n_clients, sizeof *s->clients);
     s->clients = arr;

@@ -74,8 +74,18 @@ typedef struct req {
     int32_t ent; /* dedup entry or NO_ENT */
 } req_t;
 
+/* A batch's responses, sent with one sendmmsg (one syscall instead of one per response). */
+typedef struct out_queue {
+    struct mmsghdr m[CL_CORE_MAX_BATCH];
+    struct iovec iov[CL_CORE_MAX_BATCH];
+    peer_t *peer[CL_CORE_MAX_BATCH];
+    uint64_t id[CL_CORE_MAX_BATCH];
+    size_t n;
+} out_queue_t;
+
 struct cl_udp {
     int fd;
+    out_queue_t outq; /* responses of the current batch */
     uint16_t port;
     cl_udp_handler_fn handler;
     void *handler_ctx;
@@ -292,6 +302,18 @@ static bool expect_take(cl_udp_t *ep, uint64_t peer, uint16_t mid)
 
 /* ------------------------------------------------------------ sending */
 
+/* Bookkeeping after a datagram left: counters, and ACK/RST the core must see. */
+static void sent_ok(cl_udp_t *ep, peer_t *p, uint64_t id, const uint8_t *msg, size_t len)
+{
+    p->tx++;
+    p->tx_bytes += len;
+    ep->stats.tx++;
+    ep->stats.tx_bytes += len;
+    /* A CON or NON we send may be answered by an ACK/RST that the core must see. */
+    if (len >= 4 && ((msg[0] >> 4) & 3) <= 1)
+        expect_add(ep, id, (uint16_t)(msg[2] << 8 | msg[3]));
+}
+
 static void send_to(cl_udp_t *ep, peer_t *p, uint64_t id, const uint8_t *msg, size_t len)
 {
     ssize_t w;
@@ -302,13 +324,27 @@ static void send_to(cl_udp_t *ep, peer_t *p, uint64_t id, const uint8_t *msg, si
         ulog(ep, CL_LOG_WARN, "msg=\"send failed\" errno=%d size=%zu", errno, len);
         return;
     }
-    p->tx++;
-    p->tx_bytes += len;
-    ep->stats.tx++;
-    ep->stats.tx_bytes += len;
-    /* A CON or NON we send may be answered by an ACK/RST that the core must see. */
-    if (len >= 4 && ((msg[0] >> 4) & 3) <= 1)
-        expect_add(ep, id, (uint16_t)(msg[2] << 8 | msg[3]));
+    sent_ok(ep, p, id, msg, len);
+}
+
+static void send_queue(cl_udp_t *ep, out_queue_t *q)
+{
+    size_t done = 0;
+    while (done < q->n) {
+        int w = sendmmsg(ep->fd, q->m + done, (unsigned)(q->n - done), 0);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) { /* this one failed: count it, go on with the rest */
+            ulog(ep, CL_LOG_WARN, "msg=\"send failed\" errno=%d size=%zu", errno,
+                 q->iov[done].iov_len);
+            done++;
+            continue;
+        }
+        for (size_t i = done; i < done + (size_t)w; i++)
+            sent_ok(ep, q->peer[i], q->id[i], q->iov[i].iov_base, q->iov[i].iov_len);
+        done += (size_t)w;
+    }
+    q->n = 0;
 }
 
 static void send_rst(cl_udp_t *ep, peer_t *p, uint16_t mid)
@@ -456,6 +492,8 @@ static void dispatch_responses(cl_udp_t *ep, size_t nreq, size_t out_len)
 {
     size_t count = 0, pos = 0, i = 0;
     cl_batch_item_t it;
+    out_queue_t *q = &ep->outq;
+    q->n = 0;
     if (cl_batch_validate(ep->batch_out, out_len, &count) != CL_OK) {
         ulog(ep, CL_LOG_ERROR, "msg=\"core returned an invalid batch\" size=%zu", out_len);
         ep->stats.handler_errors++;
@@ -478,8 +516,19 @@ static void dispatch_responses(cl_udp_t *ep, size_t nreq, size_t out_len)
             ep->stats.dropped_unmatched++;
             continue;
         }
-        send_to(ep, p, it.peer, it.msg, it.len);
+        if (q->n == CL_CORE_MAX_BATCH)
+            send_queue(ep, q);
+        q->iov[q->n] = (struct iovec){.iov_base = (void *)(uintptr_t)it.msg, .iov_len = it.len};
+        memset(&q->m[q->n], 0, sizeof q->m[q->n]);
+        q->m[q->n].msg_hdr.msg_name = &p->addr;
+        q->m[q->n].msg_hdr.msg_namelen = p->addr_len;
+        q->m[q->n].msg_hdr.msg_iov = &q->iov[q->n];
+        q->m[q->n].msg_hdr.msg_iovlen = 1;
+        q->peer[q->n] = p;
+        q->id[q->n] = it.peer;
+        q->n++;
     }
+    send_queue(ep, q);
 }
 
 cl_status_t cl_udp_process(cl_udp_t *ep, uint64_t now_ms, size_t *got)
