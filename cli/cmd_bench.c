@@ -112,6 +112,8 @@ typedef struct rss {
 
 typedef struct bench {
     const char *server, *type;
+    unsigned per_req; /* events per request (an array when > 1) */
+    uint64_t events;  /* events acknowledged (ok counts requests) */
     int pids[B_MAX_RSS];
     size_t n_pids;
     bool con, baseline, json;
@@ -645,7 +647,7 @@ static void load_rx(bench_t *b, size_t sock, uint8_t *dg, size_t len, uint64_t n
              cl_oscore_unprotect_response(&d->osc, &s->oreq, dg, len, inner, sizeof inner,
                                           &inner_len) == CL_OK &&
              cl_coap_parse(&m, inner, inner_len) == CL_OK && m.code == CL_COAP_CHANGED &&
-             cli_map_uint(m.payload, m.payload_len, "accepted", &acc) && acc == 1;
+             cli_map_uint(m.payload, m.payload_len, "accepted", &acc) && acc == b->per_req;
         if (!ok && b->last_err[0] == '\0') {
             char c[5];
             cl_coap_code_str(m.code, c);
@@ -654,6 +656,7 @@ static void load_rx(bench_t *b, size_t sock, uint8_t *dg, size_t len, uint64_t n
     }
     if (ok) {
         b->ok++;
+        b->events += b->baseline ? 1 : b->per_req;
         if (b->n_lat < b->lat_cap)
             b->lat[b->n_lat++] = lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
         else
@@ -667,20 +670,25 @@ static void load_rx(bench_t *b, size_t sock, uint8_t *dg, size_t len, uint64_t n
 /* Builds (and files) one event request; the caller sends it. */
 static slot_t *new_event(bench_t *b, uint32_t dev)
 {
-    uint8_t p[128];
+    uint8_t p[1400];
     size_t len;
     cl_cbor_enc_t e;
     bdev_t *d = b->baseline ? NULL : &b->devs[dev];
-    uint64_t seq = b->baseline ? b->sent : d->seq++;
+    unsigned n = b->baseline ? 1 : b->per_req;
 
     cl_cbor_enc_init(&e, p, sizeof p);
-    cl_cbor_enc_map(&e, 2);
-    cl_cbor_enc_tstr_z(&e, "type");
-    cl_cbor_enc_tstr_z(&e, b->type);
-    cl_cbor_enc_tstr_z(&e, "properties");
-    cl_cbor_enc_map(&e, 1);
-    cl_cbor_enc_tstr_z(&e, "seq");
-    cl_cbor_enc_uint(&e, seq);
+    if (n > 1) /* several readings in one message: POST /events takes an array */
+        cl_cbor_enc_array(&e, n);
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t seq = b->baseline ? b->sent : d->seq++;
+        cl_cbor_enc_map(&e, 2);
+        cl_cbor_enc_tstr_z(&e, "type");
+        cl_cbor_enc_tstr_z(&e, b->type);
+        cl_cbor_enc_tstr_z(&e, "properties");
+        cl_cbor_enc_map(&e, 1);
+        cl_cbor_enc_tstr_z(&e, "seq");
+        cl_cbor_enc_uint(&e, seq);
+    }
     if (cl_cbor_enc_finish(&e, &len) != CL_OK)
         return NULL;
     return submit(b, K_EVENT, dev, d != NULL ? &d->osc : NULL, "events", 60, p, len, b->con, false);
@@ -824,11 +832,11 @@ int cli_cmd_bench(int argc, char **argv)
                         {"--baseline", false, false, {0}, 0},    {"--json", false, false, {0}, 0},
                         {"--non", false, false, {0}, 0},         {"--sockets", true, false, {0}, 0},
                         {"--setup-window", true, false, {0}, 0}, {"--rss-pid", true, true, {0}, 0},
-                        {"--ready-file", true, false, {0}, 0}};
+                        {"--ready-file", true, false, {0}, 0},   {"--per-request", true, false, {0}, 0}};
     const char *pos[1];
     size_t n_pos;
     char err[700];
-    uint64_t n_devs = 1000, seconds = 10, window = 64, n_socks = 1, setup_window = 32;
+    uint64_t n_devs = 1000, seconds = 10, window = 64, n_socks = 1, setup_window = 32, per_req = 1;
     bench_t *b = calloc(1, sizeof *b);
     cli_ident_t *id = calloc(1, sizeof *id);
     cli_session_t *s = calloc(1, sizeof *s);
@@ -856,6 +864,7 @@ int cli_cmd_bench(int argc, char **argv)
             "/events in flight in total, round-robin over the devices, for --seconds; each\n"
             "answer must be 2.04 {\"accepted\": 1}. Nothing is retransmitted; no answer\n"
             "within 1 s = lost. Prints events/s, p50/p99/p99.9 latency, errors, lost.\n"
+            "--per-request N sends N events per message (an array; default 1).\n"
             "  --baseline      unprotected POST /events instead, no setup (the core answers\n"
             "                  4.01 without archiving: transport + daemon path only)\n"
             "  --non           NON requests (default CON, answered with a piggybacked ACK)\n"
@@ -874,6 +883,7 @@ int cli_cmd_bench(int argc, char **argv)
     b->baseline = cli_has(opts, N_OPTS(opts), "--baseline");
     b->json = cli_has(opts, N_OPTS(opts), "--json");
     b->con = !cli_has(opts, N_OPTS(opts), "--non");
+    b->per_req = 1;
     if (b->server == NULL || (owner == NULL && !b->baseline)) {
         cli_fail("--server and --owner are required (try --help)");
         goto done;
@@ -887,11 +897,14 @@ int cli_cmd_bench(int argc, char **argv)
         (cli_val(opts, N_OPTS(opts), "--sockets") &&
          !cli_parse_u64(cli_val(opts, N_OPTS(opts), "--sockets"), 1, B_MAX_SOCKS, &n_socks)) ||
         (cli_val(opts, N_OPTS(opts), "--setup-window") &&
-         !cli_parse_u64(cli_val(opts, N_OPTS(opts), "--setup-window"), 1, 4096, &setup_window))) {
+         !cli_parse_u64(cli_val(opts, N_OPTS(opts), "--setup-window"), 1, 4096, &setup_window)) ||
+        (cli_val(opts, N_OPTS(opts), "--per-request") &&
+         !cli_parse_u64(cli_val(opts, N_OPTS(opts), "--per-request"), 1, 32, &per_req))) {
         cli_fail("--devices 1..50000, --seconds 1..3600, --window 1..8192, --sockets 1..16, "
-                 "--setup-window 1..4096");
+                 "--setup-window 1..4096, --per-request 1..32");
         goto done;
     }
+    b->per_req = (unsigned)per_req;
     cli_opt_t *pids = cli_opt(opts, N_OPTS(opts), "--rss-pid");
     for (size_t i = 0; i < pids->n && i < B_MAX_RSS; i++) {
         uint64_t v;
@@ -1041,7 +1054,7 @@ int cli_cmd_bench(int argc, char **argv)
     }
     rss_read(b, &r_end);
     qsort(b->lat, b->n_lat, sizeof *b->lat, cmp_u32);
-    double secs = t_load / 1e9, rate = b->ok / secs;
+    double secs = t_load / 1e9, rate = (double)b->events / secs, req_rate = (double)b->ok / secs;
     double p50 = pct_ms(b->lat, b->n_lat, 0.50), p99 = pct_ms(b->lat, b->n_lat, 0.99),
            p999 = pct_ms(b->lat, b->n_lat, 0.999);
     if (b->json) {
@@ -1051,8 +1064,10 @@ int cli_cmd_bench(int argc, char **argv)
                b->baseline ? 0 : n_ready, window, b->n_socks, secs);
         printf("\"sent\": %" PRIu64 ", \"ok\": %" PRIu64 ", \"errors\": %" PRIu64
                ", \"lost\": %" PRIu64 ", \"late\": %" PRIu64 ", \"events_per_s\": %.1f, "
+               "\"requests_per_s\": %.1f, \"events_per_request\": %u, "
                "\"p50_ms\": %.4f, \"p99_ms\": %.4f, \"p999_ms\": %.4f, ",
-               b->sent, b->ok, b->errors, b->lost, b->late, rate, p50, p99, p999);
+               b->sent, b->ok, b->errors, b->lost, b->late, rate, req_rate, b->per_req, p50, p99,
+               p999);
         if (!b->baseline) {
             printf("\"setup\": {\"tokens_s\": %.3f, \"enrolled\": %zu, \"enroll_s\": %.3f, "
                    "\"enroll_per_s\": %.1f, \"handshakes\": %zu, \"handshake_s\": %.3f, "
@@ -1073,8 +1088,9 @@ int cli_cmd_bench(int argc, char **argv)
                b->con ? "CON" : "NON", window, b->n_socks, b->n_socks == 1 ? "" : "s",
                b->baseline ? b->n_socks : n_ready,
                (b->baseline ? b->n_socks : n_ready) == 1 ? "" : "s", secs);
-        printf("  events/s  %.0f\n  latency   p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms\n", rate, p50,
-               p99, p999);
+        printf("  events/s  %.0f  (requests/s %.0f, %u event%s per request)\n"
+               "  latency   p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms\n",
+               rate, req_rate, b->per_req, b->per_req == 1 ? "" : "s", p50, p99, p999);
         printf("  sent %" PRIu64 "  ok %" PRIu64 "  errors %" PRIu64 "  lost %" PRIu64
                "  late %" PRIu64 "%s%s\n",
                b->sent, b->ok, b->errors, b->lost, b->late, b->last_err[0] ? "  last error: " : "",
