@@ -34,6 +34,7 @@ PACKAGES=(
     libsqlite3-dev       # host/ default archive backend
     libpq-dev            # host/ PostgreSQL backends (archive, sealed log)
     postgresql           # the server the PostgreSQL tests start on loopback themselves
+    python3              # scripts/bench-daemon.sh: medians and spreads of the runs
     sqlite3              # sqlite3 CLI: the kill -9 test and the canary count archive.sqlite rows
 )
 
