@@ -212,39 +212,19 @@ int cli_cmd_enroll(int argc, char **argv)
             goto done;
         }
     if (key_uri == NULL) {
-        char why[CL_KEYSTORE_ERR_SIZE] = "";
         if (key_file != NULL)
             snprintf(key_path, sizeof key_path, "%s", key_file);
         else if (!cli_path(key_path, sizeof key_path, dir, "client.key"))
             goto done;
-        st = cl_keystore_file_generate(key_path, CL_KEY_P256, pub, sizeof pub, &pub_len, why,
-                                       sizeof why);
-        if (st != CL_OK) {
-            cli_fail("cannot create the key file %s: %s%s%s", key_path, cl_status_str(st),
-                     why[0] ? ": " : "", why);
+        if (!cli_ident_new_key_file(id, key_path, keyref, sizeof keyref, &made_key_file))
             goto done;
-        }
-        made_key_file = true;
-        char abs_key[CLI_PATH_MAX];
-        cli_abspath(key_path, abs_key, sizeof abs_key);
-        snprintf(keyref, sizeof keyref, "%s", abs_key);
-        if (!cli_ident_open_key(id, keyref, err, sizeof err)) {
-            cli_fail("%s", err);
-            goto done;
-        }
     } else {
         char what[CLI_PATH_MAX + 64];
         bool created;
         cl_key_type_t type;
-        if (!keysrc_parse(&id->keysrc, &id->p11, key_uri, err, sizeof err) ||
-            !provider_open(&id->crypto, true, &id->p11, what, sizeof what, err, sizeof err)) {
-            cli_fail("%s", err);
+        if (!cli_ident_token_key(id, key_uri, what, sizeof what, &created))
             goto done;
-        }
-        id->have_crypto = true;
-        if (!key_generate_in_token(&id->crypto, &id->keysrc, CL_KEY_P256, &created, err,
-                                   sizeof err) ||
-            !key_load(&id->crypto, &id->keysrc, 0, CL_KEY_P256, &id->key, &type, err,
+        if (!key_load(&id->crypto, &id->keysrc, 0, CL_KEY_P256, &id->key, &type, err,
                       sizeof err)) {
             cli_fail("%s", err);
             goto done;
@@ -304,12 +284,7 @@ done:
         (void)unlink(key_path); /* no certificate for it: do not leave an orphan key */
     if (made_dir)
         (void)rmdir(dir); /* only if still empty: a refused enrollment leaves nothing behind */
-    if (s != NULL)
-        cli_session_close(s);
-    if (id != NULL)
-        cli_ident_free(id);
-    free(s);
-    free(id);
+    cli_ident_session_free(id, s);
     free(root);
     free(ca);
     return rc;
@@ -353,11 +328,7 @@ int cli_cmd_whoami(int argc, char **argv)
         cli_fail("--dir DIR is required (an owner or client directory)");
         goto done;
     }
-    if (!cli_ident_load(id, dir, true, err, sizeof err)) {
-        cli_fail("%s", err);
-        goto done;
-    }
-    if ((rc = cli_ident_connect(id, cli_val(opts, N_OPTS(opts), "--server"), true, s)) !=
+    if ((rc = cli_ident_open_session(id, dir, cli_val(opts, N_OPTS(opts), "--server"), s)) !=
         CLI_EXIT_OK)
         goto done;
     rc = cli_session_call(s, "GET /whoami", CL_COAP_GET, "/whoami", NULL, 0, out, sizeof out,
@@ -378,12 +349,7 @@ int cli_cmd_whoami(int argc, char **argv)
         printf("id    %" PRIu64 "\nname  %s\nrole  %s\ncore  %s\n", cid, name, role, s->peer_cn);
     }
 done:
-    if (s != NULL)
-        cli_session_close(s);
-    if (id != NULL)
-        cli_ident_free(id);
-    free(s);
-    free(id);
+    cli_ident_session_free(id, s);
     return rc;
 }
 
@@ -493,11 +459,7 @@ int cli_cmd_device(int argc, char **argv)
         cli_fail("the event is too large");
         goto done;
     }
-    if (!cli_ident_load(id, dir, true, err, sizeof err)) {
-        cli_fail("%s", err);
-        goto done;
-    }
-    if ((rc = cli_ident_connect(id, cli_val(opts, N_OPTS(opts), "--server"), true, s)) !=
+    if ((rc = cli_ident_open_session(id, dir, cli_val(opts, N_OPTS(opts), "--server"), s)) !=
         CLI_EXIT_OK)
         goto done;
     for (uint64_t i = 0; i < count; i++) {
@@ -518,11 +480,6 @@ int cli_cmd_device(int argc, char **argv)
         printf("published %" PRIu64 " event%s of type '%s' (accepted %" PRIu64 ")\n", total,
                total == 1 ? "" : "s", type, accepted);
 done:
-    if (s != NULL)
-        cli_session_close(s);
-    if (id != NULL)
-        cli_ident_free(id);
-    free(s);
-    free(id);
+    cli_ident_session_free(id, s);
     return rc;
 }

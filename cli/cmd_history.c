@@ -22,42 +22,13 @@
 static int call(const char *dir, const char *server, const char *what, const cli_req_t *r,
                 bool blocks, uint8_t *out, size_t out_size, size_t *out_len)
 {
-    char err[600], core_err[300], c[5];
-    uint8_t code;
-    int rc;
     cli_ident_t *id = calloc(1, sizeof *id);
     cli_session_t *s = calloc(1, sizeof *s);
-    if (id == NULL || s == NULL) {
-        free(id);
-        free(s);
-        return CLI_EXIT_ERROR;
-    }
-    if (!cli_ident_load(id, dir, true, err, sizeof err)) {
-        cli_fail("%s", err);
-        rc = CLI_EXIT_ERROR;
-        goto done;
-    }
-    if ((rc = cli_ident_connect(id, server, true, s)) != CLI_EXIT_OK)
-        goto done;
-    bool ok = blocks ? cli_session_request_blocks(s, r, &code, out, out_size, out_len, err,
-                                                  sizeof err)
-                     : cli_session_request(s, r, &code, out, out_size, out_len, err, sizeof err);
-    if (!ok) {
-        cli_fail("%s: %s", what, err);
-        rc = CLI_EXIT_ERROR;
-    } else if (CL_COAP_CLASS(code) != 2) {
-        cl_coap_code_str(code, c);
-        cli_core_error(out, *out_len, core_err, sizeof core_err);
-        cli_fail("%s refused by the core: %s%s%s", what, c, core_err[0] ? " " : "", core_err);
-        rc = CLI_EXIT_REFUSED;
-    } else {
-        rc = CLI_EXIT_OK;
-    }
-done:
-    cli_session_close(s);
-    cli_ident_free(id);
-    free(s);
-    free(id);
+    int rc = CLI_EXIT_ERROR;
+
+    if (id != NULL && s != NULL && (rc = cli_ident_open_session(id, dir, server, s)) == CLI_EXIT_OK)
+        rc = cli_session_call_req(s, what, r, blocks, out, out_size, out_len);
+    cli_ident_session_free(id, s);
     return rc;
 }
 

@@ -37,7 +37,7 @@ static int owner_init(int argc, char **argv)
     const char *pos[1];
     size_t n_pos;
     char err[800], key_path[CLI_PATH_MAX], pem_path[CLI_PATH_MAX], conf_path[CLI_PATH_MAX];
-    char keyref[CLI_PATH_MAX + 16], abs_key[CLI_PATH_MAX], hex[65];
+    char keyref[CLI_PATH_MAX + 16], hex[65];
     uint64_t days = 3650;
     uint8_t pub[CL_PUB_MAX], der[CLI_CERT_MAX], hash[32];
     size_t pub_len, der_len;
@@ -121,35 +121,13 @@ static int owner_init(int argc, char **argv)
 
     /* The key. */
     if (key_uri == NULL) {
-        char why[CL_KEYSTORE_ERR_SIZE] = "";
-        st = cl_keystore_file_generate(key_path, CL_KEY_P256, pub, sizeof pub, &pub_len, why,
-                                       sizeof why);
-        if (st != CL_OK) {
-            cli_fail("cannot create the key file %s: %s%s%s", key_path, cl_status_str(st),
-                     why[0] ? ": " : "", why);
+        if (!cli_ident_new_key_file(id, key_path, keyref, sizeof keyref, &made_key_file))
             goto done;
-        }
-        made_key_file = true;
-        cli_abspath(key_path, abs_key, sizeof abs_key);
-        snprintf(keyref, sizeof keyref, "%s", abs_key);
-        if (!cli_ident_open_key(id, keyref, err, sizeof err)) {
-            cli_fail("%s", err);
-            goto done;
-        }
     } else {
         char what[CLI_PATH_MAX + 64];
         bool created;
-        if (!keysrc_parse(&id->keysrc, &id->p11, key_uri, err, sizeof err) ||
-            !provider_open(&id->crypto, true, &id->p11, what, sizeof what, err, sizeof err)) {
-            cli_fail("%s", err);
+        if (!cli_ident_token_key(id, key_uri, what, sizeof what, &created))
             goto done;
-        }
-        id->have_crypto = true;
-        if (!key_generate_in_token(&id->crypto, &id->keysrc, CL_KEY_P256, &created, err,
-                                   sizeof err)) {
-            cli_fail("%s", err);
-            goto done;
-        }
         if (!created) {
             cli_fail("the token already holds a key '%s'; choose another object= label (an "
                      "owner key is never reused silently)",
@@ -342,11 +320,7 @@ static int token_create(int argc, char **argv)
         goto done;
     if (cl_cbor_enc_finish(&e, &pl_len) != CL_OK)
         goto done;
-    if (!cli_ident_load(id, dir, true, err, sizeof err)) {
-        cli_fail("%s", err);
-        goto done;
-    }
-    if ((rc = cli_ident_connect(id, cli_val(opts, N_OPTS(opts), "--server"), true, s)) !=
+    if ((rc = cli_ident_open_session(id, dir, cli_val(opts, N_OPTS(opts), "--server"), s)) !=
         CLI_EXIT_OK)
         goto done;
     rc = cli_session_call(s, "POST /pki/tokens", CL_COAP_POST, "/pki/tokens", payload, pl_len, out,
@@ -373,12 +347,7 @@ static int token_create(int argc, char **argv)
     }
     rc = CLI_EXIT_OK;
 done:
-    if (s != NULL)
-        cli_session_close(s);
-    if (id != NULL)
-        cli_ident_free(id);
-    free(s);
-    free(id);
+    cli_ident_session_free(id, s);
     return rc;
 }
 
@@ -523,11 +492,7 @@ int cli_cmd_client(int argc, char **argv)
         cli_fail("--owner DIR is required");
         goto done;
     }
-    if (!cli_ident_load(id, dir, true, err, sizeof err)) {
-        cli_fail("%s", err);
-        goto done;
-    }
-    if ((rc = cli_ident_connect(id, cli_val(opts, N_OPTS(opts), "--server"), true, s)) !=
+    if ((rc = cli_ident_open_session(id, dir, cli_val(opts, N_OPTS(opts), "--server"), s)) !=
         CLI_EXIT_OK)
         goto done;
     if (list) {
@@ -557,12 +522,7 @@ int cli_cmd_client(int argc, char **argv)
         }
     }
 done:
-    if (s != NULL)
-        cli_session_close(s);
-    if (id != NULL)
-        cli_ident_free(id);
-    free(s);
-    free(id);
+    cli_ident_session_free(id, s);
     free(out);
     return rc;
 }

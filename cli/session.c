@@ -26,6 +26,7 @@
 #include "cloister/coap.h"
 #include "cloister/cose.h"
 #include "cloister/crypto_openssl.h"
+#include "cloister/keystore.h"
 #include "pki.h"
 
 #define EDHOC_PATH "/.well-known/edhoc"
@@ -620,19 +621,16 @@ void cli_session_close(cli_session_t *s)
     cli_net_close(&s->net);
 }
 
-int cli_session_call(cli_session_t *s, const char *what, uint8_t method, const char *path,
-                     const uint8_t *payload, size_t len, uint8_t *out, size_t out_size,
-                     size_t *out_len)
+int cli_session_call_req(cli_session_t *s, const char *what, const cli_req_t *r, bool blocks,
+                         uint8_t *out, size_t out_size, size_t *out_len)
 {
-    char err[512], core_err[300], c[5];
+    char err[600], core_err[300], c[5];
     uint8_t code;
-    cli_req_t r = {.code = method,
-                   .path = path,
-                   .cf = payload != NULL ? 60 : -1,
-                   .payload = payload,
-                   .len = len};
+    bool ok = blocks ? cli_session_request_blocks(s, r, &code, out, out_size, out_len, err,
+                                                  sizeof err)
+                     : cli_session_request(s, r, &code, out, out_size, out_len, err, sizeof err);
 
-    if (!cli_session_request(s, &r, &code, out, out_size, out_len, err, sizeof err)) {
+    if (!ok) {
         cli_fail("%s: %s", what, err);
         return CLI_EXIT_ERROR;
     }
@@ -642,6 +640,19 @@ int cli_session_call(cli_session_t *s, const char *what, uint8_t method, const c
     cli_core_error(out, *out_len, core_err, sizeof core_err);
     cli_fail("%s refused by the core: %s%s%s", what, c, core_err[0] ? " " : "", core_err);
     return CLI_EXIT_REFUSED;
+}
+
+int cli_session_call(cli_session_t *s, const char *what, uint8_t method, const char *path,
+                     const uint8_t *payload, size_t len, uint8_t *out, size_t out_size,
+                     size_t *out_len)
+{
+    cli_req_t r = {.code = method,
+                   .path = path,
+                   .cf = payload != NULL ? 60 : -1,
+                   .payload = payload,
+                   .len = len};
+
+    return cli_session_call_req(s, what, &r, false, out, out_size, out_len);
 }
 
 /* ---------------------------------------------------------- identities */
@@ -661,6 +672,49 @@ bool cli_ident_open_key(cli_ident_t *id, const char *keyref, char *err, size_t e
         return false;
     if (type != CL_KEY_P256) {
         cli_err(err, err_size, "the key %s is not a P-256 key", keyref);
+        return false;
+    }
+    return true;
+}
+
+bool cli_ident_new_key_file(cli_ident_t *id, const char *key_path, char *keyref,
+                            size_t keyref_size, bool *made)
+{
+    char why[CL_KEYSTORE_ERR_SIZE] = "", abs_key[CLI_PATH_MAX], err[800];
+    uint8_t pub[CL_PUB_MAX];
+    size_t pub_len;
+    cl_status_t st = cl_keystore_file_generate(key_path, CL_KEY_P256, pub, sizeof pub, &pub_len,
+                                               why, sizeof why);
+
+    if (st != CL_OK) {
+        cli_fail("cannot create the key file %s: %s%s%s", key_path, cl_status_str(st),
+                 why[0] ? ": " : "", why);
+        return false;
+    }
+    *made = true;
+    cli_abspath(key_path, abs_key, sizeof abs_key);
+    snprintf(keyref, keyref_size, "%s", abs_key);
+    if (!cli_ident_open_key(id, keyref, err, sizeof err)) {
+        cli_fail("%s", err);
+        return false;
+    }
+    return true;
+}
+
+bool cli_ident_token_key(cli_ident_t *id, const char *uri, char *what, size_t what_size,
+                         bool *created)
+{
+    char err[800];
+
+    if (!keysrc_parse(&id->keysrc, &id->p11, uri, err, sizeof err) ||
+        !provider_open(&id->crypto, true, &id->p11, what, what_size, err, sizeof err)) {
+        cli_fail("%s", err);
+        return false;
+    }
+    id->have_crypto = true;
+    if (!key_generate_in_token(&id->crypto, &id->keysrc, CL_KEY_P256, created, err,
+                               sizeof err)) {
+        cli_fail("%s", err);
         return false;
     }
     return true;
@@ -827,4 +881,25 @@ int cli_ident_connect(cli_ident_t *id, const char *server, bool quiet, cli_sessi
         return rc;
     }
     return CLI_EXIT_OK;
+}
+
+int cli_ident_open_session(cli_ident_t *id, const char *dir, const char *server, cli_session_t *s)
+{
+    char err[600];
+
+    if (!cli_ident_load(id, dir, true, err, sizeof err)) {
+        cli_fail("%s", err);
+        return CLI_EXIT_ERROR;
+    }
+    return cli_ident_connect(id, server, true, s);
+}
+
+void cli_ident_session_free(cli_ident_t *id, cli_session_t *s)
+{
+    if (s != NULL)
+        cli_session_close(s);
+    if (id != NULL)
+        cli_ident_free(id);
+    free(s);
+    free(id);
 }

@@ -135,6 +135,20 @@ typedef struct cli_ident {
  */
 bool cli_ident_open_key(cli_ident_t *id, const char *keyref, char *err, size_t err_size);
 /*
+ * Creates a new P-256 key file at key_path (cl_keystore_file_generate; *made
+ * once it exists) and opens it as the identity's key; keyref receives the
+ * file's absolute path. Prints failures.
+ */
+bool cli_ident_new_key_file(cli_ident_t *id, const char *key_path, char *keyref,
+                            size_t keyref_size, bool *made);
+/*
+ * Opens the PKCS#11 token of a pkcs11: URI (what: a description of the
+ * module) and generates the P-256 key object unless the token holds it
+ * already (*created tells which); the key is not loaded yet. Prints failures.
+ */
+bool cli_ident_token_key(cli_ident_t *id, const char *uri, char *what, size_t what_size,
+                         bool *created);
+/*
  * Loads an owner directory (owner.conf exists) or a client directory
  * (client.conf). need_core: an owner directory must be provisioned
  * (core-ca.pem, core-identity.pem, core.conf).
@@ -152,6 +166,14 @@ bool cli_random_serial(const cli_ident_t *id, uint64_t *serial);
 
 /* Opens a session as this identity, printing failures; returns an exit code. */
 int cli_ident_connect(cli_ident_t *id, const char *server, bool quiet, cli_session_t *s);
+/*
+ * Loads the provisioned identity in DIR (cli_ident_load, need_core) and opens
+ * a quiet session as it (cli_ident_connect), printing failures; returns an
+ * exit code.
+ */
+int cli_ident_open_session(cli_ident_t *id, const char *dir, const char *server, cli_session_t *s);
+/* Closes s, frees id, then frees both (calloc'ed; either may be NULL). */
+void cli_ident_session_free(cli_ident_t *id, cli_session_t *s);
 
 /*
  * A request on an open session; prints "<what> refused by the core: 4.03
@@ -161,5 +183,8 @@ int cli_ident_connect(cli_ident_t *id, const char *server, bool quiet, cli_sessi
 int cli_session_call(cli_session_t *s, const char *what, uint8_t method, const char *path,
                      const uint8_t *payload, size_t len, uint8_t *out, size_t out_size,
                      size_t *out_len);
+/* The same for a prepared request; blocks: cli_session_request_blocks. */
+int cli_session_call_req(cli_session_t *s, const char *what, const cli_req_t *r, bool blocks,
+                         uint8_t *out, size_t out_size, size_t *out_len);
 
 #endif

@@ -12,26 +12,8 @@
  */
 #include <string.h>
 
+#include "cloister/bytes.h"
 #include "cloister/core.h"
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
 cl_status_t cl_batch_begin(uint8_t *out, size_t out_size, size_t *out_len)
 {
@@ -40,7 +22,7 @@ cl_status_t cl_batch_begin(uint8_t *out, size_t out_size, size_t *out_len)
     if (out_size < CL_BATCH_HDR_LEN)
         return CL_FAIL(CL_ERR_BUFFER_TOO_SMALL);
     memcpy(out, CL_BATCH_MAGIC, 4);
-    put32(out + 4, 0);
+    cl_put_le32(out + 4, 0);
     *out_len = CL_BATCH_HDR_LEN;
     return CL_OK;
 }
@@ -52,22 +34,20 @@ cl_status_t cl_batch_add(uint8_t *out, size_t out_size, size_t *out_len,
         return CL_FAIL(CL_ERR_INVALID_ARG);
     if (*out_len < CL_BATCH_HDR_LEN || *out_len > out_size || memcmp(out, CL_BATCH_MAGIC, 4) != 0)
         return CL_FAIL(CL_ERR_INVALID_ARG);
-    uint32_t count = get32(out + 4);
+    uint32_t count = cl_get_le32(out + 4);
     if (count >= CL_CORE_MAX_BATCH || item->len > CL_CORE_MAX_MESSAGE)
         return CL_FAIL(CL_ERR_LIMIT);
     if (out_size - *out_len < CL_BATCH_ITEM_HDR_LEN + item->len)
         return CL_FAIL(CL_ERR_BUFFER_TOO_SMALL);
     uint8_t *p = out + *out_len;
-    put64(p, item->peer);
-    p[8] = (uint8_t)item->transport;
-    p[9] = (uint8_t)(item->transport >> 8);
-    p[10] = (uint8_t)item->flags;
-    p[11] = (uint8_t)(item->flags >> 8);
-    put32(p + 12, (uint32_t)item->len);
+    cl_put_le64(p, item->peer);
+    cl_put_le16(p + 8, item->transport);
+    cl_put_le16(p + 10, item->flags);
+    cl_put_le32(p + 12, (uint32_t)item->len);
     if (item->len != 0)
         memcpy(p + CL_BATCH_ITEM_HDR_LEN, item->msg, item->len);
     *out_len += CL_BATCH_ITEM_HDR_LEN + item->len;
-    put32(out + 4, count + 1);
+    cl_put_le32(out + 4, count + 1);
     return CL_OK;
 }
 
@@ -77,12 +57,12 @@ static cl_status_t read_item(const uint8_t *b, size_t len, size_t *pos, cl_batch
     if (len - *pos < CL_BATCH_ITEM_HDR_LEN)
         return CL_FAIL(CL_ERR_BAD_INPUT);
     const uint8_t *p = b + *pos;
-    uint32_t n = get32(p + 12);
+    uint32_t n = cl_get_le32(p + 12);
     if (n > CL_CORE_MAX_MESSAGE || len - *pos - CL_BATCH_ITEM_HDR_LEN < n)
         return CL_FAIL(CL_ERR_BAD_INPUT);
-    it->peer = get64(p);
-    it->transport = (uint16_t)(p[8] | p[9] << 8);
-    it->flags = (uint16_t)(p[10] | p[11] << 8);
+    it->peer = cl_get_le64(p);
+    it->transport = cl_get_le16(p + 8);
+    it->flags = cl_get_le16(p + 10);
     it->len = n;
     it->msg = p + CL_BATCH_ITEM_HDR_LEN;
     *pos += CL_BATCH_ITEM_HDR_LEN + n;
@@ -96,7 +76,7 @@ cl_status_t cl_batch_validate(const uint8_t *batch, size_t len, size_t *count)
     if (len < CL_BATCH_HDR_LEN || len > CL_CORE_MAX_BATCH_BYTES ||
         memcmp(batch, CL_BATCH_MAGIC, 4) != 0)
         return CL_FAIL(CL_ERR_BAD_INPUT);
-    uint32_t n = get32(batch + 4);
+    uint32_t n = cl_get_le32(batch + 4);
     if (n > CL_CORE_MAX_BATCH)
         return CL_FAIL(CL_ERR_BAD_INPUT);
     size_t pos = CL_BATCH_HDR_LEN;

@@ -27,6 +27,7 @@
 
 #include <openssl/evp.h>
 
+#include "cloister/bytes.h"
 #include "cloister/crypto.h"
 #include "cloister/tee.h"
 
@@ -38,45 +39,6 @@
 #define ENV_OFF_EPOCH 14
 #define ENV_OFF_COUNTER 22
 #define MAX_AAD_LEN (CL_SEAL_ENVELOPE_LEN + CL_SEAL_MAX_EXTRA_AAD)
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (unsigned)p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
 
 static bool policy_ok(uint16_t policy)
 {
@@ -118,8 +80,8 @@ static cl_status_t parse_layout(const uint8_t *blob, size_t len, size_t *ct_len,
         return CL_FAIL(CL_ERR_BAD_INPUT);
     if (!all_zero(blob + CL_SGX_SD_RESERVED, 12) || !all_zero(blob + CL_SGX_SD_AES_RESERVED, 12))
         return CL_FAIL(CL_ERR_BAD_INPUT);
-    pt_off = get32(blob + CL_SGX_SD_PLAIN_TEXT_OFFSET);
-    payload = get32(blob + CL_SGX_SD_PAYLOAD_SIZE);
+    pt_off = cl_get_le32(blob + CL_SGX_SD_PLAIN_TEXT_OFFSET);
+    payload = cl_get_le32(blob + CL_SGX_SD_PAYLOAD_SIZE);
     if ((size_t)payload != len - CL_SGX_SEALED_HDR_LEN || pt_off > payload)
         return CL_FAIL(CL_ERR_BAD_INPUT);
     if (payload - pt_off < CL_SEAL_ENVELOPE_LEN || payload - pt_off > MAX_AAD_LEN)
@@ -227,15 +189,15 @@ cl_status_t cl_seal(const cl_tee_platform_t *p, uint16_t policy, const cl_seal_e
         goto done;
 
     memset(out + CL_SGX_SD_PLAIN_TEXT_OFFSET, 0, CL_SGX_SEALED_HDR_LEN - CL_SGX_SD_PLAIN_TEXT_OFFSET);
-    put32(out + CL_SGX_SD_PLAIN_TEXT_OFFSET, (uint32_t)pt_len);
-    put32(out + CL_SGX_SD_PAYLOAD_SIZE, (uint32_t)(pt_len + aad_len));
+    cl_put_le32(out + CL_SGX_SD_PLAIN_TEXT_OFFSET, (uint32_t)pt_len);
+    cl_put_le32(out + CL_SGX_SD_PAYLOAD_SIZE, (uint32_t)(pt_len + aad_len));
     aad = out + CL_SGX_SEALED_HDR_LEN + pt_len;
     memcpy(aad, CL_SEAL_MAGIC, 8);
-    put16(aad + ENV_OFF_BACKEND, p->backend);
-    put16(aad + ENV_OFF_POLICY, policy);
-    put16(aad + ENV_OFF_PURPOSE, env->purpose);
-    put64(aad + ENV_OFF_EPOCH, env->epoch);
-    put64(aad + ENV_OFF_COUNTER, env->counter);
+    cl_put_le16(aad + ENV_OFF_BACKEND, p->backend);
+    cl_put_le16(aad + ENV_OFF_POLICY, policy);
+    cl_put_le16(aad + ENV_OFF_PURPOSE, env->purpose);
+    cl_put_le64(aad + ENV_OFF_EPOCH, env->epoch);
+    cl_put_le64(aad + ENV_OFF_COUNTER, env->counter);
     if (env->extra_len > 0)
         memcpy(aad + CL_SEAL_ENVELOPE_LEN, env->extra, env->extra_len);
     rc = gcm(true, key, aad, aad_len, pt, pt_len, out + CL_SGX_SEALED_HDR_LEN, out + CL_SGX_SD_TAG);
@@ -296,18 +258,18 @@ cl_status_t cl_unseal(const cl_tee_platform_t *p, const uint8_t *blob, size_t le
     if (rc != CL_OK)
         goto done;
     /* Authentic from here on; still refuse a blob of another backend or policy mismatch. */
-    if (get16(aad + ENV_OFF_BACKEND) != p->backend) {
+    if (cl_get_le16(aad + ENV_OFF_BACKEND) != p->backend) {
         rc = CL_FAIL(CL_ERR_AUTH);
         goto done;
     }
-    if (get16(aad + ENV_OFF_POLICY) != kr.key_policy) {
+    if (cl_get_le16(aad + ENV_OFF_POLICY) != kr.key_policy) {
         rc = CL_FAIL(CL_ERR_BAD_INPUT);
         goto done;
     }
     memset(env, 0, sizeof *env);
-    env->purpose = get16(aad + ENV_OFF_PURPOSE);
-    env->epoch = get64(aad + ENV_OFF_EPOCH);
-    env->counter = get64(aad + ENV_OFF_COUNTER);
+    env->purpose = cl_get_le16(aad + ENV_OFF_PURPOSE);
+    env->epoch = cl_get_le64(aad + ENV_OFF_EPOCH);
+    env->counter = cl_get_le64(aad + ENV_OFF_COUNTER);
     env->extra_len = aad_len - CL_SEAL_ENVELOPE_LEN;
     if (env->extra_len > 0)
         memcpy(env->extra, aad + CL_SEAL_ENVELOPE_LEN, env->extra_len);

@@ -12,58 +12,20 @@
  */
 #include <string.h>
 
+#include "cloister/bytes.h"
 #include "cloister/tee.h"
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (unsigned)p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
 
 void cl_sgx_report_body_decode(const uint8_t in[CL_SGX_REPORT_BODY_LEN], cl_sgx_report_body_t *out)
 {
     memcpy(out->cpu_svn, in + CL_SGX_RB_CPUSVN, CL_SGX_CPUSVN_LEN);
-    out->misc_select = get32(in + CL_SGX_RB_MISCSELECT);
-    out->attr_flags = get64(in + CL_SGX_RB_ATTRIBUTES);
-    out->attr_xfrm = get64(in + CL_SGX_RB_ATTRIBUTES + 8);
+    out->misc_select = cl_get_le32(in + CL_SGX_RB_MISCSELECT);
+    out->attr_flags = cl_get_le64(in + CL_SGX_RB_ATTRIBUTES);
+    out->attr_xfrm = cl_get_le64(in + CL_SGX_RB_ATTRIBUTES + 8);
     memcpy(out->mr_enclave, in + CL_SGX_RB_MRENCLAVE, CL_SGX_HASH_LEN);
     memcpy(out->mr_signer, in + CL_SGX_RB_MRSIGNER, CL_SGX_HASH_LEN);
-    out->isv_prod_id = get16(in + CL_SGX_RB_ISVPRODID);
-    out->isv_svn = get16(in + CL_SGX_RB_ISVSVN);
-    out->config_svn = get16(in + CL_SGX_RB_CONFIGSVN);
+    out->isv_prod_id = cl_get_le16(in + CL_SGX_RB_ISVPRODID);
+    out->isv_svn = cl_get_le16(in + CL_SGX_RB_ISVSVN);
+    out->config_svn = cl_get_le16(in + CL_SGX_RB_CONFIGSVN);
     memcpy(out->report_data, in + CL_SGX_RB_REPORTDATA, CL_SGX_REPORT_DATA_LEN);
 }
 
@@ -71,29 +33,29 @@ void cl_sgx_report_body_encode(const cl_sgx_report_body_t *in, uint8_t out[CL_SG
 {
     memset(out, 0, CL_SGX_REPORT_BODY_LEN);
     memcpy(out + CL_SGX_RB_CPUSVN, in->cpu_svn, CL_SGX_CPUSVN_LEN);
-    put32(out + CL_SGX_RB_MISCSELECT, in->misc_select);
-    put64(out + CL_SGX_RB_ATTRIBUTES, in->attr_flags);
-    put64(out + CL_SGX_RB_ATTRIBUTES + 8, in->attr_xfrm);
+    cl_put_le32(out + CL_SGX_RB_MISCSELECT, in->misc_select);
+    cl_put_le64(out + CL_SGX_RB_ATTRIBUTES, in->attr_flags);
+    cl_put_le64(out + CL_SGX_RB_ATTRIBUTES + 8, in->attr_xfrm);
     memcpy(out + CL_SGX_RB_MRENCLAVE, in->mr_enclave, CL_SGX_HASH_LEN);
     memcpy(out + CL_SGX_RB_MRSIGNER, in->mr_signer, CL_SGX_HASH_LEN);
-    put16(out + CL_SGX_RB_ISVPRODID, in->isv_prod_id);
-    put16(out + CL_SGX_RB_ISVSVN, in->isv_svn);
-    put16(out + CL_SGX_RB_CONFIGSVN, in->config_svn);
+    cl_put_le16(out + CL_SGX_RB_ISVPRODID, in->isv_prod_id);
+    cl_put_le16(out + CL_SGX_RB_ISVSVN, in->isv_svn);
+    cl_put_le16(out + CL_SGX_RB_CONFIGSVN, in->config_svn);
     memcpy(out + CL_SGX_RB_REPORTDATA, in->report_data, CL_SGX_REPORT_DATA_LEN);
 }
 
 void cl_sgx_key_request_encode(const cl_sgx_key_request_t *in, uint8_t out[CL_SGX_KEY_REQUEST_LEN])
 {
     memset(out, 0, CL_SGX_KEY_REQUEST_LEN);
-    put16(out + CL_SGX_KR_KEY_NAME, in->key_name);
-    put16(out + CL_SGX_KR_KEY_POLICY, in->key_policy);
-    put16(out + CL_SGX_KR_ISVSVN, in->isv_svn);
+    cl_put_le16(out + CL_SGX_KR_KEY_NAME, in->key_name);
+    cl_put_le16(out + CL_SGX_KR_KEY_POLICY, in->key_policy);
+    cl_put_le16(out + CL_SGX_KR_ISVSVN, in->isv_svn);
     memcpy(out + CL_SGX_KR_CPUSVN, in->cpu_svn, CL_SGX_CPUSVN_LEN);
-    put64(out + CL_SGX_KR_ATTRIBUTE_MASK, in->attr_mask_flags);
-    put64(out + CL_SGX_KR_ATTRIBUTE_MASK + 8, in->attr_mask_xfrm);
+    cl_put_le64(out + CL_SGX_KR_ATTRIBUTE_MASK, in->attr_mask_flags);
+    cl_put_le64(out + CL_SGX_KR_ATTRIBUTE_MASK + 8, in->attr_mask_xfrm);
     memcpy(out + CL_SGX_KR_KEY_ID, in->key_id, sizeof in->key_id);
-    put32(out + CL_SGX_KR_MISC_MASK, in->misc_mask);
-    put16(out + CL_SGX_KR_CONFIGSVN, in->config_svn);
+    cl_put_le32(out + CL_SGX_KR_MISC_MASK, in->misc_mask);
+    cl_put_le16(out + CL_SGX_KR_CONFIGSVN, in->config_svn);
 }
 
 cl_status_t cl_sgx_key_request_decode(const uint8_t in[CL_SGX_KEY_REQUEST_LEN],
@@ -107,14 +69,14 @@ cl_status_t cl_sgx_key_request_decode(const uint8_t in[CL_SGX_KEY_REQUEST_LEN],
         acc |= in[i];
     if (acc != 0)
         return CL_FAIL(CL_ERR_BAD_INPUT);
-    out->key_name = get16(in + CL_SGX_KR_KEY_NAME);
-    out->key_policy = get16(in + CL_SGX_KR_KEY_POLICY);
-    out->isv_svn = get16(in + CL_SGX_KR_ISVSVN);
+    out->key_name = cl_get_le16(in + CL_SGX_KR_KEY_NAME);
+    out->key_policy = cl_get_le16(in + CL_SGX_KR_KEY_POLICY);
+    out->isv_svn = cl_get_le16(in + CL_SGX_KR_ISVSVN);
     memcpy(out->cpu_svn, in + CL_SGX_KR_CPUSVN, CL_SGX_CPUSVN_LEN);
-    out->attr_mask_flags = get64(in + CL_SGX_KR_ATTRIBUTE_MASK);
-    out->attr_mask_xfrm = get64(in + CL_SGX_KR_ATTRIBUTE_MASK + 8);
+    out->attr_mask_flags = cl_get_le64(in + CL_SGX_KR_ATTRIBUTE_MASK);
+    out->attr_mask_xfrm = cl_get_le64(in + CL_SGX_KR_ATTRIBUTE_MASK + 8);
     memcpy(out->key_id, in + CL_SGX_KR_KEY_ID, sizeof out->key_id);
-    out->misc_mask = get32(in + CL_SGX_KR_MISC_MASK);
-    out->config_svn = get16(in + CL_SGX_KR_CONFIGSVN);
+    out->misc_mask = cl_get_le32(in + CL_SGX_KR_MISC_MASK);
+    out->config_svn = cl_get_le16(in + CL_SGX_KR_CONFIGSVN);
     return CL_OK;
 }

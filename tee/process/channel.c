@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cloister/bytes.h"
+
 #define CL_CHAN_GROW_STEP (64u * 1024u)
 
 static int64_t now_ms(void)
@@ -254,8 +256,7 @@ cl_status_t cl_chan_send(cl_chan_t *ch)
         return CL_FAIL(CL_ERR_LIMIT);
     }
     size_t flen = ch->wlen - CL_CHAN_HDR_LEN;
-    for (int i = 0; i < 4; i++)
-        ch->wbuf[i] = (uint8_t)(flen >> (8 * i));
+    cl_put_le32(ch->wbuf, (uint32_t)flen);
     return write_all(ch, ch->wbuf, ch->wlen);
 }
 
@@ -275,8 +276,7 @@ cl_status_t cl_chan_recv_from(cl_chan_t *ch, cl_chan_read_fn rfn, void *ctx, uin
     cl_status_t st = read_all(ch, rfn, ctx, hdr, sizeof(hdr), deadline);
     if (st != CL_OK)
         return st;
-    size_t flen =
-        (size_t)hdr[0] | (size_t)hdr[1] << 8 | (size_t)hdr[2] << 16 | (size_t)hdr[3] << 24;
+    size_t flen = cl_get_le32(hdr);
     if (flen == 0 || flen > CL_CHAN_MAX_FRAME) {
         ch->err = CL_CHAN_PROTO;
         return CL_FAIL(CL_ERR_BAD_INPUT);

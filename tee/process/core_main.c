@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "cloister/bytes.h"
 #include "cloister/core.h"
 #include "cloister/tee_sim.h"
 
@@ -269,12 +270,6 @@ static void build_ops(child_t *c, uint16_t mask)
 /* test modes (cloister-core-test only)                                */
 
 #ifdef CL_CORE_TEST_MODES
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* Blocks until the host hangs up (the host is expected to kill us). */
 static void drain(child_t *c)
 {
@@ -305,25 +300,25 @@ static bool test_misbehave(child_t *c, uint32_t out_size)
     c->test_mode = NULL; /* once */
     cl_status_t st = CL_OK;
     if (strcmp(m, "huge") == 0) { /* a frame length far above the bound */
-        put_le32(buf, 0xffffffffu);
+        cl_put_le32(buf, 0xffffffffu);
         memset(buf + 4, 0x41, 60);
         st = cl_chan_write_raw(&c->ch, buf, 64);
     } else if (strcmp(m, "max-plus-one") == 0) {
-        put_le32(buf, (uint32_t)CL_CHAN_MAX_FRAME + 1);
+        cl_put_le32(buf, (uint32_t)CL_CHAN_MAX_FRAME + 1);
         buf[4] = CL_FRAME_ECALL_RESULT;
         st = cl_chan_write_raw(&c->ch, buf, 5);
     } else if (strcmp(m, "zero") == 0) {
-        put_le32(buf, 0);
+        cl_put_le32(buf, 0);
         st = cl_chan_write_raw(&c->ch, buf, 4);
     } else if (strcmp(m, "short-eof") == 0) { /* announces 100 bytes, sends 10, exits */
-        put_le32(buf, 100);
+        cl_put_le32(buf, 100);
         buf[4] = CL_FRAME_ECALL_RESULT;
         memset(buf + 5, 0, 9);
         st = cl_chan_write_raw(&c->ch, buf, 14);
         cl_chan_free(&c->ch);
         _exit(3);
     } else if (strcmp(m, "stall") == 0) { /* announces the maximum, sends 10 bytes */
-        put_le32(buf, (uint32_t)CL_CHAN_MAX_FRAME);
+        cl_put_le32(buf, (uint32_t)CL_CHAN_MAX_FRAME);
         buf[4] = CL_FRAME_ECALL_RESULT;
         memset(buf + 5, 0, 9);
         st = cl_chan_write_raw(&c->ch, buf, 14);
@@ -426,7 +421,7 @@ static bool test_misbehave(child_t *c, uint32_t out_size)
         uint32_t seed = (uint32_t)strtoul(m + 5, NULL, 10) * 2654435761u + 1u;
         uint32_t len = 1 + xorshift(&seed) % 600;
         uint8_t *fb = buf;
-        put_le32(fb, len);
+        cl_put_le32(fb, len);
         fb[4] = types[xorshift(&seed) % sizeof(types)];
         for (uint32_t i = 1; i < len; i++) {
             uint32_t r = xorshift(&seed);

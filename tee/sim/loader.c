@@ -32,6 +32,7 @@
 
 #include <openssl/evp.h>
 
+#include "cloister/bytes.h"
 #include "cloister/crypto.h"
 #include "sim_internal.h"
 
@@ -45,39 +46,6 @@ struct cl_sim_enclave {
     const cl_core_ecalls_t *ecalls;
     cl_sim_identity_t id;
 };
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (unsigned)p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 /* ------------------------------------------------------------------ */
 /* Measurement                                                         */
@@ -96,17 +64,18 @@ cl_status_t sim_measure_buf(const uint8_t *img, size_t len, uint8_t mr_enclave[3
     if (img == NULL || len < EHDR_LEN || memcmp(img, magic, 4) != 0 || img[4] != 2 ||
         img[5] != 1 || img[6] != 1)
         return rc;
-    phoff = get64(img + 32);
-    phentsize = get16(img + 54);
-    phnum = get16(img + 56);
+    phoff = cl_get_le64(img + 32);
+    phentsize = cl_get_le16(img + 54);
+    phnum = cl_get_le16(img + 56);
     if (phentsize != PHDR_LEN || phnum == 0 || phoff > len ||
         (uint64_t)phnum * PHDR_LEN > len - phoff)
         return rc;
     /* first pass: validate every PT_LOAD and compute n */
     for (uint16_t i = 0; i < phnum; i++) {
         const uint8_t *ph = img + phoff + (uint64_t)i * PHDR_LEN;
-        uint64_t off = get64(ph + 8), filesz = get64(ph + 32), memsz = get64(ph + 40);
-        if (get32(ph) != PT_LOAD_TYPE)
+        uint64_t off = cl_get_le64(ph + 8), filesz = cl_get_le64(ph + 32),
+                 memsz = cl_get_le64(ph + 40);
+        if (cl_get_le32(ph) != PT_LOAD_TYPE)
             continue;
         if (off > len || filesz > len - off || filesz > memsz)
             return CL_FAIL(CL_ERR_BAD_INPUT);
@@ -116,7 +85,7 @@ cl_status_t sim_measure_buf(const uint8_t *img, size_t len, uint8_t mr_enclave[3
     if (loads == 0)
         return CL_FAIL(CL_ERR_BAD_INPUT);
     md = EVP_MD_CTX_new();
-    put64(rec, total);
+    cl_put_le64(rec, total);
     if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
         EVP_DigestUpdate(md, CL_SIM_MRENCLAVE_TAG, strlen(CL_SIM_MRENCLAVE_TAG)) != 1 ||
         EVP_DigestUpdate(md, rec, 8) != 1) {
@@ -125,12 +94,12 @@ cl_status_t sim_measure_buf(const uint8_t *img, size_t len, uint8_t mr_enclave[3
     }
     for (uint16_t i = 0; i < phnum; i++) {
         const uint8_t *ph = img + phoff + (uint64_t)i * PHDR_LEN;
-        uint64_t off = get64(ph + 8), filesz = get64(ph + 32);
-        if (get32(ph) != PT_LOAD_TYPE)
+        uint64_t off = cl_get_le64(ph + 8), filesz = cl_get_le64(ph + 32);
+        if (cl_get_le32(ph) != PT_LOAD_TYPE)
             continue;
-        put64(rec, get64(ph + 16));     /* p_vaddr */
-        put64(rec + 8, get64(ph + 40)); /* p_memsz */
-        put32(rec + 16, get32(ph + 4)); /* p_flags */
+        cl_put_le64(rec, cl_get_le64(ph + 16));     /* p_vaddr */
+        cl_put_le64(rec + 8, cl_get_le64(ph + 40)); /* p_memsz */
+        cl_put_le32(rec + 16, cl_get_le32(ph + 4)); /* p_flags */
         if (EVP_DigestUpdate(md, rec, sizeof rec) != 1 ||
             EVP_DigestUpdate(md, img + off, (size_t)filesz) != 1) {
             rc = CL_FAIL(CL_ERR_CRYPTO);
@@ -236,11 +205,11 @@ cl_status_t cl_sim_sign(const char *image_path, const char *key_pem_path, uint16
         goto done;
     memset(sig, 0, CL_SIM_SIG_LEN);
     memcpy(sig, CL_SIM_SIG_MAGIC, 8);
-    put16(sig + 8, CL_SIM_SIG_VERSION);
+    cl_put_le16(sig + 8, CL_SIM_SIG_VERSION);
     memcpy(sig + 12, mre, 32);
-    put16(sig + 44, isv_prod_id);
-    put16(sig + 46, isv_svn);
-    put64(sig + 52, debug ? CL_SGX_FLAGS_DEBUG : 0);
+    cl_put_le16(sig + 44, isv_prod_id);
+    cl_put_le16(sig + 46, isv_svn);
+    cl_put_le64(sig + 52, debug ? CL_SGX_FLAGS_DEBUG : 0);
     memcpy(sig + 60, pub, 65);
     rc = sim_ecdsa_sign(key, sig, CL_SIM_SIG_BODY_LEN, sig + CL_SIM_SIG_BODY_LEN);
 done:
@@ -267,10 +236,10 @@ static cl_status_t check_sig(const char *image_path, const uint8_t measured[32],
     }
     if (rc != CL_OK)
         goto done;
-    flags = get64(sig + 52);
-    if (memcmp(sig, CL_SIM_SIG_MAGIC, 8) != 0 || get16(sig + 8) != CL_SIM_SIG_VERSION ||
-        get16(sig + 10) != 0 || get32(sig + 48) != 0 || (flags & ~CL_SGX_FLAGS_DEBUG) != 0 ||
-        sig[125] != 0 || sig[126] != 0 || sig[127] != 0) {
+    flags = cl_get_le64(sig + 52);
+    if (memcmp(sig, CL_SIM_SIG_MAGIC, 8) != 0 || cl_get_le16(sig + 8) != CL_SIM_SIG_VERSION ||
+        cl_get_le16(sig + 10) != 0 || cl_get_le32(sig + 48) != 0 ||
+        (flags & ~CL_SGX_FLAGS_DEBUG) != 0 || sig[125] != 0 || sig[126] != 0 || sig[127] != 0) {
         rc = CL_FAIL(CL_ERR_BAD_INPUT);
         goto done;
     }
@@ -288,8 +257,8 @@ static cl_status_t check_sig(const char *image_path, const uint8_t measured[32],
         rc = CL_FAIL(CL_ERR_CRYPTO);
         goto done;
     }
-    id->isv_prod_id = get16(sig + 44);
-    id->isv_svn = get16(sig + 46);
+    id->isv_prod_id = cl_get_le16(sig + 44);
+    id->isv_svn = cl_get_le16(sig + 46);
     id->attr_flags = CL_SGX_FLAGS_INITTED | CL_SGX_FLAGS_MODE64BIT | flags;
     id->attr_xfrm = 0x3;
 done:

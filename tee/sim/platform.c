@@ -46,6 +46,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "cloister/bytes.h"
 #include "cloister/crypto.h"
 #include "sim_internal.h"
 
@@ -91,39 +92,6 @@ void cl_sim_qe_identity(cl_sim_identity_t *id)
 /* ------------------------------------------------------------------ */
 /* Crypto helpers                                                      */
 /* ------------------------------------------------------------------ */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (unsigned)p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 cl_status_t sim_cmac(const uint8_t key[16], const uint8_t *msg, size_t len, uint8_t mac[16])
 {
@@ -701,21 +669,21 @@ static cl_status_t derive(const cl_sim_platform_t *p, const dd_t *d, uint8_t key
     uint8_t b[DD_LEN];
     cl_status_t rc;
 
-    put16(b + 0, d->key_name);
-    put16(b + 2, d->key_policy);
-    put64(b + 4, d->attr_flags);
-    put64(b + 12, d->attr_xfrm);
-    put64(b + 20, d->mask_flags);
-    put64(b + 28, d->mask_xfrm);
-    put32(b + 36, d->misc);
-    put32(b + 40, d->misc_mask);
+    cl_put_le16(b + 0, d->key_name);
+    cl_put_le16(b + 2, d->key_policy);
+    cl_put_le64(b + 4, d->attr_flags);
+    cl_put_le64(b + 12, d->attr_xfrm);
+    cl_put_le64(b + 20, d->mask_flags);
+    cl_put_le64(b + 28, d->mask_xfrm);
+    cl_put_le32(b + 36, d->misc);
+    cl_put_le32(b + 40, d->misc_mask);
     memcpy(b + 44, d->cpu_svn, 16);
-    put16(b + 60, d->isv_svn);
-    put16(b + 62, d->isv_prod_id);
+    cl_put_le16(b + 60, d->isv_svn);
+    cl_put_le16(b + 62, d->isv_prod_id);
     memcpy(b + 64, d->mr_enclave, 32);
     memcpy(b + 96, d->mr_signer, 32);
     memcpy(b + 128, d->key_id, 32);
-    put16(b + 160, d->config_svn);
+    cl_put_le16(b + 160, d->config_svn);
     rc = sim_cmac(p->secret, b, sizeof b, key);
     cl_wipe(b, sizeof b);
     return rc;
@@ -840,10 +808,10 @@ static cl_status_t sim_get_report(void *self, const uint8_t *target_info,
         t_config = 0;
     } else {
         t_mre = target_info + CL_SGX_TI_MRENCLAVE;
-        t_flags = get64(target_info + CL_SGX_TI_ATTRIBUTES);
-        t_xfrm = get64(target_info + CL_SGX_TI_ATTRIBUTES + 8);
-        t_config = get16(target_info + CL_SGX_TI_CONFIGSVN);
-        t_misc = get32(target_info + CL_SGX_TI_MISCSELECT);
+        t_flags = cl_get_le64(target_info + CL_SGX_TI_ATTRIBUTES);
+        t_xfrm = cl_get_le64(target_info + CL_SGX_TI_ATTRIBUTES + 8);
+        t_config = cl_get_le16(target_info + CL_SGX_TI_CONFIGSVN);
+        t_misc = cl_get_le32(target_info + CL_SGX_TI_MISCSELECT);
     }
     memset(&body, 0, sizeof body);
     memcpy(body.cpu_svn, b->id.cpu_svn, 16);

@@ -25,6 +25,7 @@
 
 #include <openssl/evp.h>
 
+#include "cloister/bytes.h"
 #include "cloister/crypto.h"
 #include "sim_internal.h"
 
@@ -33,18 +34,6 @@
 #define SIGDATA_OFF (SIGNED_LEN + 4)                  /* 436 */
 #define AUTH_LEN 32
 #define CERT_TYPE_PCK_CHAIN 5
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
 cl_status_t cl_sim_qe_quote(cl_sim_platform_t *p, const uint8_t *report, size_t report_len,
                             uint8_t *quote, size_t size, size_t *len)
@@ -83,17 +72,17 @@ cl_status_t cl_sim_qe_quote(cl_sim_platform_t *p, const uint8_t *report, size_t 
 
     memset(quote, 0, SIGDATA_OFF);
     /* header */
-    put16(quote + 0, 3);
-    put16(quote + 2, 2);
-    put32(quote + 4, 0);
-    put16(quote + 8, CL_SIM_QE_SVN);
-    put16(quote + 10, CL_SIM_PCE_SVN);
+    cl_put_le16(quote + 0, 3);
+    cl_put_le16(quote + 2, 2);
+    cl_put_le32(quote + 4, 0);
+    cl_put_le16(quote + 8, CL_SIM_QE_SVN);
+    cl_put_le16(quote + 10, CL_SIM_PCE_SVN);
     memcpy(quote + 12, CL_SIM_VENDOR_ID, 16);
     memcpy(quote + 28, p->qe_id, 16);
     memcpy(quote + 44, CL_SIM_USER_DATA_MAGIC, 4);
     /* the attested enclave's body, as reported */
     memcpy(quote + HDR_LEN, report, CL_SGX_REPORT_BODY_LEN);
-    put32(quote + SIGNED_LEN, (uint32_t)sig_len);
+    cl_put_le32(quote + SIGNED_LEN, (uint32_t)sig_len);
 
     s = quote + SIGDATA_OFF;
     rc = sim_ecdsa_sign(p->ak, quote, SIGNED_LEN, s);
@@ -123,10 +112,10 @@ cl_status_t cl_sim_qe_quote(cl_sim_platform_t *p, const uint8_t *report, size_t 
     rc = sim_ecdsa_sign(p->pck, s + 128, CL_SGX_REPORT_BODY_LEN, s + 512);
     if (rc != CL_OK)
         goto done;
-    put16(s + 576, AUTH_LEN);
+    cl_put_le16(s + 576, AUTH_LEN);
     memcpy(s + 578, auth, AUTH_LEN);
-    put16(s + 578 + AUTH_LEN, CERT_TYPE_PCK_CHAIN);
-    put32(s + 580 + AUTH_LEN, (uint32_t)p->chain_len);
+    cl_put_le16(s + 578 + AUTH_LEN, CERT_TYPE_PCK_CHAIN);
+    cl_put_le32(s + 580 + AUTH_LEN, (uint32_t)p->chain_len);
     memcpy(s + 584 + AUTH_LEN, p->chain_pem, p->chain_len);
     *len = total;
 done:

@@ -19,6 +19,7 @@
  * but not one we verify" (VERSION, KEY_TYPE, TEE_TYPE, CERT_TYPE).
  */
 #include "cloister/attest.h"
+#include "cloister/bytes.h"
 
 #include <string.h>
 
@@ -36,17 +37,6 @@ typedef struct rd {
     size_t left;
 } rd_t;
 
-static uint16_t le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-}
-
 /* Takes n bytes; false (cursor unchanged) when fewer are left. */
 static bool take(rd_t *r, size_t n, const uint8_t **out)
 {
@@ -63,7 +53,7 @@ static bool take16(rd_t *r, uint16_t *v)
     const uint8_t *p;
     if (!take(r, 2, &p))
         return false;
-    *v = le16(p);
+    *v = cl_get_le16(p);
     return true;
 }
 
@@ -72,7 +62,7 @@ static bool take32(rd_t *r, uint32_t *v)
     const uint8_t *p;
     if (!take(r, 4, &p))
         return false;
-    *v = le32(p);
+    *v = cl_get_le32(p);
     return true;
 }
 
@@ -142,9 +132,9 @@ cl_attest_result_t cl_attest_quote_parse(const uint8_t *quote, size_t len, cl_at
     r.left = len;
     if (!take(&r, HDR_LEN, &hdr))
         return CL_ATTEST_ERR_MALFORMED;
-    q.version = le16(hdr);
-    q.att_key_type = le16(hdr + 2);
-    q.tee_type = le32(hdr + 4);
+    q.version = cl_get_le16(hdr);
+    q.att_key_type = cl_get_le16(hdr + 2);
+    q.tee_type = cl_get_le32(hdr + 4);
     q.vendor_id = hdr + 12;
     q.user_data = hdr + 28;
     if (q.version < 3 || q.version > 5)

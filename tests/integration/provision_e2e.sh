@@ -110,6 +110,15 @@ grep -q '"room": "kitchen"' "$WORK/history.out" || e2e_fail "history lacks the p
 e2e_run history_device 1 "$CLOISTER" history --dir "$WORK/dev1" --type temperature
 grep -q "forbidden" "$WORK/history_device.out" || e2e_fail "a device read the history"
 
+# ---------------------------------------------------------------- permissions
+e2e_run permit 0 "$CLOISTER" client permit "$DEV_ID" --publish humidity --owner "$WORK/owner"
+e2e_run publish_not_permitted 1 "$CLOISTER" device publish --dir "$WORK/dev1" --type temperature \
+    --prop celsius=22
+grep -q "forbidden" "$WORK/publish_not_permitted.out" || e2e_fail "permissions not enforced"
+e2e_run permit_back 0 "$CLOISTER" client permit "$DEV_ID" --publish "*" --owner "$WORK/owner"
+e2e_run publish_permitted 0 "$CLOISTER" device publish --dir "$WORK/dev1" --type temperature \
+    --prop celsius=22
+
 # ---------------------------------------------------------------- revocation
 e2e_run list 0 "$CLOISTER" client list --owner "$WORK/owner"
 grep -q "sensor-1" "$WORK/list.out" || e2e_fail "client list lacks sensor-1"
