@@ -25,6 +25,7 @@
  * CL_ERR_PERSIST plus a log line that never contains row contents.
  */
 #include "storage.h"
+#include "storage_common.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,8 +41,6 @@
 #include <sqlite3.h>
 
 #define SCHEMA_VERSION 1
-#define SCAN_HDR 20u /* u64 id, u64 bucket, u32 len (archive_scan output) */
-#define MAX_ARCHIVE_BATCH 4096u
 
 enum {
     ST_INSERT,
@@ -79,24 +78,6 @@ struct cl_sqlite {
 };
 
 /* ------------------------------------------------------------ helpers */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void default_log(void *ctx, int level, const char *line)
-{
-    static const char *names[] = {"error", "warn", "info", "debug"};
-    (void)ctx;
-    fprintf(stderr, "level=%s %s\n", names[level < 0 || level > 3 ? 0 : level], line);
-}
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
@@ -167,15 +148,12 @@ static cl_status_t sqlite_archive_put(void *ctx, const cl_archive_rec_t *recs, s
                                       uint64_t *ids)
 {
     cl_sqlite_t *a = ctx;
-    if (a == NULL || (n != 0 && (recs == NULL || ids == NULL)) || n > MAX_ARCHIVE_BATCH)
+    if (!cl_archive_put_args_ok(a, recs, n, ids))
         return CL_FAIL(CL_ERR_INVALID_ARG);
     if (n == 0)
         return CL_OK;
-    for (size_t i = 0; i < n; i++) {
-        if (recs[i].len > CL_CORE_MAX_RECORD || (recs[i].data == NULL && recs[i].len != 0) ||
-            recs[i].bucket > (uint64_t)INT64_MAX)
-            return CL_FAIL(CL_ERR_INVALID_ARG);
-    }
+    if (!cl_archive_recs_ok(recs, n, (uint64_t)INT64_MAX))
+        return CL_FAIL(CL_ERR_INVALID_ARG);
     int rc;
     if (!a->in_txn) {
         if ((rc = run_stmt(a, ST_BEGIN)) != SQLITE_OK)
@@ -225,16 +203,9 @@ static cl_status_t sqlite_archive_scan(void *ctx, const uint8_t tag[16], uint64_
                                        uint8_t *buf, size_t size, size_t *len, size_t *n)
 {
     cl_sqlite_t *a = ctx;
-    if (a == NULL || tag == NULL || len == NULL || n == NULL || (buf == NULL && size != 0))
-        return CL_FAIL(CL_ERR_INVALID_ARG);
-    *len = 0;
-    *n = 0;
-    /* Stored buckets and ids are <= INT64_MAX: clamp instead of wrapping. */
-    if (max_records == 0 || from > to || from > (uint64_t)INT64_MAX ||
-        after_id >= (uint64_t)INT64_MAX)
-        return CL_OK;
-    if (to > (uint64_t)INT64_MAX)
-        to = (uint64_t)INT64_MAX;
+    cl_status_t st = cl_archive_scan_args(a, tag, buf, size, len, n);
+    if (st != CL_OK || !cl_archive_scan_range_i64(from, &to, after_id, max_records))
+        return st;
     sqlite3_stmt *s = a->st[ST_SCAN];
     int rc = sqlite3_bind_blob(s, 1, tag, 16, SQLITE_STATIC);
     if (rc == SQLITE_OK)
@@ -243,13 +214,12 @@ static cl_status_t sqlite_archive_scan(void *ctx, const uint8_t tag[16], uint64_
         rc = sqlite3_bind_int64(s, 3, (int64_t)to);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(s, 4, (int64_t)after_id);
-    cl_status_t st = CL_OK;
-    size_t pos = 0, count = 0;
+    cl_scan_page_t pg = {.buf = buf, .size = size};
     if (rc != SQLITE_OK) {
         st = db_fail(a, "scan", rc);
         goto done;
     }
-    while (count < max_records) {
+    while (pg.count < max_records) {
         rc = sqlite3_step(s);
         if (rc == SQLITE_DONE)
             break;
@@ -268,25 +238,17 @@ static cl_status_t sqlite_archive_scan(void *ctx, const uint8_t tag[16], uint64_
                  dl);
             continue;
         }
-        size_t need = SCAN_HDR + (size_t)dl;
-        if (size - pos < need) {
-            if (count == 0) {
-                *len = need;
-                st = CL_FAIL(CL_ERR_BUFFER_TOO_SMALL);
-                goto done;
-            }
-            break; /* a partial page: the caller continues with after_id = last id */
+        uint8_t *dst;
+        st = cl_scan_page_add(&pg, (uint64_t)id, (uint64_t)bucket, data, (uint32_t)dl, &dst);
+        if (st != CL_OK) {
+            *len = pg.need;
+            goto done;
         }
-        put64(buf + pos, (uint64_t)id);
-        put64(buf + pos + 8, (uint64_t)bucket);
-        put32(buf + pos + 16, (uint32_t)dl);
-        if (dl != 0)
-            memcpy(buf + pos + SCAN_HDR, data, (size_t)dl);
-        pos += need;
-        count++;
+        if (dst == NULL)
+            break; /* a partial page: the caller continues with after_id = last id */
     }
-    *len = pos;
-    *n = count;
+    *len = pg.pos;
+    *n = pg.count;
 done:
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
@@ -372,7 +334,7 @@ cl_status_t cl_sqlite_open(const char *dir, cl_host_log_fn log, void *log_ctx, c
     cl_sqlite_t *a = calloc(1, sizeof *a);
     if (a == NULL)
         return CL_FAIL(CL_ERR_PERSIST);
-    a->log = log ? log : default_log;
+    a->log = log ? log : cl_store_default_log;
     a->log_ctx = log ? log_ctx : NULL;
     cl_status_t st = CL_OK;
     char path[4096];

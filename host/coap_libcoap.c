@@ -37,6 +37,7 @@
 
 #include "cloister/coap.h"
 #include "cloister/core.h"
+#include "net_addr.h"
 
 #define NO_ENT (-1)
 #define PEND_REAP_MS 30000u /* a triggered async older than this was lost by libcoap */
@@ -755,53 +756,6 @@ cl_status_t cl_lcoap_process(cl_lcoap_t *ep, uint64_t now_ms, size_t *got)
 
 /* ------------------------------------------------------------ open / close */
 
-static bool is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)sa;
-        return (ntohl(s->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)sa;
-        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (IN6_IS_ADDR_LOOPBACK(&s->sin6_addr))
-            return true;
-        return memcmp(s->sin6_addr.s6_addr, v4mapped, 12) == 0 && s->sin6_addr.s6_addr[12] == 127;
-    }
-    return false;
-}
-
-static bool split_listen(const char *s, char *host, size_t hsize, char *port, size_t psize)
-{
-    const char *colon;
-    size_t hl;
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (end == NULL || end[1] != ':')
-            return false;
-        hl = (size_t)(end - s - 1);
-        s += 1;
-        colon = end + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
-            return false;
-        hl = (size_t)(colon - s);
-    }
-    size_t pl = strlen(colon + 1);
-    if (hl == 0 || hl >= hsize || pl == 0 || pl >= psize || pl > 5)
-        return false;
-    for (size_t i = 0; i < pl; i++)
-        if (colon[1 + i] < '0' || colon[1 + i] > '9')
-            return false;
-    if (atol(colon + 1) > 65535)
-        return false;
-    memcpy(host, s, hl);
-    host[hl] = '\0';
-    memcpy(port, colon + 1, pl + 1);
-    return true;
-}
-
 /* The bound port from coap_endpoint_str ("127.0.0.1:5683" / "[::1]:5683", maybe " UDP"). */
 static uint16_t endpoint_port(const coap_endpoint_t *e)
 {
@@ -819,18 +773,11 @@ cl_status_t cl_lcoap_open(const cl_lcoap_config_t *cfg, cl_udp_handler_fn handle
     if (cfg == NULL || cfg->listen == NULL || handler == NULL || out == NULL)
         return CL_FAIL(CL_ERR_INVALID_ARG);
     *out = NULL;
-    char host[INET6_ADDRSTRLEN + 1], port[8];
-    if (!split_listen(cfg->listen, host, sizeof host, port, sizeof port))
-        return CL_FAIL(CL_ERR_INVALID_ARG);
-    struct addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-    if (getaddrinfo(host, port, &hints, &ai) != 0 || ai == NULL)
-        return CL_FAIL(CL_ERR_INVALID_ARG);
-    if ((!cfg->bind_any && !is_loopback(ai->ai_addr)) ||
-        ai->ai_addrlen > sizeof(struct sockaddr_storage)) {
+    struct addrinfo *ai = NULL;
+    cl_status_t ast = cl_net_listen_addr(cfg->listen, SOCK_DGRAM, cfg->bind_any, &ai);
+    if (ast != CL_OK)
+        return ast;
+    if (ai->ai_addrlen > sizeof(struct sockaddr_storage)) {
         freeaddrinfo(ai);
         return CL_FAIL(CL_ERR_INVALID_ARG);
     }

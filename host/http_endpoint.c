@@ -44,6 +44,7 @@
 #include "cloister/core.h"
 #include "cloister/edhoc.h"
 #include "cloister/oscore.h"
+#include "net_addr.h"
 
 #define OSCORE_OPT_MAX 255 /* RFC 7252 option length limit used by OSCORE */
 #define OSCORE_HDR_MAX 400
@@ -900,54 +901,6 @@ cl_status_t cl_http_process(cl_http_t *ep, uint64_t now_ms)
 
 /* ------------------------------------------------------------ open / close */
 
-static bool is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)sa;
-        return (ntohl(s->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)sa;
-        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (IN6_IS_ADDR_LOOPBACK(&s->sin6_addr))
-            return true;
-        return memcmp(s->sin6_addr.s6_addr, v4mapped, 12) == 0 && s->sin6_addr.s6_addr[12] == 127;
-    }
-    return false;
-}
-
-/* "host:port" or "[v6]:port" -> host, port strings. */
-static bool split_listen(const char *s, char *host, size_t hsize, char *port, size_t psize)
-{
-    const char *colon;
-    size_t hl;
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (end == NULL || end[1] != ':')
-            return false;
-        hl = (size_t)(end - s - 1);
-        s += 1;
-        colon = end + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
-            return false;
-        hl = (size_t)(colon - s);
-    }
-    size_t pl = strlen(colon + 1);
-    if (hl == 0 || hl >= hsize || pl == 0 || pl >= psize || pl > 5)
-        return false;
-    for (size_t i = 0; i < pl; i++)
-        if (colon[1 + i] < '0' || colon[1 + i] > '9')
-            return false;
-    if (atol(colon + 1) > 65535)
-        return false;
-    memcpy(host, s, hl);
-    host[hl] = '\0';
-    memcpy(port, colon + 1, pl + 1);
-    return true;
-}
-
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 0)))
 #endif
@@ -970,20 +923,10 @@ cl_status_t cl_http_open(const cl_http_config_t *cfg, cl_http_handler_fn handler
     if (cfg == NULL || cfg->listen == NULL || handler == NULL || out == NULL)
         return CL_FAIL(CL_ERR_INVALID_ARG);
     *out = NULL;
-    char host[INET6_ADDRSTRLEN + 1], port[8];
-    if (!split_listen(cfg->listen, host, sizeof host, port, sizeof port))
-        return CL_FAIL(CL_ERR_INVALID_ARG);
-    struct addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-    if (getaddrinfo(host, port, &hints, &ai) != 0 || ai == NULL)
-        return CL_FAIL(CL_ERR_INVALID_ARG);
-    if (!cfg->bind_any && !is_loopback(ai->ai_addr)) {
-        freeaddrinfo(ai);
-        return CL_FAIL(CL_ERR_INVALID_ARG);
-    }
+    struct addrinfo *ai = NULL;
+    cl_status_t ast = cl_net_listen_addr(cfg->listen, SOCK_STREAM, cfg->bind_any, &ai);
+    if (ast != CL_OK)
+        return ast;
     cl_http_t *ep = calloc(1, sizeof *ep);
     if (ep == NULL) {
         freeaddrinfo(ai);

@@ -25,6 +25,7 @@
 #define _DEFAULT_SOURCE /* flock */
 
 #include "storage.h"
+#include "storage_common.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -44,8 +45,6 @@
 #define LOG_TRL 4u   /* u32 crc32 */
 #define SNAP_HDR 4u  /* u32 len */
 #define ARCH_HDR 36u /* u64 id, 16 tag, u64 bucket, u32 len */
-#define SCAN_HDR 20u /* u64 id, u64 bucket, u32 len (archive_scan output) */
-#define MAX_ARCHIVE_BATCH 4096u
 #define LOG_NAME_LEN 24 /* 20 digits + ".rec" */
 
 typedef struct arch_ent {
@@ -104,23 +103,6 @@ static uint32_t get32(const uint8_t *p)
 static uint64_t get64(const uint8_t *p)
 {
     return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void default_log(void *ctx, int level, const char *line)
-{
-    static const char *names[] = {"error", "warn", "info", "debug"};
-    (void)ctx;
-    fprintf(stderr, "level=%s %s\n", names[level < 0 || level > 3 ? 0 : level], line);
 }
 
 #if defined(__GNUC__)
@@ -319,11 +301,11 @@ static cl_status_t files_log_append(void *ctx, uint64_t counter, const uint8_t *
         f->log_cap = cap;
     }
     uint8_t *s = f->scratch;
-    put64(s, counter);
-    put32(s + 8, (uint32_t)len);
+    cl_store_put64(s, counter);
+    cl_store_put32(s + 8, (uint32_t)len);
     if (len != 0)
         memcpy(s + LOG_HDR, rec, len);
-    put32(s + LOG_HDR + len, crc32_update(0, s, LOG_HDR + len));
+    cl_store_put32(s + LOG_HDR + len, crc32_update(0, s, LOG_HDR + len));
     const uint8_t *parts[1] = {s};
     size_t lens[1] = {LOG_HDR + len + LOG_TRL};
     char tmp[32], name[32];
@@ -451,9 +433,9 @@ static cl_status_t files_snapshot_put(void *ctx, const uint8_t *blob, size_t len
     if (f->broken)
         return CL_FAIL(CL_ERR_PERSIST);
     uint8_t hdr[SNAP_HDR], trl[4];
-    put32(hdr, (uint32_t)len);
+    cl_store_put32(hdr, (uint32_t)len);
     /* Chained like zlib: crc(hdr || blob). */
-    put32(trl, crc32_update(crc32_update(0, hdr, SNAP_HDR), blob, len));
+    cl_store_put32(trl, crc32_update(crc32_update(0, hdr, SNAP_HDR), blob, len));
     const uint8_t *parts[3] = {hdr, blob, trl};
     size_t lens[3] = {SNAP_HDR, len, 4};
     cl_status_t st = write_replace(f, f->dirfd, "snapshot.tmp", "snapshot", parts, lens, 3,
@@ -602,18 +584,17 @@ static cl_status_t files_archive_put(void *ctx, const cl_archive_rec_t *recs, si
                                      uint64_t *ids)
 {
     cl_files_t *f = ctx;
-    if (f == NULL || (n != 0 && (recs == NULL || ids == NULL)) || n > MAX_ARCHIVE_BATCH)
+    if (!cl_archive_put_args_ok(f, recs, n, ids))
         return CL_FAIL(CL_ERR_INVALID_ARG);
     if (n == 0)
         return CL_OK;
     if (f->broken)
         return CL_FAIL(CL_ERR_PERSIST);
+    if (!cl_archive_recs_ok(recs, n, UINT64_MAX))
+        return CL_FAIL(CL_ERR_INVALID_ARG);
     size_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (recs[i].len > CL_CORE_MAX_RECORD || (recs[i].data == NULL && recs[i].len != 0))
-            return CL_FAIL(CL_ERR_INVALID_ARG);
+    for (size_t i = 0; i < n; i++)
         total += ARCH_HDR + recs[i].len;
-    }
     if (arch_reserve(f, n) != CL_OK)
         return CL_FAIL(CL_ERR_PERSIST);
     uint8_t *buf = malloc(total);
@@ -621,10 +602,10 @@ static cl_status_t files_archive_put(void *ctx, const cl_archive_rec_t *recs, si
         return CL_FAIL(CL_ERR_PERSIST);
     size_t pos = 0;
     for (size_t i = 0; i < n; i++) {
-        put64(buf + pos, f->arch_next_id + i);
+        cl_store_put64(buf + pos, f->arch_next_id + i);
         memcpy(buf + pos + 8, recs[i].tag, 16);
-        put64(buf + pos + 24, recs[i].bucket);
-        put32(buf + pos + 32, (uint32_t)recs[i].len);
+        cl_store_put64(buf + pos + 24, recs[i].bucket);
+        cl_store_put32(buf + pos + 32, (uint32_t)recs[i].len);
         if (recs[i].len != 0)
             memcpy(buf + pos + ARCH_HDR, recs[i].data, recs[i].len);
         pos += ARCH_HDR + recs[i].len;
@@ -664,8 +645,9 @@ static cl_status_t files_archive_scan(void *ctx, const uint8_t tag[16], uint64_t
                                       uint8_t *buf, size_t size, size_t *len, size_t *n)
 {
     cl_files_t *f = ctx;
-    if (f == NULL || tag == NULL || len == NULL || n == NULL || (buf == NULL && size != 0))
-        return CL_FAIL(CL_ERR_INVALID_ARG);
+    cl_status_t st = cl_archive_scan_args(f, tag, buf, size, len, n);
+    if (st != CL_OK)
+        return st;
     size_t lo = 0, hi = f->arch_n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -674,30 +656,25 @@ static cl_status_t files_archive_scan(void *ctx, const uint8_t tag[16], uint64_t
         else
             hi = mid;
     }
-    size_t pos = 0, count = 0;
-    for (size_t i = lo; i < f->arch_n && count < max_records; i++) {
+    cl_scan_page_t pg = {.buf = buf, .size = size};
+    for (size_t i = lo; i < f->arch_n && pg.count < max_records; i++) {
         const arch_ent_t *e = &f->arch[i];
         if (memcmp(e->tag, tag, 16) != 0 || e->bucket < from || e->bucket > to)
             continue;
-        size_t need = SCAN_HDR + e->len;
-        if (size - pos < need) {
-            if (count == 0) {
-                *len = need;
-                return CL_FAIL(CL_ERR_BUFFER_TOO_SMALL);
-            }
-            break; /* a partial page: the caller continues with after_id = last id */
+        uint8_t *dst;
+        st = cl_scan_page_add(&pg, e->id, e->bucket, NULL, e->len, &dst);
+        if (st != CL_OK) {
+            *len = pg.need;
+            return st;
         }
-        int rc = e->len ? read_all(f->archfd, buf + pos + SCAN_HDR, e->len, e->off) : 0;
+        if (dst == NULL)
+            break; /* a partial page: the caller continues with after_id = last id */
+        int rc = e->len ? read_all(f->archfd, dst, e->len, e->off) : 0;
         if (rc != 0)
             return io_fail(f, "archive scan", rc < 0 ? errno : EIO);
-        put64(buf + pos, e->id);
-        put64(buf + pos + 8, e->bucket);
-        put32(buf + pos + 16, e->len);
-        pos += need;
-        count++;
     }
-    *len = pos;
-    *n = count;
+    *len = pg.pos;
+    *n = pg.count;
     return CL_OK;
 }
 
@@ -828,7 +805,7 @@ cl_status_t cl_files_open_flags(const char *dir, unsigned flags, cl_host_log_fn 
     if (f == NULL)
         return CL_FAIL(CL_ERR_PERSIST);
     f->dirfd = f->logfd = f->archfd = -1;
-    f->log = log ? log : default_log;
+    f->log = log ? log : cl_store_default_log;
     f->log_ctx = log ? log_ctx : NULL;
     f->scratch = malloc(LOG_HDR + CL_CORE_MAX_RECORD + LOG_TRL);
     cl_status_t st = CL_OK;
@@ -899,7 +876,7 @@ void cl_files_set_logger(cl_files_t *f, cl_host_log_fn fn, void *ctx)
 {
     if (f == NULL)
         return;
-    f->log = fn ? fn : default_log;
+    f->log = fn ? fn : cl_store_default_log;
     f->log_ctx = fn ? ctx : NULL;
 }
 

@@ -22,6 +22,7 @@
  * only (never the DETAIL, which can quote key values).
  */
 #include "storage.h"
+#include "storage_common.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -33,8 +34,6 @@
 #include <libpq-fe.h>
 
 #define SCHEMA_VERSION 1
-#define SCAN_HDR 20u
-#define MAX_ARCHIVE_BATCH 4096u
 #define SCAN_CHUNK 256
 #define OID_INT8 20
 #define OID_BYTEA 17
@@ -54,16 +53,6 @@ struct cl_pg {
 
 /* ------------------------------------------------------------ helpers */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 static void be64(uint8_t p[8], uint64_t v)
 {
     for (int i = 0; i < 8; i++)
@@ -75,13 +64,6 @@ static uint64_t get_be64(const uint8_t *p)
     for (int i = 0; i < 8; i++)
         v = v << 8 | p[i];
     return v;
-}
-
-static void default_log(void *ctx, int level, const char *line)
-{
-    static const char *names[] = {"error", "warn", "info", "debug"};
-    (void)ctx;
-    fprintf(stderr, "level=%s %s\n", names[level < 0 || level > 3 ? 0 : level], line);
 }
 
 #if defined(__GNUC__)
@@ -438,15 +420,12 @@ static cl_status_t pg_archive_put(void *ctx, const cl_archive_rec_t *recs, size_
 {
     cl_pg_t *p = ctx;
     static const uint8_t empty[1] = {0};
-    if (p == NULL || (n != 0 && (recs == NULL || ids == NULL)) || n > MAX_ARCHIVE_BATCH)
+    if (!cl_archive_put_args_ok(p, recs, n, ids))
         return CL_FAIL(CL_ERR_INVALID_ARG);
     if (n == 0)
         return CL_OK;
-    for (size_t i = 0; i < n; i++) {
-        if (recs[i].len > CL_CORE_MAX_RECORD || (recs[i].data == NULL && recs[i].len != 0) ||
-            recs[i].bucket > (uint64_t)INT64_MAX)
-            return CL_FAIL(CL_ERR_INVALID_ARG);
-    }
+    if (!cl_archive_recs_ok(recs, n, (uint64_t)INT64_MAX))
+        return CL_FAIL(CL_ERR_INVALID_ARG);
     if (!p->in_txn) {
         if (!q_cmd(p, CONN_ARCH, "archive begin", "BEGIN"))
             return CL_FAIL(CL_ERR_PERSIST);
@@ -494,19 +473,13 @@ static cl_status_t pg_archive_scan(void *ctx, const uint8_t tag[16], uint64_t fr
                                    size_t size, size_t *len, size_t *n)
 {
     cl_pg_t *p = ctx;
-    if (p == NULL || tag == NULL || len == NULL || n == NULL || (buf == NULL && size != 0))
-        return CL_FAIL(CL_ERR_INVALID_ARG);
-    *len = 0;
-    *n = 0;
-    if (max_records == 0 || from > to || from > (uint64_t)INT64_MAX ||
-        after_id >= (uint64_t)INT64_MAX)
-        return CL_OK;
-    if (to > (uint64_t)INT64_MAX)
-        to = (uint64_t)INT64_MAX;
-    size_t pos = 0, count = 0;
+    cl_status_t st = cl_archive_scan_args(p, tag, buf, size, len, n);
+    if (st != CL_OK || !cl_archive_scan_range_i64(from, &to, after_id, max_records))
+        return st;
+    cl_scan_page_t pg = {.buf = buf, .size = size};
     bool more = true;
-    while (more && count < max_records) {
-        size_t want = max_records - count < SCAN_CHUNK ? max_records - count : SCAN_CHUNK;
+    while (more && pg.count < max_records) {
+        size_t want = max_records - pg.count < SCAN_CHUNK ? max_records - pg.count : SCAN_CHUNK;
         uint8_t f8[8], t8[8], a8[8], l8[8];
         be64(f8, from);
         be64(t8, to);
@@ -530,7 +503,7 @@ static cl_status_t pg_archive_scan(void *ctx, const uint8_t tag[16], uint64_t fr
         }
         int rows = PQntuples(r);
         more = (size_t)rows == want;
-        for (int i = 0; i < rows && count < max_records; i++) {
+        for (int i = 0; i < rows && pg.count < max_records; i++) {
             if (PQgetlength(r, i, 0) != 8 || PQgetlength(r, i, 1) != 8) {
                 PQclear(r);
                 plog(p, CL_LOG_ERROR, "msg=\"archive scan: unexpected result shape\" backend=pg");
@@ -551,29 +524,20 @@ static cl_status_t pg_archive_scan(void *ctx, const uint8_t tag[16], uint64_t fr
                      dl);
                 continue;
             }
-            size_t need = SCAN_HDR + (size_t)dl;
-            if (size - pos < need) {
+            uint8_t *dst;
+            st = cl_scan_page_add(&pg, id, bucket, PQgetvalue(r, i, 2), (uint32_t)dl, &dst);
+            if (st != CL_OK || dst == NULL) {
                 PQclear(r);
-                if (count == 0) {
-                    *len = need;
-                    return CL_FAIL(CL_ERR_BUFFER_TOO_SMALL);
-                }
-                *len = pos; /* a partial page */
-                *n = count;
-                return CL_OK;
+                /* too small for one record, or a partial page */
+                *len = st != CL_OK ? pg.need : pg.pos;
+                *n = pg.count;
+                return st;
             }
-            put64(buf + pos, id);
-            put64(buf + pos + 8, bucket);
-            put32(buf + pos + 16, (uint32_t)dl);
-            if (dl != 0)
-                memcpy(buf + pos + SCAN_HDR, PQgetvalue(r, i, 2), (size_t)dl);
-            pos += need;
-            count++;
         }
         PQclear(r);
     }
-    *len = pos;
-    *n = count;
+    *len = pg.pos;
+    *n = pg.count;
     return CL_OK;
 }
 
@@ -587,7 +551,7 @@ cl_status_t cl_pg_open(const char *conninfo, cl_host_log_fn log, void *log_ctx, 
     cl_pg_t *p = calloc(1, sizeof *p);
     if (p == NULL)
         return CL_FAIL(CL_ERR_PERSIST);
-    p->log = log ? log : default_log;
+    p->log = log ? log : cl_store_default_log;
     p->log_ctx = log ? log_ctx : NULL;
     p->conninfo = strdup(conninfo);
     if (p->conninfo == NULL) {

@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "host_test_util.h"
 #include <sqlite3.h>
 
 #include "storage.h"
@@ -73,30 +75,11 @@ static int setup(void **state)
     return 0;
 }
 
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d != NULL) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            char p[512];
-            snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-            rm_rf(p);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static int teardown(void **state)
 {
     sq_fx_t *fx = *state;
     cl_sqlite_close(fx->a);
-    rm_rf(fx->root);
+    ht_rm_rf(fx->root);
     free(fx);
     return 0;
 }

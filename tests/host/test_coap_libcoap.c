@@ -25,6 +25,8 @@
 
 #include <cmocka.h>
 
+#include "host_test_util.h"
+
 #include "cloister/coap.h"
 #include "cloister/core.h"
 #include "coap_libcoap.h"
@@ -109,16 +111,6 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static int make_client(void)
-{
-    int s = socket(AF_INET, SOCK_DGRAM, 0);
-    assert_true(s >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    return s;
-}
-
 static void log_to_stderr(void *ctx, int level, const char *line)
 {
     (void)ctx;
@@ -139,8 +131,8 @@ static int setup_with(void **state, size_t max_pending)
     fx->srv.sin_family = AF_INET;
     fx->srv.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     fx->srv.sin_port = htons(cl_lcoap_port(fx->ep));
-    fx->cli = make_client();
-    fx->cli2 = make_client();
+    fx->cli = ht_udp_client();
+    fx->cli2 = ht_udp_client();
     fx->now = 1000000;
     *state = fx;
     return 0;

@@ -24,6 +24,8 @@
 
 #include <cmocka.h>
 
+#include "host_test_util.h"
+
 #include "storage.h"
 
 typedef struct fixture {
@@ -72,26 +74,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d != NULL) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            char p[512];
-            snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-            rm_rf(p);
-        }
-        closedir(d);
-        chmod(path, 0700);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
@@ -99,7 +81,7 @@ static int teardown(void **state)
     char parent[64];
     snprintf(parent, sizeof parent, "%s", fx->dir);
     *strrchr(parent, '/') = '\0';
-    rm_rf(parent);
+    ht_rm_rf(parent);
     free(fx);
     return 0;
 }

@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "host_test_util.h"
+
 #include "cloister/core.h"
 #include "udp_endpoint.h"
 
@@ -73,16 +75,6 @@ typedef struct fx {
     uint64_t now;
 } fx_t;
 
-static int make_client(void)
-{
-    int s = socket(AF_INET, SOCK_DGRAM, 0);
-    assert_true(s >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    return s;
-}
-
 static int setup(void **state)
 {
     fx_t *fx = calloc(1, sizeof *fx);
@@ -93,8 +85,8 @@ static int setup(void **state)
     fx->srv.sin_family = AF_INET;
     fx->srv.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     fx->srv.sin_port = htons(cl_udp_port(fx->ep));
-    fx->cli = make_client();
-    fx->cli2 = make_client();
+    fx->cli = ht_udp_client();
+    fx->cli2 = ht_udp_client();
     fx->now = 1000000;
     *state = fx;
     return 0;
@@ -337,7 +329,7 @@ static void test_peer_table_eviction(void **state)
     int s[3];
     uint64_t ids[3];
     for (int i = 0; i < 3; i++) {
-        s[i] = make_client();
+        s[i] = ht_udp_client();
         uint8_t m[] = {0x40, 0x01, 0x00, (uint8_t)i};
         assert_int_equal(sendto(s[i], m, 4, 0, (struct sockaddr *)&srv, sizeof srv), 4);
         size_t got = 0;
