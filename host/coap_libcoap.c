@@ -37,9 +37,10 @@
 
 #include "cloister/coap.h"
 #include "cloister/core.h"
+#include "dedup.h"
 #include "net_addr.h"
 
-#define NO_ENT (-1)
+#define NO_ENT CL_DEDUP_NONE
 #define PEND_REAP_MS 30000u /* a triggered async older than this was lost by libcoap */
 #define MAX_ROUNDS 16       /* batches per cl_lcoap_process call */
 
@@ -53,16 +54,6 @@ typedef struct peer {
     uint64_t rx, rx_bytes, tx, tx_bytes;
 } peer_t;
 
-typedef struct dd_ent {
-    uint64_t peer;
-    uint64_t t_ms;
-    uint16_t mid;
-    bool used;
-    bool pending;
-    int32_t next;
-    uint8_t *resp;
-    size_t resp_len;
-} dd_ent_t;
 
 enum { PEND_FREE = 0, PEND_COLLECTED, PEND_READY };
 
@@ -96,10 +87,7 @@ struct cl_lcoap {
     peer_t *peers;
     size_t max_peers;
 
-    dd_ent_t *dd;
-    size_t dd_cap, dd_head, dd_count;
-    int32_t *dd_bucket;
-    size_t dd_nbuckets;
+    cl_dedup_t dd; /* answered requests, for retransmissions */
 
     pend_t *pend;
     size_t max_pending, npending;
@@ -255,77 +243,13 @@ static size_t peer_of_session(cl_lcoap_t *ep, coap_session_t *s)
     return slot;
 }
 
-/* ------------------------------------------------------------ dedup cache */
+/* ------------------------------------------------------------ dedup cache (dedup.h) */
 
-static size_t dd_hash(const cl_lcoap_t *ep, uint64_t peer, uint16_t mid)
-{
-    uint64_t h = (peer ^ ((uint64_t)mid << 17)) * 0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 32) & (ep->dd_nbuckets - 1);
-}
-
-static int32_t dd_find(const cl_lcoap_t *ep, uint64_t peer, uint16_t mid)
-{
-    for (int32_t i = ep->dd_bucket[dd_hash(ep, peer, mid)]; i != NO_ENT; i = ep->dd[i].next)
-        if (ep->dd[i].peer == peer && ep->dd[i].mid == mid)
-            return i;
-    return NO_ENT;
-}
-
-static void dd_unlink(cl_lcoap_t *ep, int32_t idx)
-{
-    dd_ent_t *e = &ep->dd[idx];
-    int32_t *link = &ep->dd_bucket[dd_hash(ep, e->peer, e->mid)];
-    while (*link != NO_ENT && *link != idx)
-        link = &ep->dd[*link].next;
-    if (*link == idx)
-        *link = e->next;
-    e->next = NO_ENT;
-}
-
-static void dd_evict_head(cl_lcoap_t *ep)
-{
-    int32_t idx = (int32_t)ep->dd_head;
-    dd_ent_t *e = &ep->dd[idx];
-    dd_unlink(ep, idx);
-    free(e->resp);
-    memset(e, 0, sizeof *e);
-    e->next = NO_ENT;
-    ep->dd_head = (ep->dd_head + 1) % ep->dd_cap;
-    ep->dd_count--;
-}
-
-static void dd_expire(cl_lcoap_t *ep)
-{
-    while (ep->dd_count > 0 && !ep->dd[ep->dd_head].pending &&
-           ep->dd[ep->dd_head].t_ms + ep->lifetime_ms <= ep->now_ms)
-        dd_evict_head(ep);
-}
-
-static int32_t dd_insert(cl_lcoap_t *ep, uint64_t peer, uint16_t mid)
-{
-    if (ep->dd_count == ep->dd_cap)
-        dd_evict_head(ep);
-    int32_t idx = (int32_t)((ep->dd_head + ep->dd_count) % ep->dd_cap);
-    dd_ent_t *e = &ep->dd[idx];
-    e->peer = peer;
-    e->mid = mid;
-    e->t_ms = ep->now_ms;
-    e->used = true;
-    e->pending = true;
-    e->resp = NULL;
-    e->resp_len = 0;
-    size_t b = dd_hash(ep, peer, mid);
-    e->next = ep->dd_bucket[b];
-    ep->dd_bucket[b] = idx;
-    ep->dd_count++;
-    return idx;
-}
-
-static dd_ent_t *dd_of(cl_lcoap_t *ep, const pend_t *p)
+static cl_dedup_ent_t *dd_of(cl_lcoap_t *ep, const pend_t *p)
 {
     if (p->dd == NO_ENT)
         return NULL;
-    dd_ent_t *e = &ep->dd[p->dd];
+    cl_dedup_ent_t *e = &ep->dd.e[p->dd];
     if (!e->used || !e->pending || e->peer != p->peer || e->mid != p->mid)
         return NULL; /* evicted meanwhile */
     return e;
@@ -389,7 +313,7 @@ static void pend_reap(cl_lcoap_t *ep)
         pend_t *p = &ep->pend[i];
         if (p->state == PEND_READY && p->t_ms + PEND_REAP_MS <= ep->now_ms) {
             p->async = NULL; /* may be gone: never touch it */
-            dd_ent_t *e = dd_of(ep, p);
+            cl_dedup_ent_t *e = dd_of(ep, p);
             if (e != NULL)
                 e->pending = false;
             pend_release(ep, p);
@@ -555,11 +479,11 @@ static void run_batch(cl_lcoap_t *ep)
     }
     for (size_t i = 0; i < nreq; i++) {
         pend_t *p = &ep->pend[ep->cur[i]];
-        dd_ent_t *e = dd_of(ep, p);
+        cl_dedup_ent_t *e = dd_of(ep, p);
         if (st != CL_OK) {
             p->fail = true;
             if (e != NULL) { /* forget it: a new request may retry */
-                dd_unlink(ep, p->dd);
+                cl_dedup_unlink(&ep->dd, p->dd);
                 e->pending = false;
                 e->peer = UINT64_MAX;
             }
@@ -609,7 +533,7 @@ static void on_request(coap_resource_t *res, coap_session_t *session, const coap
         pend_t *p = pend_by_handle(ep, (uint64_t)(uintptr_t)coap_async_get_app_data(async));
         /* (libcoap gives the async's copy of the request a new message id) */
         if (p != NULL && p->state == PEND_READY && p->async == async) {
-            dd_ent_t *e = dd_of(ep, p);
+            cl_dedup_ent_t *e = dd_of(ep, p);
             if (p->fail) {
                 coap_pdu_set_code(response, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE);
             } else if (p->resp_len > 0 && bytes_to_response(ep, p->resp, p->resp_len, response)) {
@@ -640,9 +564,9 @@ static void on_request(coap_resource_t *res, coap_session_t *session, const coap
     ep->stats.rx++;
     ep->peers[slot].rx++;
 
-    int32_t d = dd_find(ep, peer, mid);
+    int32_t d = cl_dedup_find(&ep->dd, peer, mid);
     if (d != NO_ENT) {
-        dd_ent_t *e = &ep->dd[d];
+        cl_dedup_ent_t *e = &ep->dd.e[d];
         if (e->pending) {
             ep->stats.dropped_inflight++;
             send_nothing(response);
@@ -705,7 +629,7 @@ static void on_request(coap_resource_t *res, coap_session_t *session, const coap
     p->peer = peer;
     p->t_ms = ep->now_ms;
     p->session = coap_session_reference(session);
-    p->dd = dd_insert(ep, peer, mid);
+    p->dd = cl_dedup_insert(&ep->dd, peer, mid, ep->now_ms);
     coap_async_set_app_data(p->async, (void *)(uintptr_t)pend_handle(ep, p));
     ep->cur[ep->nreq++] = (uint32_t)(p - ep->pend);
 }
@@ -725,7 +649,7 @@ cl_status_t cl_lcoap_process(cl_lcoap_t *ep, uint64_t now_ms, size_t *got)
     *got = 0;
     ep->now_ms = now_ms;
     ep->handed = 0;
-    dd_expire(ep);
+    cl_dedup_expire(&ep->dd, ep->now_ms);
     pend_reap(ep);
     for (int round = 0; round < MAX_ROUNDS; round++) {
         /* libcoap reads one datagram per call: drain up to a batch. */
@@ -795,7 +719,6 @@ cl_status_t cl_lcoap_open(const cl_lcoap_config_t *cfg, cl_udp_handler_fn handle
     ep->lifetime_ms =
         cfg->exchange_lifetime_ms ? cfg->exchange_lifetime_ms : CL_UDP_EXCHANGE_LIFETIME_MS;
     ep->max_peers = cfg->max_peers ? cfg->max_peers : CL_UDP_MAX_PEERS;
-    ep->dd_cap = cfg->dedup_entries ? cfg->dedup_entries : CL_UDP_DEDUP_ENTRIES;
     ep->max_pending = cfg->max_pending ? cfg->max_pending : CL_LCOAP_MAX_PENDING;
     ep->nstart = cfg->nstart ? cfg->nstart : COAP_DEFAULT_NSTART;
     if (cfg->nstart == 0 && getenv("CLOISTER_COAP_NSTART") != NULL) { /* experiments */
@@ -803,25 +726,19 @@ cl_status_t cl_lcoap_open(const cl_lcoap_config_t *cfg, cl_udp_handler_fn handle
         if (v > 0 && v <= 1024)
             ep->nstart = (uint16_t)v;
     }
-    if (ep->max_peers > 0x7fffffff || ep->dd_cap > 0x3fffffff || ep->max_pending > 0x7fffffff) {
+    if (ep->max_peers > 0x7fffffff || ep->max_pending > 0x7fffffff) {
         st = CL_FAIL(CL_ERR_INVALID_ARG);
         goto fail;
     }
-    ep->dd_nbuckets = 1;
-    while (ep->dd_nbuckets < ep->dd_cap * 2)
-        ep->dd_nbuckets <<= 1;
+    if ((st = cl_dedup_init(&ep->dd, cfg->dedup_entries ? cfg->dedup_entries : CL_UDP_DEDUP_ENTRIES,
+                            ep->lifetime_ms)) != CL_OK)
+        goto fail;
     ep->peers = calloc(ep->max_peers, sizeof *ep->peers);
-    ep->dd = calloc(ep->dd_cap, sizeof *ep->dd);
-    ep->dd_bucket = malloc(ep->dd_nbuckets * sizeof *ep->dd_bucket);
     ep->pend = calloc(ep->max_pending, sizeof *ep->pend);
-    if (ep->peers == NULL || ep->dd == NULL || ep->dd_bucket == NULL || ep->pend == NULL) {
+    if (ep->peers == NULL || ep->pend == NULL) {
         st = CL_FAIL(CL_ERR_FULL);
         goto fail;
     }
-    for (size_t i = 0; i < ep->dd_nbuckets; i++)
-        ep->dd_bucket[i] = NO_ENT;
-    for (size_t i = 0; i < ep->dd_cap; i++)
-        ep->dd[i].next = NO_ENT;
     for (size_t i = 0; i < ep->max_pending; i++)
         ep->pend[i].next_free = i + 1 < ep->max_pending ? (int32_t)(i + 1) : NO_ENT;
     ep->pend_free = 0;
@@ -941,11 +858,7 @@ void cl_lcoap_close(cl_lcoap_t *ep)
     }
     if (g_log_ep == ep)
         g_log_ep = NULL;
-    if (ep->dd != NULL)
-        for (size_t i = 0; i < ep->dd_cap; i++)
-            free(ep->dd[i].resp);
-    free(ep->dd);
-    free(ep->dd_bucket);
+    cl_dedup_free(&ep->dd);
     free(ep->peers);
     free(ep->pend);
     free(ep);

@@ -37,9 +37,10 @@
 #include <unistd.h>
 
 #include "cloister/core.h"
+#include "dedup.h"
 #include "net_addr.h"
 
-#define NO_ENT (-1)
+#define NO_ENT CL_DEDUP_NONE
 #define EXPECT_ENTRIES 1024 /* outstanding CON/NON we sent, awaiting ACK/RST */
 
 typedef struct peer {
@@ -51,16 +52,6 @@ typedef struct peer {
     uint64_t rx, rx_bytes, tx, tx_bytes;
 } peer_t;
 
-typedef struct dd_ent {
-    uint64_t peer;
-    uint64_t t_ms;
-    uint16_t mid;
-    bool used;
-    bool pending; /* forwarded to the core in this batch, no response yet */
-    int32_t next; /* hash chain */
-    uint8_t *resp;
-    size_t resp_len;
-} dd_ent_t;
 
 typedef struct expect {
     uint64_t peer;
@@ -98,10 +89,7 @@ struct cl_udp {
     peer_t *peers;
     size_t max_peers;
 
-    dd_ent_t *dd;
-    size_t dd_cap, dd_head, dd_count;
-    int32_t *dd_bucket;
-    size_t dd_nbuckets; /* power of two */
+    cl_dedup_t dd; /* answered requests, for retransmissions */
 
     expect_t expect[EXPECT_ENTRIES];
     size_t expect_next;
@@ -215,65 +203,6 @@ static size_t peer_lookup(cl_udp_t *ep, const struct sockaddr_storage *a, sockle
     p->addr_len = len;
     p->last_ms = ep->now_ms;
     return slot;
-}
-
-/* ------------------------------------------------------------ dedup cache */
-
-static size_t dd_hash(const cl_udp_t *ep, uint64_t peer, uint16_t mid)
-{
-    uint64_t h = (peer ^ ((uint64_t)mid << 17)) * 0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 32) & (ep->dd_nbuckets - 1);
-}
-
-static int32_t dd_find(const cl_udp_t *ep, uint64_t peer, uint16_t mid)
-{
-    for (int32_t i = ep->dd_bucket[dd_hash(ep, peer, mid)]; i != NO_ENT; i = ep->dd[i].next)
-        if (ep->dd[i].peer == peer && ep->dd[i].mid == mid)
-            return i;
-    return NO_ENT;
-}
-
-static void dd_evict_head(cl_udp_t *ep)
-{
-    int32_t idx = (int32_t)ep->dd_head;
-    dd_ent_t *e = &ep->dd[idx];
-    int32_t *link = &ep->dd_bucket[dd_hash(ep, e->peer, e->mid)];
-    while (*link != NO_ENT && *link != idx)
-        link = &ep->dd[*link].next;
-    if (*link == idx)
-        *link = e->next;
-    free(e->resp);
-    memset(e, 0, sizeof *e);
-    e->next = NO_ENT;
-    ep->dd_head = (ep->dd_head + 1) % ep->dd_cap;
-    ep->dd_count--;
-}
-
-static void dd_expire(cl_udp_t *ep)
-{
-    while (ep->dd_count > 0 && !ep->dd[ep->dd_head].pending &&
-           ep->dd[ep->dd_head].t_ms + ep->lifetime_ms <= ep->now_ms)
-        dd_evict_head(ep);
-}
-
-static int32_t dd_insert(cl_udp_t *ep, uint64_t peer, uint16_t mid)
-{
-    if (ep->dd_count == ep->dd_cap)
-        dd_evict_head(ep);
-    int32_t idx = (int32_t)((ep->dd_head + ep->dd_count) % ep->dd_cap);
-    dd_ent_t *e = &ep->dd[idx];
-    e->peer = peer;
-    e->mid = mid;
-    e->t_ms = ep->now_ms;
-    e->used = true;
-    e->pending = true;
-    e->resp = NULL;
-    e->resp_len = 0;
-    size_t b = dd_hash(ep, peer, mid);
-    e->next = ep->dd_bucket[b];
-    ep->dd_bucket[b] = idx;
-    ep->dd_count++;
-    return idx;
 }
 
 /* ------------------------------------------------------------ expected ACK/RST */
@@ -421,9 +350,9 @@ static bool triage(cl_udp_t *ep, size_t slot, const uint8_t *d, size_t len, req_
         }
         return false;
     }
-    int32_t e = dd_find(ep, id, mid);
+    int32_t e = cl_dedup_find(&ep->dd, id, mid);
     if (e != NO_ENT) {
-        dd_ent_t *de = &ep->dd[e];
+        cl_dedup_ent_t *de = &ep->dd.e[e];
         if (de->pending) {
             ep->stats.dropped_inflight++;
         } else if (de->resp_len > 0) {
@@ -436,7 +365,7 @@ static bool triage(cl_udp_t *ep, size_t slot, const uint8_t *d, size_t len, req_
     }
     rq->peer = id;
     rq->mid = mid;
-    rq->ent = dd_insert(ep, id, mid);
+    rq->ent = cl_dedup_insert(&ep->dd, id, mid, ep->now_ms);
     return true;
 }
 
@@ -444,7 +373,7 @@ static void cache_response(cl_udp_t *ep, const req_t *rq, const uint8_t *msg, si
 {
     if (rq->ent == NO_ENT)
         return;
-    dd_ent_t *e = &ep->dd[rq->ent];
+    cl_dedup_ent_t *e = &ep->dd.e[rq->ent];
     if (!e->used || !e->pending || e->peer != rq->peer || e->mid != rq->mid)
         return;
     e->pending = false;
@@ -464,16 +393,10 @@ static void drop_pending(cl_udp_t *ep, size_t nreq)
         int32_t idx = ep->reqs[i].ent;
         if (idx == NO_ENT)
             continue;
-        dd_ent_t *e = &ep->dd[idx];
+        cl_dedup_ent_t *e = &ep->dd.e[idx];
         if (!e->used || !e->pending || e->peer != ep->reqs[i].peer || e->mid != ep->reqs[i].mid)
             continue;
-        /* Unlink from its hash chain; the ring slot stays until it is the oldest. */
-        int32_t *link = &ep->dd_bucket[dd_hash(ep, e->peer, e->mid)];
-        while (*link != NO_ENT && *link != idx)
-            link = &ep->dd[*link].next;
-        if (*link == idx)
-            *link = e->next;
-        e->next = NO_ENT;
+        cl_dedup_unlink(&ep->dd, idx); /* the ring slot stays until it is the oldest */
         e->pending = false;
         e->peer = UINT64_MAX; /* matches no peer id: slots are < max_peers */
     }
@@ -483,9 +406,9 @@ static void finish_pending(cl_udp_t *ep, size_t nreq)
 {
     for (size_t i = 0; i < nreq; i++) {
         int32_t idx = ep->reqs[i].ent;
-        if (idx != NO_ENT && ep->dd[idx].used && ep->dd[idx].pending &&
-            ep->dd[idx].peer == ep->reqs[i].peer && ep->dd[idx].mid == ep->reqs[i].mid)
-            ep->dd[idx].pending = false;
+        if (idx != NO_ENT && ep->dd.e[idx].used && ep->dd.e[idx].pending &&
+            ep->dd.e[idx].peer == ep->reqs[i].peer && ep->dd.e[idx].mid == ep->reqs[i].mid)
+            ep->dd.e[idx].pending = false;
     }
 }
 
@@ -538,7 +461,7 @@ cl_status_t cl_udp_process(cl_udp_t *ep, uint64_t now_ms, size_t *got)
         return CL_FAIL(CL_ERR_INVALID_ARG);
     *got = 0;
     ep->now_ms = now_ms;
-    dd_expire(ep);
+    cl_dedup_expire(&ep->dd, ep->now_ms);
 
     for (size_t i = 0; i < CL_CORE_MAX_BATCH; i++) {
         ep->iov[i].iov_base = ep->rx[i];
@@ -640,25 +563,18 @@ cl_status_t cl_udp_open(const cl_udp_config_t *cfg, cl_udp_handler_fn handler, v
     ep->lifetime_ms = cfg->exchange_lifetime_ms ? cfg->exchange_lifetime_ms
                                                 : CL_UDP_EXCHANGE_LIFETIME_MS;
     ep->max_peers = cfg->max_peers ? cfg->max_peers : CL_UDP_MAX_PEERS;
-    ep->dd_cap = cfg->dedup_entries ? cfg->dedup_entries : CL_UDP_DEDUP_ENTRIES;
-    if (ep->max_peers > 0xffffffffu || ep->dd_cap > 0x3fffffff) {
+    if (ep->max_peers > 0xffffffffu) {
         st = CL_FAIL(CL_ERR_INVALID_ARG);
         goto fail;
     }
-    ep->dd_nbuckets = 1;
-    while (ep->dd_nbuckets < ep->dd_cap * 2)
-        ep->dd_nbuckets <<= 1;
+    if ((st = cl_dedup_init(&ep->dd, cfg->dedup_entries ? cfg->dedup_entries : CL_UDP_DEDUP_ENTRIES,
+                            ep->lifetime_ms)) != CL_OK)
+        goto fail;
     ep->peers = calloc(ep->max_peers, sizeof *ep->peers);
-    ep->dd = calloc(ep->dd_cap, sizeof *ep->dd);
-    ep->dd_bucket = malloc(ep->dd_nbuckets * sizeof *ep->dd_bucket);
-    if (ep->peers == NULL || ep->dd == NULL || ep->dd_bucket == NULL) {
+    if (ep->peers == NULL) {
         st = CL_FAIL(CL_ERR_FULL);
         goto fail;
     }
-    for (size_t i = 0; i < ep->dd_nbuckets; i++)
-        ep->dd_bucket[i] = NO_ENT;
-    for (size_t i = 0; i < ep->dd_cap; i++)
-        ep->dd[i].next = NO_ENT;
 
     ep->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (ep->fd < 0 || bind(ep->fd, ai->ai_addr, ai->ai_addrlen) != 0) {
@@ -716,11 +632,7 @@ void cl_udp_close(cl_udp_t *ep)
         return;
     if (ep->fd >= 0)
         close(ep->fd);
-    if (ep->dd != NULL)
-        for (size_t i = 0; i < ep->dd_cap; i++)
-            free(ep->dd[i].resp);
-    free(ep->dd);
-    free(ep->dd_bucket);
+    cl_dedup_free(&ep->dd);
     free(ep->peers);
     free(ep);
 }
