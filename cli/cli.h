@@ -39,7 +39,7 @@ void cli_err(char *err, size_t err_size, const char *fmt, ...)
 
 /* ---------------------------------------------------------- options */
 
-#define CLI_OPT_MULTI 16 /* values kept for a repeatable option */
+#define CLI_OPT_MULTI 32 /* values kept for a repeatable option */
 
 /* One option of a command: "--name" with or without a value. */
 typedef struct cli_opt {
@@ -65,6 +65,57 @@ const char *cli_val(cli_opt_t *opts, size_t n_opts, const char *name);
 /* True when given. */
 bool cli_has(cli_opt_t *opts, size_t n_opts, const char *name);
 
+/* What a subcommand runs with (cli_sub_main). */
+typedef struct cli_sub_ctx {
+    cli_opt_t *opts;
+    size_t n_opts;
+    const char *const *pos; /* pos[0] the subcommand, then its arguments */
+    size_t n_pos;
+    uint8_t *out; /* CLI_PAYLOAD_MAX bytes for the core's answer */
+    size_t out_len;
+} cli_sub_ctx_t;
+
+/* A subcommand of a command with several (`cloister rule add ...`). */
+typedef struct cli_sub {
+    const char *sub;     /* "add" */
+    const char *usage;   /* "add FILE.json [--replace] ..." (after "cloister CMD ") */
+    const char *details; /* --help text, lines ending in '\n' */
+    const char *opts;    /* the options it takes, space-separated ("--owner --json") */
+    size_t args_min;     /* positional arguments after the subcommand */
+    size_t args_max;     /* (at most 1) */
+    int (*run)(cli_sub_ctx_t *x); /* returns the exit code */
+} cli_sub_t;
+
+typedef struct cli_cmd_spec {
+    const char *cmd;   /* "rule" */
+    const cli_sub_t *subs;
+    size_t n;
+    const char *about; /* what the command is about, for its --help */
+} cli_cmd_spec_t;
+
+/*
+ * Runs a command with subcommands: parses argv[2..] against opts; --help
+ * prints the help of the subcommand given (or of all), with the identity
+ * footer when the subcommand takes --owner; an unknown subcommand, an option
+ * it does not take or a wrong number of arguments is a usage error (2).
+ * Otherwise the subcommand's run(). Returns the exit code.
+ */
+int cli_sub_main(const cli_cmd_spec_t *c, int argc, char **argv, cli_opt_t *opts, size_t n_opts);
+/* The help footer of the model commands: --owner DIR / --dir DIR, --server, --json. */
+extern const char cli_ident_footer[];
+/* A core answer as one line of JSON (--json); CLI_EXIT_ERROR (printed) when malformed. */
+int cli_print_json(const uint8_t *cbor, size_t len);
+/* Opens a list answer (a CBOR array) in d; prints and fails when it is none. */
+bool cli_list_open(cl_cbor_dec_t *d, const uint8_t *list, size_t len, size_t *n);
+
+/*
+ * False (message in err) when an option was given that is not in allowed
+ * (space-separated names, "--json --server"): for commands whose
+ * subcommands share one option table. what: "rule list".
+ */
+bool cli_opts_only(cli_opt_t *opts, size_t n_opts, const char *allowed, const char *what,
+                   char *err, size_t err_size);
+
 /* Decimal unsigned in [min, max]; false on anything else. */
 bool cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /*
@@ -81,6 +132,12 @@ void cli_hex(char *out, size_t out_size, const uint8_t *p, size_t len);
 void cli_sha256(const uint8_t *p, size_t len, uint8_t out[32]);
 /* "2026-11-22T07:00:00Z" for Unix seconds. */
 void cli_time_iso(char *out, size_t out_size, int64_t unix_s);
+/* "2026-11-22T07:00:00.123Z" for Unix milliseconds. */
+void cli_time_iso_ms(char *out, size_t out_size, int64_t unix_ms);
+/* A model name (docs/model.md): 1..64 bytes of [A-Za-z0-9._-]. */
+bool cli_name_ok(const char *s);
+/* The identity directory of a command: --dir DIR, else --owner DIR (NULL when neither). */
+const char *cli_dir_opt(cli_opt_t *opts, size_t n_opts);
 
 /* ---------------------------------------------------------- files */
 
@@ -145,6 +202,15 @@ bool cli_conf_write(const cli_conf_t *c, const char *path, const char *comment, 
  * null). False when the item is malformed.
  */
 bool cli_cbor_json(FILE *out, const uint8_t *cbor, size_t len);
+/* The same, indented by two spaces per level (one entry per line). */
+bool cli_cbor_json_pretty(FILE *out, const uint8_t *cbor, size_t len);
+/*
+ * A short text for one CBOR value: text as is, anything else as one-line
+ * JSON; truncated to out_size, control characters replaced by '?'.
+ */
+void cli_cbor_show(const uint8_t *val, size_t len, char *out, size_t out_size);
+/* A CBOR array of text joined with ',' ("" when not such an array; truncated to fit). */
+void cli_text_list(const uint8_t *arr, size_t len, char *out, size_t out_size);
 /* A JSON string literal (quotes and escapes). */
 void cli_json_str(FILE *out, const char *s, size_t len);
 /*
@@ -152,6 +218,9 @@ void cli_json_str(FILE *out, const char *s, size_t len);
  * "code: text" into out, or "" when the payload is not such a map.
  */
 void cli_core_error(const uint8_t *payload, size_t len, char *out, size_t out_size);
+
+/* True when payload is the core's error map with this stable code ("version-conflict"). */
+bool cli_core_error_is(const uint8_t *payload, size_t len, const char *code);
 
 /* Looks up a text key in a CBOR map; *val points at the value item. */
 bool cli_map_get(const uint8_t *map, size_t len, const char *key, const uint8_t **val,
@@ -161,13 +230,61 @@ bool cli_map_bstr(const uint8_t *map, size_t len, const char *key, const uint8_t
 bool cli_map_tstr(const uint8_t *map, size_t len, const char *key, char *out, size_t out_size);
 bool cli_map_uint(const uint8_t *map, size_t len, const char *key, uint64_t *v);
 bool cli_map_int(const uint8_t *map, size_t len, const char *key, int64_t *v);
+bool cli_map_bool(const uint8_t *map, size_t len, const char *key, bool *v);
+/* cli_cbor_show / cli_text_list of the value of key ("" when absent). */
+void cli_map_show(const uint8_t *map, size_t len, const char *key, char *out, size_t out_size);
+void cli_map_list(const uint8_t *map, size_t len, const char *key, char *out, size_t out_size);
+
+/* ---------------------------------------------------------- JSON documents */
+
+/* Line and column (1-based, columns in code points) of byte offset off of text. */
+void cli_json_where(const char *text, size_t len, size_t off, unsigned *line, unsigned *col);
+/*
+ * JSON text -> CBOR (cl_json_to_cbor). On failure err says where, naming the
+ * document `what` (a file name): "rule.json line 3, column 12 (byte 41):
+ * invalid JSON", followed by the line and a caret when the line is short.
+ */
+bool cli_json_parse(const char *what, const char *text, size_t len, uint8_t *out, size_t out_size,
+                    size_t *out_len, char *err, size_t err_size);
+/* Reads a JSON file (at most text_size bytes, kept in text) and converts it (cli_json_parse). */
+bool cli_json_file(const char *path, char *text, size_t text_size, size_t *text_len,
+                   uint8_t *cbor, size_t cbor_size, size_t *cbor_len, char *err, size_t err_size);
+/* True when the CBOR item is a map (a JSON object). */
+bool cli_json_object(const uint8_t *cbor, size_t len);
+
+#define CLI_JSON_TEXT_MAX (64 * 1024) /* largest JSON file read (a scenario template) */
+#define CLI_SCHEMA_MAX 4096           /* a schema as CBOR (core/model/schema.h CL_SCHEMA_MAX) */
+/* A JSON Schema file (--schema FILE.json) as CBOR: an object of at most out_size bytes. */
+bool cli_schema_file(const char *path, uint8_t *out, size_t out_size, size_t *out_len, char *err,
+                     size_t err_size);
+
+/* ---------------------------------------------------------- public keys */
 
 /*
- * --prop k=v -> CBOR text key and value: true/false -> bool, an integer ->
- * int, a decimal number -> float, "quoted" -> the text inside, anything
- * else -> text. False without '=' or with an empty key.
+ * The P-256 public key of a PEM file ("PUBLIC KEY", or a certificate) as
+ * the 65-byte uncompressed point. A private key file is refused with a
+ * message saying how to get the public key.
+ */
+bool cli_pem_public_point(const char *path, uint8_t pub[65], char *err, size_t err_size);
+/* Writes a P-256 point as a PEM "PUBLIC KEY" file (mode 0644; replace: see cli_write_file). */
+bool cli_pem_public_write(const char *path, const uint8_t pub[65], bool replace, char *err,
+                          size_t err_size);
+/* "ab:cd:..." - the first 8 bytes of SHA-256 of a public key, to compare keys by eye. */
+void cli_key_fingerprint(const uint8_t *pub, size_t len, char out[24]);
+
+/*
+ * --prop k=v / --param k=v -> CBOR text key and value: true/false -> bool,
+ * an integer -> int, a decimal number (digits, sign, '.', exponent; no hex,
+ * inf or nan) -> float, "quoted" -> the text inside, anything else -> text.
+ * False without '=' or with an empty key.
  */
 bool cli_encode_prop(cl_cbor_enc_t *e, const char *kv);
+/*
+ * The "params" map of `scenario install` from --param k=v values (typed as
+ * cli_encode_prop); false (message in err) for a malformed or repeated one.
+ */
+bool cli_encode_params(cl_cbor_enc_t *e, const char *const *kv, size_t n, char *err,
+                       size_t err_size);
 
 /* ---------------------------------------------------------- commands */
 
@@ -186,6 +303,12 @@ int cli_cmd_device(int argc, char **argv);
 int cli_cmd_event_type(int argc, char **argv);
 int cli_cmd_history(int argc, char **argv);
 int cli_cmd_bench(int argc, char **argv);
+int cli_cmd_action_type(int argc, char **argv);
+int cli_cmd_rule(int argc, char **argv);
+int cli_cmd_publisher(int argc, char **argv);
+int cli_cmd_scenario(int argc, char **argv);
+/* `cloister device listen` (cmd_listen.c; `cloister device` dispatches to it). */
+int cli_device_listen(int argc, char **argv);
 
 /* Default core image (compile definition CL_CORE_IMAGE_DEFAULT) or NULL. */
 const char *cli_default_image(void);

@@ -381,9 +381,12 @@ bool cli_encode_prop(cl_cbor_enc_t *e, const char *kv)
             cl_cbor_enc_int(e, (int64_t)i);
             return true;
         }
+        /* decimal notation only: no hex floats, inf or nan */
+        bool decimal = strspn(v, "0123456789+-.eE") == n && strpbrk(v, "0123456789") != NULL;
         errno = 0;
         double d = strtod(v, &end);
-        if (errno == 0 && *end == '\0' && (v[0] == '-' || v[0] == '.' || (v[0] >= '0' && v[0] <= '9'))) {
+        if (decimal && errno == 0 && *end == '\0' &&
+            (v[0] == '-' || v[0] == '.' || (v[0] >= '0' && v[0] <= '9'))) {
             cl_cbor_enc_double(e, d);
             return true;
         }
@@ -409,13 +412,19 @@ int cli_cmd_device(int argc, char **argv)
 
     if (id == NULL || s == NULL)
         goto done;
+    if (argc >= 3 && strcmp(argv[2], "listen") == 0) {
+        rc = cli_device_listen(argc, argv);
+        goto done;
+    }
     if (argc < 3 || strcmp(argv[2], "publish") != 0) {
         if (argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
-            printf("usage: cloister device publish --dir DIR --type T [--prop k=v ...] [--count N]\n");
+            printf("usage: cloister device publish --dir DIR --type T [--prop k=v ...] [--count N]\n"
+                   "       cloister device listen --dir DIR [--count N] [--timeout S] [--json]\n"
+                   "(cloister device publish|listen --help for details)\n");
             rc = CLI_EXIT_OK;
         } else {
-            cli_fail("usage: cloister device publish --dir DIR --type T [--prop k=v ...] (try "
-                     "--help)");
+            cli_fail("usage: cloister device publish --dir DIR --type T [--prop k=v ...] | "
+                     "listen --dir DIR (try --help)");
         }
         goto done;
     }

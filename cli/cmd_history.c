@@ -18,20 +18,6 @@
 
 #define HISTORY_BODY_MAX (64 * 1024)
 
-/* Sends r over a fresh session of the identity in DIR; prints the core's refusal. */
-static int call(const char *dir, const char *server, const char *what, const cli_req_t *r,
-                bool blocks, uint8_t *out, size_t out_size, size_t *out_len)
-{
-    cli_ident_t *id = calloc(1, sizeof *id);
-    cli_session_t *s = calloc(1, sizeof *s);
-    int rc = CLI_EXIT_ERROR;
-
-    if (id != NULL && s != NULL && (rc = cli_ident_open_session(id, dir, server, s)) == CLI_EXIT_OK)
-        rc = cli_session_call_req(s, what, r, blocks, out, out_size, out_len);
-    cli_ident_session_free(id, s);
-    return rc;
-}
-
 /* "a,b" -> CBOR array of text into e */
 static bool enc_list(cl_cbor_enc_t *e, const char *list)
 {
@@ -56,11 +42,12 @@ int cli_cmd_event_type(int argc, char **argv)
                         {"--server", true, false, {0}, 0},
                         {"--description", true, false, {0}, 0},
                         {"--history", true, false, {0}, 0},
+                        {"--schema", true, false, {0}, 0},
                         {"--json", false, false, {0}, 0}};
     const char *pos[2];
-    size_t n_pos, len, out_len;
-    char err[400];
-    uint8_t body[512];
+    size_t n_pos, len, out_len, schema_len = 0;
+    char err[600];
+    uint8_t body[1024 + CLI_SCHEMA_MAX], schema[CLI_SCHEMA_MAX];
     uint8_t *out = malloc(HISTORY_BODY_MAX);
     int rc = CLI_EXIT_ERROR;
     cl_cbor_enc_t e;
@@ -72,11 +59,15 @@ int cli_cmd_event_type(int argc, char **argv)
     case 1:
         printf("usage: cloister event-type add NAME --owner DIR [--description TEXT]\n"
                "                              [--history admin,user,device,service]\n"
+               "                              [--schema FILE.json]\n"
                "       cloister event-type list --owner DIR [--json]\n"
                "Event types the core accepts: events of any other type are refused. --history\n"
                "names the roles that may read the type's history (default admin,user; the\n"
-               "owner always may). Adding an existing type updates it. DIR: the owner's\n"
-               "directory or an admin's client directory.\n");
+               "owner always may). --schema: a JSON Schema (subset: type, properties,\n"
+               "required, additionalProperties, enum, minimum/maximum, minLength/maxLength,\n"
+               "items...) the events' properties must satisfy; the core refuses an event that\n"
+               "violates it (schema-violation). Adding an existing type updates it. DIR: the\n"
+               "owner's directory or an admin's client directory.\n");
         rc = CLI_EXIT_OK;
         goto done;
     default: cli_fail("%s", err); goto done;
@@ -91,54 +82,47 @@ int cli_cmd_event_type(int argc, char **argv)
     }
     if (list) {
         cli_req_t r = {.code = CL_COAP_GET, .path = "/event-types", .cf = -1};
-        rc = call(dir, server, "GET /event-types", &r, true, out, HISTORY_BODY_MAX, &out_len);
+        rc = cli_ident_call(dir, server, "GET /event-types", &r, true, out, HISTORY_BODY_MAX, &out_len);
         if (rc != CLI_EXIT_OK)
             goto done;
         if (cli_has(opts, N_OPTS(opts), "--json")) {
-            if (!cli_cbor_json(stdout, out, out_len))
-                rc = CLI_EXIT_ERROR;
-            putchar('\n');
+            rc = cli_print_json(out, out_len);
             goto done;
         }
         cl_cbor_dec_t d;
         size_t n;
-        cl_cbor_dec_init(&d, out, out_len);
-        if (cl_cbor_dec_array(&d, &n) != CL_OK) {
-            cli_fail("malformed event type list");
+        if (!cli_list_open(&d, out, out_len, &n)) {
             rc = CLI_EXIT_ERROR;
             goto done;
         }
-        printf("%-24s %-20s %s\n", "NAME", "HISTORY", "DESCRIPTION");
+        printf("%-24s %-20s %-6s %s\n", "NAME", "HISTORY", "SCHEMA", "DESCRIPTION");
         for (size_t i = 0; i < n; i++) {
-            const uint8_t *item, *hv;
-            size_t item_len, hv_len;
-            char name[80] = "", desc[160] = "", hist[64] = "";
+            const uint8_t *item;
+            size_t item_len;
+            char name[80] = "", desc[160] = "", hist[64];
             if (cl_cbor_dec_raw(&d, &item, &item_len) != CL_OK)
                 break;
             (void)cli_map_tstr(item, item_len, "name", name, sizeof name);
             (void)cli_map_tstr(item, item_len, "description", desc, sizeof desc);
-            if (cli_map_get(item, item_len, "history", &hv, &hv_len)) {
-                cl_cbor_dec_t hd;
-                size_t hn;
-                cl_cbor_dec_init(&hd, hv, hv_len);
-                if (cl_cbor_dec_array(&hd, &hn) == CL_OK)
-                    for (size_t k = 0; k < hn; k++) {
-                        const char *t;
-                        size_t tl, used = strlen(hist);
-                        if (cl_cbor_dec_tstr(&hd, &t, &tl) != CL_OK || used + tl + 2 > sizeof hist)
-                            break;
-                        snprintf(hist + used, sizeof hist - used, "%s%.*s", used ? "," : "",
-                                 (int)tl, t);
-                    }
-            }
-            printf("%-24s %-20s %s\n", name, hist[0] ? hist : "(owner only)", desc);
+            cli_map_list(item, item_len, "history", hist, sizeof hist);
+            const uint8_t *sv;
+            size_t sl;
+            bool has_schema = cli_map_get(item, item_len, "schema", &sv, &sl) && sv[0] != 0xf6;
+            printf("%-24s %-20s %-6s %s\n", name, hist[0] ? hist : "(owner only)",
+                   has_schema ? "yes" : "-", desc);
         }
         goto done;
     }
     const char *desc = cli_val(opts, N_OPTS(opts), "--description");
     const char *hist = cli_val(opts, N_OPTS(opts), "--history");
+    const char *schema_path = cli_val(opts, N_OPTS(opts), "--schema");
+    if (schema_path != NULL &&
+        !cli_schema_file(schema_path, schema, sizeof schema, &schema_len, err, sizeof err)) {
+        cli_fail("--schema %s", err);
+        goto done;
+    }
     cl_cbor_enc_init(&e, body, sizeof body);
-    cl_cbor_enc_map(&e, 1 + (desc != NULL) + (hist != NULL));
+    cl_cbor_enc_map(&e, 1 + (desc != NULL) + (hist != NULL) + (schema_path != NULL));
     cl_cbor_enc_tstr_z(&e, "name");
     cl_cbor_enc_tstr_z(&e, pos[1]);
     if (desc != NULL) {
@@ -152,15 +136,31 @@ int cli_cmd_event_type(int argc, char **argv)
             goto done;
         }
     }
+    if (schema_path != NULL) {
+        cl_cbor_enc_tstr_z(&e, "schema");
+        cl_cbor_enc_raw(&e, schema, schema_len);
+    }
     if (cl_cbor_enc_finish(&e, &len) != CL_OK) {
         cli_fail("--description or --history too long");
         goto done;
     }
     cli_req_t r = {.code = CL_COAP_POST, .path = "/event-types", .cf = 60, .payload = body,
                    .len = len};
-    rc = call(dir, server, "POST /event-types", &r, false, out, HISTORY_BODY_MAX, &out_len);
-    if (rc == CLI_EXIT_OK)
-        printf("event type '%s' saved\n", pos[1]);
+    rc = cli_ident_call(dir, server, "POST /event-types", &r, false, out, HISTORY_BODY_MAX,
+                        &out_len);
+    if (rc == CLI_EXIT_OK) {
+        uint64_t version = 0;
+        bool has_version = cli_map_uint(out, out_len, "version", &version);
+        if (cli_has(opts, N_OPTS(opts), "--json")) {
+            printf("{\"name\": ");
+            cli_json_str(stdout, pos[1], strlen(pos[1]));
+            printf(", \"version\": %" PRIu64 "}\n", version);
+        } else if (has_version)
+            printf("event type '%s' saved (version %" PRIu64 ")%s\n", pos[1], version,
+                   schema_path != NULL ? " with its schema" : "");
+        else
+            printf("event type '%s' saved\n", pos[1]);
+    }
 done:
     free(out);
     return rc;
@@ -201,10 +201,7 @@ static void print_event(const uint8_t *ev, size_t len)
     (void)cli_map_uint(ev, len, "source", &source);
     (void)cli_map_int(ev, len, "time", &t);
     (void)cli_map_tstr(ev, len, "type", type, sizeof type);
-    cli_time_iso(when, sizeof when, t / 1000);
-    size_t wl = strlen(when);
-    if (wl > 0 && when[wl - 1] == 'Z') /* ...:SSZ -> ...:SS.mmmZ */
-        snprintf(when + wl - 1, sizeof when - (wl - 1), ".%03dZ", (int)(t % 1000));
+    cli_time_iso_ms(when, sizeof when, t);
     printf("%-24s %-8" PRIu64 " %-6" PRIu64 " %-16s ", when, id, source, type);
     if (cli_map_get(ev, len, "properties", &props, &props_len))
         (void)cli_cbor_json(stdout, props, props_len);
@@ -285,7 +282,7 @@ int cli_cmd_history(int argc, char **argv)
             goto done;
         }
         cli_req_t r = {.code = CL_COAP_GET, .path = "/events", .query = query, .cf = -1};
-        rc = call(dir, cli_val(opts, N_OPTS(opts), "--server"), "GET /events", &r, true, out,
+        rc = cli_ident_call(dir, cli_val(opts, N_OPTS(opts), "--server"), "GET /events", &r, true, out,
                   HISTORY_BODY_MAX, &out_len);
         if (rc != CLI_EXIT_OK)
             goto done;

@@ -365,25 +365,45 @@ int cli_cmd_token(int argc, char **argv)
 
 /* ------------------------------------------------------------------ client list / revoke */
 
+#define CLIENT_GROUPS_MAX 16 /* docs/model.md: 0..16 groups per client */
+
+/* {"groups": [names...]} from the command line ("@valves" is taken as "valves"). */
+static bool enc_groups(cl_cbor_enc_t *e, const char *const *groups, size_t n)
+{
+    if (n > CLIENT_GROUPS_MAX) {
+        cli_fail("groups: at most %d groups per client", CLIENT_GROUPS_MAX);
+        return false;
+    }
+    cl_cbor_enc_map(e, 1);
+    cl_cbor_enc_tstr_z(e, "groups");
+    cl_cbor_enc_array(e, n);
+    for (size_t i = 0; i < n; i++) {
+        const char *g = groups[i][0] == '@' ? groups[i] + 1 : groups[i];
+        if (!cli_name_ok(g)) {
+            cli_fail("groups: '%s' is not a group name (1..64 of A-Z a-z 0-9 . _ -)", groups[i]);
+            return false;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(g, groups[k][0] == '@' ? groups[k] + 1 : groups[k]) == 0) {
+                cli_fail("groups: '%s' given twice", g);
+                return false;
+            }
+        cl_cbor_enc_tstr_z(e, g);
+    }
+    return true;
+}
+
 static int print_clients(const uint8_t *p, size_t len, bool json)
 {
     cl_cbor_dec_t d;
     size_t n;
 
-    if (json) {
-        if (!cli_cbor_json(stdout, p, len)) {
-            cli_fail("malformed client list");
-            return CLI_EXIT_ERROR;
-        }
-        putchar('\n');
-        return CLI_EXIT_OK;
-    }
-    cl_cbor_dec_init(&d, p, len);
-    if (cl_cbor_dec_array(&d, &n) != CL_OK) {
-        cli_fail("malformed client list");
+    if (json)
+        return cli_print_json(p, len);
+    if (!cli_list_open(&d, p, len, &n))
         return CLI_EXIT_ERROR;
-    }
-    printf("%-6s %-8s %-8s %-16s %-20s %s\n", "ID", "ROLE", "STATE", "X5T", "NAME", "PUBLISH");
+    printf("%-6s %-8s %-8s %-16s %-20s %-20s %s\n", "ID", "ROLE", "STATE", "X5T", "NAME", "GROUPS",
+           "PUBLISH");
     for (size_t i = 0; i < n; i++) {
         const uint8_t *item, *x5t = NULL;
         size_t item_len, x5t_len = 0;
@@ -399,34 +419,13 @@ static int print_clients(const uint8_t *p, size_t len, bool json)
         (void)cli_map_tstr(item, item_len, "role", role, sizeof role);
         if (cli_map_bstr(item, item_len, "x5t", &x5t, &x5t_len))
             cli_hex(hex, sizeof hex, x5t, x5t_len);
-        const uint8_t *rv;
-        size_t rv_len;
-        if (cli_map_get(item, item_len, "revoked", &rv, &rv_len)) {
-            cl_cbor_dec_t rd;
-            cl_cbor_dec_init(&rd, rv, rv_len);
-            if (cl_cbor_dec_bool(&rd, &revoked) != CL_OK)
-                revoked = false;
-        }
-        char publish[256] = "";
-        const uint8_t *pv;
-        size_t pv_len, np;
-        if (cli_map_get(item, item_len, "publish", &pv, &pv_len)) {
-            cl_cbor_dec_t pd;
-            cl_cbor_dec_init(&pd, pv, pv_len);
-            if (cl_cbor_dec_array(&pd, &np) == CL_OK)
-                for (size_t k = 0; k < np; k++) {
-                    const char *t;
-                    size_t tl, used = strlen(publish);
-                    if (cl_cbor_dec_tstr(&pd, &t, &tl) != CL_OK || used + tl + 2 >= sizeof publish)
-                        break;
-                    if (used > 0)
-                        publish[used++] = ',';
-                    memcpy(publish + used, t, tl);
-                    publish[used + tl] = '\0';
-                }
-        }
-        printf("%-6" PRIu64 " %-8s %-8s %-16s %-20s %s\n", cid, role,
-               revoked ? "revoked" : "active", hex, name, publish);
+        if (!cli_map_bool(item, item_len, "revoked", &revoked))
+            revoked = false;
+        char publish[256], groups[256];
+        cli_map_list(item, item_len, "publish", publish, sizeof publish);
+        cli_map_list(item, item_len, "groups", groups, sizeof groups);
+        printf("%-6" PRIu64 " %-8s %-8s %-16s %-20s %-20s %s\n", cid, role,
+               revoked ? "revoked" : "active", hex, name, groups[0] ? groups : "-", publish);
     }
     return CLI_EXIT_OK;
 }
@@ -437,7 +436,7 @@ int cli_cmd_client(int argc, char **argv)
                         {"--server", true, false, {0}, 0},
                         {"--json", false, false, {0}, 0},
                         {"--publish", true, false, {0}, 0}};
-    const char *pos[2];
+    const char *pos[2 + CLIENT_GROUPS_MAX + 1];
     size_t n_pos, out_len;
     char err[600], path[64];
     uint8_t *out = malloc(CLI_PAYLOAD_MAX);
@@ -448,16 +447,20 @@ int cli_cmd_client(int argc, char **argv)
 
     if (out == NULL || id == NULL || s == NULL)
         goto done;
-    switch (cli_parse(argc, argv, 2, opts, N_OPTS(opts), pos, 2, &n_pos, err, sizeof err)) {
+    switch (cli_parse(argc, argv, 2, opts, N_OPTS(opts), pos, N_OPTS(pos), &n_pos, err,
+                      sizeof err)) {
     case 0: break;
     case 1:
         printf("usage: cloister client list --owner DIR [--json]\n"
                "       cloister client revoke ID --owner DIR\n"
                "       cloister client permit ID --publish T1,T2 --owner DIR\n"
-               "Lists the enrolled clients, revokes one (its certificate stops working at\n"
-               "once: new handshakes fail, live sessions are dropped), or sets the event\n"
-               "types a client may publish (\"*\" = any). DIR may be the owner's directory\n"
-               "or an admin's client directory.\n");
+               "       cloister client groups ID [GROUP...] --owner DIR\n"
+               "Lists the enrolled clients (with their groups), revokes one (its certificate\n"
+               "stops working at once: new handshakes fail, live sessions are dropped), sets\n"
+               "the event types a client may publish (\"*\" = any), or sets the groups a\n"
+               "client belongs to (0..16 names; none clears them; replaces the old list).\n"
+               "Rules name a group as \"@GROUP\" in their targets and sources.\n"
+               "DIR may be the owner's directory or an admin's client directory.\n");
         rc = CLI_EXIT_OK;
         goto done;
     default: cli_fail("%s", err); goto done;
@@ -466,16 +469,24 @@ int cli_cmd_client(int argc, char **argv)
     bool list = n_pos == 1 && strcmp(pos[0], "list") == 0;
     bool revoke = n_pos == 2 && strcmp(pos[0], "revoke") == 0;
     bool permit = n_pos == 2 && strcmp(pos[0], "permit") == 0;
+    bool groups = n_pos >= 2 && strcmp(pos[0], "groups") == 0;
     const char *publish = cli_val(opts, N_OPTS(opts), "--publish");
     uint8_t perm_body[1536];
     size_t perm_len = 0;
-    if (!list && !revoke && !permit) {
-        cli_fail("usage: cloister client list|revoke ID|permit ID --owner DIR (try --help)");
+    if (!list && !revoke && !permit && !groups) {
+        cli_fail("usage: cloister client list|revoke ID|permit ID|groups ID [GROUP...] --owner "
+                 "DIR (try --help)");
         goto done;
     }
-    if ((revoke || permit) && !cli_parse_u64(pos[1], 0, UINT32_MAX, &cid)) {
+    if ((revoke || permit || groups) && !cli_parse_u64(pos[1], 0, UINT32_MAX, &cid)) {
         cli_fail("%s: ID is the number shown by `cloister client list`", pos[0]);
         goto done;
+    }
+    if (groups) {
+        cl_cbor_enc_t e;
+        cl_cbor_enc_init(&e, perm_body, sizeof perm_body);
+        if (!enc_groups(&e, pos + 2, n_pos - 2) || cl_cbor_enc_finish(&e, &perm_len) != CL_OK)
+            goto done;
     }
     if (permit) {
         cl_cbor_enc_t e;
@@ -500,6 +511,28 @@ int cli_cmd_client(int argc, char **argv)
                               CLI_PAYLOAD_MAX, &out_len);
         if (rc == CLI_EXIT_OK)
             rc = print_clients(out, out_len, cli_has(opts, N_OPTS(opts), "--json"));
+    } else if (groups) {
+        snprintf(path, sizeof path, "/clients/%" PRIu64 "/groups", cid);
+        rc = cli_session_call(s, "groups", CL_COAP_POST, path, perm_body, perm_len, out,
+                              CLI_PAYLOAD_MAX, &out_len);
+        if (rc == CLI_EXIT_OK) {
+            if (cli_has(opts, N_OPTS(opts), "--json")) {
+                const uint8_t *gv;
+                size_t gl;
+                printf("{\"client\": %" PRIu64 ", \"groups\": ", cid);
+                if (!cli_map_get(perm_body, perm_len, "groups", &gv, &gl) ||
+                    !cli_cbor_json(stdout, gv, gl))
+                    printf("[]");
+                printf("}\n");
+            } else if (n_pos == 2) {
+                printf("client %" PRIu64 " is in no group now\n", cid);
+            } else {
+                printf("client %" PRIu64 " groups:", cid);
+                for (size_t i = 2; i < n_pos; i++)
+                    printf(" %s", pos[i][0] == '@' ? pos[i] + 1 : pos[i]);
+                printf("\n");
+            }
+        }
     } else if (permit) {
         snprintf(path, sizeof path, "/clients/%" PRIu64 "/permissions", cid);
         rc = cli_session_call(s, "permit", CL_COAP_POST, path, perm_body, perm_len, out,

@@ -179,6 +179,8 @@ bool cli_net_build(const cli_net_t *n, const cli_req_t *r, uint16_t mid,
     cl_coap_build_init(&b, out, out_size, CL_COAP_CON, r->code, mid, token, CLI_TOKEN_LEN);
     if (!n->host_literal)
         cl_coap_build_option(&b, CL_COAP_OPT_URI_HOST, (const uint8_t *)n->host, strlen(n->host));
+    if (r->observe)
+        cl_coap_build_option(&b, CL_COAP_OPT_OBSERVE, NULL, 0); /* 0: register */
     add_split(&b, CL_COAP_OPT_URI_PATH, r->path, '/');
     if (r->cf >= 0)
         cl_coap_build_option_uint(&b, CL_COAP_OPT_CONTENT_FORMAT, (uint32_t)r->cf);
@@ -190,6 +192,13 @@ bool cli_net_build(const cli_net_t *n, const cli_req_t *r, uint16_t mid,
         if (cl_coap_block_encode(&blk, v, &vl) != CL_OK)
             return false;
         cl_coap_build_option(&b, CL_COAP_OPT_BLOCK2, v, vl);
+    }
+    if (r->block1 != NULL) {
+        uint8_t v[3];
+        size_t vl;
+        if (cl_coap_block_encode(r->block1, v, &vl) != CL_OK)
+            return false;
+        cl_coap_build_option(&b, CL_COAP_OPT_BLOCK1, v, vl);
     }
     if (r->len > 0)
         cl_coap_build_payload(&b, r->payload, r->len);
@@ -208,6 +217,56 @@ static bool send_all(cli_net_t *n, const uint8_t *msg, size_t len, char *err, si
         return false;
     }
     return true;
+}
+
+void cli_net_send_empty(cli_net_t *n, uint8_t type, uint16_t mid)
+{
+    /* version 1, type, TKL 0; code 0.00; message id */
+    uint8_t msg[4] = {(uint8_t)(0x40 | (type & 3) << 4), 0x00, (uint8_t)(mid >> 8), (uint8_t)mid};
+
+    if (n->fd >= 0)
+        (void)send(n->fd, msg, sizeof msg, 0);
+}
+
+int cli_net_recv(cli_net_t *n, uint8_t *buf, size_t size, size_t *len, unsigned wait_ms,
+                 char *err, size_t err_size)
+{
+    uint64_t deadline = now_ms() + wait_ms;
+
+    if (n->fd < 0) {
+        cli_err(err, err_size, "not connected");
+        return -1;
+    }
+    for (;;) {
+        uint64_t now = now_ms();
+        if (now >= deadline)
+            return 0;
+        struct pollfd p = {.fd = n->fd, .events = POLLIN};
+        int k = poll(&p, 1, (int)(deadline - now));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            cli_err(err, err_size, "poll: %s", strerror(errno));
+            return -1;
+        }
+        if (k == 0)
+            return 0;
+        ssize_t got = recv(n->fd, buf, size, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            if (errno == ECONNREFUSED)
+                cli_err(err, err_size, "nothing is listening at %s port %s any more (cloisterd "
+                        "stopped?)", n->host, n->port);
+            else
+                cli_err(err, err_size, "recv: %s", strerror(errno));
+            return -1;
+        }
+        if ((size_t)got >= size)
+            continue; /* larger than we take: not for us */
+        *len = (size_t)got;
+        return 1;
+    }
 }
 
 bool cli_net_exchange(cli_net_t *n, const uint8_t *msg, size_t len, uint16_t mid,
@@ -294,10 +353,8 @@ bool cli_net_exchange(cli_net_t *n, const uint8_t *msg, size_t len, uint16_t mid
             memcmp(m.token, token, CLI_TOKEN_LEN) == 0) {
             if (m.type == CL_COAP_ACK && m.mid != mid)
                 continue;
-            if (m.type == CL_COAP_CON) {
-                uint8_t ack[4] = {0x60, 0x00, (uint8_t)(m.mid >> 8), (uint8_t)m.mid};
-                (void)send(n->fd, ack, sizeof ack, 0);
-            }
+            if (m.type == CL_COAP_CON)
+                cli_net_send_empty(n, CL_COAP_ACK, m.mid);
             *resp_len = (size_t)got;
             return true;
         }

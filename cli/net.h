@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cloister/coap.h"
 #include "cloister/crypto.h"
 
 #define CLI_DGRAM_MAX 65535   /* UDP datagrams read whole */
@@ -34,10 +35,16 @@ typedef struct cli_net {
     const cl_crypto_t *crypto; /* randomness for tokens, message ids, jitter */
     uint16_t next_mid;
     unsigned timeout_ms;
+    unsigned hold_ms; /* http://: the server may hold an answer this long (long poll); 0 = none */
     bool verbose;
 } cli_net_t;
 
-/* One request. path "/a/b"; query "k=v&k2=v2" or NULL; cf < 0 = no Content-Format. */
+/*
+ * One request. path "/a/b"; query "k=v&k2=v2" or NULL; cf < 0 = no
+ * Content-Format; observe: an Observe registration (Observe: 0, RFC 7641);
+ * block1: this payload is one block of a larger body (RFC 7959; set by
+ * session.c for large bodies).
+ */
 typedef struct cli_req {
     uint8_t code;
     const char *path;
@@ -45,6 +52,8 @@ typedef struct cli_req {
     int cf;
     const uint8_t *payload;
     size_t len;
+    bool observe;
+    const cl_coap_block_t *block1;
 } cli_req_t;
 
 /* coap://HOST[:PORT][/] -> host, port (default 5683); http://HOST[:PORT][/] likewise
@@ -72,6 +81,16 @@ bool cli_net_build(const cli_net_t *n, const cli_req_t *r, uint16_t mid,
 bool cli_net_exchange(cli_net_t *n, const uint8_t *msg, size_t len, uint16_t mid,
                       const uint8_t token[CLI_TOKEN_LEN], uint8_t *resp, size_t resp_size,
                       size_t *resp_len, char *err, size_t err_size);
+
+/*
+ * Waits up to wait_ms for one datagram from the server (the socket is
+ * connected: nothing else reaches it). Returns 1 with the datagram in buf,
+ * 0 when none came in time, -1 on an error (message in err).
+ */
+int cli_net_recv(cli_net_t *n, uint8_t *buf, size_t size, size_t *len, unsigned wait_ms,
+                 char *err, size_t err_size);
+/* Sends an Empty message: type CL_COAP_ACK (acknowledges a CON) or CL_COAP_RST, echoing mid. */
+void cli_net_send_empty(cli_net_t *n, uint8_t type, uint16_t mid);
 
 /*
  * A plain request; the response's code and payload (all Block2 pieces

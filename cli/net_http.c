@@ -280,7 +280,7 @@ bool cli_http_exchange(cli_net_t *n, const uint8_t *msg, size_t len, uint8_t *re
     uint8_t *in = NULL;
     int fd = -1;
     bool ok = false, has_oscore;
-    uint64_t deadline = now_ms() + (uint64_t)n->timeout_ms * 20u;
+    uint64_t deadline = now_ms() + (uint64_t)n->timeout_ms * 20u + n->hold_ms;
 
     if (head == NULL) {
         cli_err(err, err_size, "out of memory");

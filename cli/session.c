@@ -493,6 +493,117 @@ too_big:
 }
 
 /*
+ * The response datagram resp (outer message) verified against oreq: m is
+ * the decrypted inner message, in plain (CLI_DGRAM_MAX). *st: the OSCORE
+ * result when the verification itself failed (else CL_OK). An answer
+ * without OSCORE is remembered in s->unprotected_code.
+ */
+static bool verify_response(cli_session_t *s, cl_oscore_req_t *oreq, uint8_t *resp,
+                            size_t resp_len, uint8_t *plain, cl_coap_msg_t *m, cl_status_t *st,
+                            char *err, size_t err_size)
+{
+    size_t plain_len = 0;
+
+    *st = CL_OK;
+    if (cl_coap_parse(m, resp, resp_len) != CL_OK) {
+        cli_err(err, err_size, "malformed response");
+        return false;
+    }
+    if (cl_coap_msg_get(m, CL_COAP_OPT_OSCORE) == NULL) {
+        char c[5];
+        cl_coap_code_str(m->code, c);
+        s->unprotected_code = m->code;
+        cli_err(err, err_size,
+                "the request was refused with an unprotected %s (not trusted: the session may "
+                "have ended - the core restarted, the client was revoked, or it timed out)",
+                c);
+        return false;
+    }
+    s->unprotected_code = 0;
+    if ((*st = cl_oscore_unprotect_response(&s->oscore, oreq, resp, resp_len, plain, CLI_DGRAM_MAX,
+                                            &plain_len)) != CL_OK) {
+        cli_err(err, err_size, "the response failed OSCORE verification: %s", cl_status_str(*st));
+        return false;
+    }
+    if (cl_coap_parse(m, plain, plain_len) != CL_OK) {
+        cli_err(err, err_size, "malformed protected response");
+        return false;
+    }
+    return true;
+}
+
+/* Builds and protects r (Block2 num when block != NULL) with a fresh token into prot. */
+static bool protect_request(cli_session_t *s, const cli_req_t *r, const cl_coap_block_t *block,
+                            uint8_t token[CLI_TOKEN_LEN], uint16_t *mid, uint8_t *plain,
+                            uint8_t *prot, size_t *prot_len, cl_oscore_req_t *oreq, char *err,
+                            size_t err_size)
+{
+    size_t plain_len = 0;
+    cl_status_t st;
+
+    if (!s->have_oscore) {
+        cli_err(err, err_size, "no session");
+        return false;
+    }
+    if (!cli_net_new_token(&s->net, token, mid) ||
+        !cli_net_build(&s->net, r, *mid, token, block != NULL, block != NULL ? block->num : 0, 6,
+                       plain, CLI_DGRAM_MAX, &plain_len)) {
+        cli_err(err, err_size, "cannot build the request for %s", r->path);
+        return false;
+    }
+    if ((st = cl_oscore_protect_request(&s->oscore, plain, plain_len, prot, CLI_DGRAM_MAX,
+                                        prot_len, oreq)) != CL_OK) {
+        cli_err(err, err_size, "cannot protect the request: %s", cl_status_str(st));
+        return false;
+    }
+    return true;
+}
+
+/* The four datagram buffers of one exchange. */
+typedef struct xbufs {
+    uint8_t *plain, *prot, *resp, *inner;
+} xbufs_t;
+
+static bool xbufs_get(xbufs_t *b, char *err, size_t err_size)
+{
+    b->plain = malloc(CLI_DGRAM_MAX);
+    b->prot = malloc(CLI_DGRAM_MAX);
+    b->resp = malloc(CLI_DGRAM_MAX + 1);
+    b->inner = malloc(CLI_DGRAM_MAX);
+    if (b->plain != NULL && b->prot != NULL && b->resp != NULL && b->inner != NULL)
+        return true;
+    cli_err(err, err_size, "out of memory");
+    return false;
+}
+
+static void xbufs_free(xbufs_t *b)
+{
+    if (b->plain != NULL)
+        cl_wipe(b->plain, CLI_DGRAM_MAX);
+    if (b->inner != NULL)
+        cl_wipe(b->inner, CLI_DGRAM_MAX);
+    free(b->plain);
+    free(b->prot);
+    free(b->resp);
+    free(b->inner);
+}
+
+/* The inner response's code and payload into *code / out. */
+static bool take_payload(const cl_coap_msg_t *m, uint8_t *code, uint8_t *out, size_t out_size,
+                         size_t *out_len, char *err, size_t err_size)
+{
+    if (m->payload_len > out_size) {
+        cli_err(err, err_size, "the protected response is too large (%zu bytes)", m->payload_len);
+        return false;
+    }
+    *code = m->code;
+    if (m->payload_len > 0)
+        memcpy(out, m->payload, m->payload_len);
+    *out_len = m->payload_len;
+    return true;
+}
+
+/*
  * One protected exchange. With block != NULL the inner request carries Block2
  * (block->num, szx 6) and *block receives the response's Block2 (more = false
  * when it has none).
@@ -502,60 +613,29 @@ static bool session_request(cli_session_t *s, const cli_req_t *r, cl_coap_block_
                             char *err, size_t err_size)
 {
     uint8_t token[CLI_TOKEN_LEN];
-    uint8_t *plain = malloc(CLI_DGRAM_MAX), *prot = malloc(CLI_DGRAM_MAX);
-    uint8_t *resp = malloc(CLI_DGRAM_MAX + 1), *presp = malloc(CLI_DGRAM_MAX);
-    size_t plain_len = 0, prot_len, resp_len, presp_len = 0;
+    size_t prot_len, resp_len;
     uint16_t mid;
     cl_oscore_req_t oreq;
     cl_coap_msg_t m;
     cl_status_t st;
+    xbufs_t b;
     bool ok = false;
 
-    if (plain == NULL || prot == NULL || resp == NULL || presp == NULL) {
-        cli_err(err, err_size, "out of memory");
+    if (!xbufs_get(&b, err, err_size) ||
+        !protect_request(s, r, block, token, &mid, b.plain, b.prot, &prot_len, &oreq, err,
+                         err_size) ||
+        !cli_net_exchange(&s->net, b.prot, prot_len, mid, token, b.resp, CLI_DGRAM_MAX + 1,
+                          &resp_len, err, err_size) ||
+        !verify_response(s, &oreq, b.resp, resp_len, b.inner, &m, &st, err, err_size) ||
+        !take_payload(&m, code, out, out_size, out_len, err, err_size))
         goto done;
+    if (r->block1 != NULL) {
+        const cl_coap_option_t *b1 = cl_coap_msg_get(&m, CL_COAP_OPT_BLOCK1);
+        cl_coap_block_t got;
+        s->last_block1_szx = r->block1->szx;
+        if (b1 != NULL && cl_coap_block_decode(b1, &got) == CL_OK && got.num == r->block1->num)
+            s->last_block1_szx = got.szx;
     }
-    if (!s->have_oscore) {
-        cli_err(err, err_size, "no session");
-        goto done;
-    }
-    if (!cli_net_new_token(&s->net, token, &mid) ||
-        !cli_net_build(&s->net, r, mid, token, block != NULL, block != NULL ? block->num : 0, 6,
-                       plain, CLI_DGRAM_MAX, &plain_len)) {
-        cli_err(err, err_size, "cannot build the request for %s", r->path);
-        goto done;
-    }
-    if ((st = cl_oscore_protect_request(&s->oscore, plain, plain_len, prot, CLI_DGRAM_MAX,
-                                        &prot_len, &oreq)) != CL_OK) {
-        cli_err(err, err_size, "cannot protect the request: %s", cl_status_str(st));
-        goto done;
-    }
-    if (!cli_net_exchange(&s->net, prot, prot_len, mid, token, resp, CLI_DGRAM_MAX + 1, &resp_len,
-                          err, err_size))
-        goto done;
-    if (cl_coap_parse(&m, resp, resp_len) != CL_OK) {
-        cli_err(err, err_size, "malformed response");
-        goto done;
-    }
-    if (cl_coap_msg_get(&m, CL_COAP_OPT_OSCORE) == NULL) {
-        char c[5];
-        cl_coap_code_str(m.code, c);
-        cli_err(err, err_size,
-                "the request was refused with an unprotected %s (not trusted: the session may "
-                "have ended - the core restarted, the client was revoked, or it timed out)",
-                c);
-        goto done;
-    }
-    if ((st = cl_oscore_unprotect_response(&s->oscore, &oreq, resp, resp_len, presp,
-                                           CLI_DGRAM_MAX, &presp_len)) != CL_OK) {
-        cli_err(err, err_size, "the response failed OSCORE verification: %s", cl_status_str(st));
-        goto done;
-    }
-    if (cl_coap_parse(&m, presp, presp_len) != CL_OK || m.payload_len > out_size) {
-        cli_err(err, err_size, "malformed or too large protected response");
-        goto done;
-    }
-    *code = m.code;
     if (block != NULL) {
         const cl_coap_option_t *b2 = cl_coap_msg_get(&m, CL_COAP_OPT_BLOCK2);
         uint32_t want = block->num;
@@ -565,25 +645,156 @@ static bool session_request(cli_session_t *s, const cli_req_t *r, cl_coap_block_
             goto done;
         }
     }
-    if (m.payload_len > 0)
-        memcpy(out, m.payload, m.payload_len);
-    *out_len = m.payload_len;
     ok = true;
 done:
-    if (plain != NULL)
-        cl_wipe(plain, CLI_DGRAM_MAX);
-    if (presp != NULL)
-        cl_wipe(presp, CLI_DGRAM_MAX);
-    free(plain);
-    free(prot);
-    free(resp);
-    free(presp);
+    xbufs_free(&b);
     return ok;
+}
+
+bool cli_session_observe(cli_session_t *s, const cli_req_t *r, cli_observe_t *obs, uint8_t *code,
+                         uint8_t *out, size_t out_size, size_t *out_len, char *err,
+                         size_t err_size)
+{
+    size_t prot_len, resp_len;
+    uint16_t mid;
+    cl_coap_msg_t m;
+    cl_status_t st;
+    xbufs_t b;
+    bool ok = false;
+
+    memset(obs, 0, sizeof *obs);
+    if (!xbufs_get(&b, err, err_size) ||
+        !protect_request(s, r, NULL, obs->token, &mid, b.plain, b.prot, &prot_len, &obs->oreq,
+                         err, err_size) ||
+        !cli_net_exchange(&s->net, b.prot, prot_len, mid, obs->token, b.resp, CLI_DGRAM_MAX + 1,
+                          &resp_len, err, err_size))
+        goto done;
+    /* the outer Observe option tells whether the registration was accepted */
+    if (cl_coap_parse(&m, b.resp, resp_len) == CL_OK)
+        obs->active = cl_coap_msg_get(&m, CL_COAP_OPT_OBSERVE) != NULL;
+    if (!verify_response(s, &obs->oreq, b.resp, resp_len, b.inner, &m, &st, err, err_size) ||
+        !take_payload(&m, code, out, out_size, out_len, err, err_size))
+        goto done;
+    if (CL_COAP_CLASS(*code) != 2)
+        obs->active = false;
+    ok = true;
+done:
+    if (!ok)
+        obs->active = false;
+    xbufs_free(&b);
+    return ok;
+}
+
+int cli_session_notification(cli_session_t *s, cli_observe_t *obs, unsigned wait_ms,
+                             uint8_t *code, uint8_t *out, size_t out_size, size_t *out_len,
+                             char *err, size_t err_size)
+{
+    struct timespec ts;
+    cl_coap_msg_t m;
+    cl_status_t st;
+    xbufs_t b;
+    int rc = CLI_NOTIF_NONE;
+
+    if (!xbufs_get(&b, err, err_size)) {
+        xbufs_free(&b);
+        return CLI_NOTIF_ERROR;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t start = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    for (;;) {
+        size_t len;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t spent = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u - start;
+        if (spent >= wait_ms)
+            break;
+        int k = cli_net_recv(&s->net, b.resp, CLI_DGRAM_MAX + 1, &len, wait_ms - (unsigned)spent,
+                             err, err_size);
+        if (k < 0) {
+            rc = CLI_NOTIF_ERROR;
+            break;
+        }
+        if (k == 0)
+            break;
+        if (cl_coap_parse(&m, b.resp, len) != CL_OK || m.code == CL_COAP_EMPTY ||
+            (m.type != CL_COAP_CON && m.type != CL_COAP_NON))
+            continue; /* stray ACKs and RSTs, junk */
+        bool ours = obs->active && m.tkl == CLI_TOKEN_LEN &&
+                    memcmp(m.token, obs->token, CLI_TOKEN_LEN) == 0;
+        if (m.type == CL_COAP_CON)
+            cli_net_send_empty(&s->net, ours ? CL_COAP_ACK : CL_COAP_RST, m.mid);
+        if (!ours)
+            continue;
+        if (!verify_response(s, &obs->oreq, b.resp, len, b.inner, &m, &st, err, err_size)) {
+            if (st == CL_ERR_REPLAY) {
+                if (s->net.verbose)
+                    fprintf(stderr, "cloister: repeated or older notification skipped\n");
+                continue;
+            }
+            rc = CLI_NOTIF_BAD;
+            break;
+        }
+        rc = take_payload(&m, code, out, out_size, out_len, err, err_size) ? CLI_NOTIF_OK
+                                                                            : CLI_NOTIF_BAD;
+        break;
+    }
+    xbufs_free(&b);
+    return rc;
+}
+
+/*
+ * A body too large for one message of the core (CL_CORE_MAX_MESSAGE) goes
+ * block-wise inside OSCORE (inner Block1, RFC 7959 section 2.5): 1024-byte
+ * blocks, each a protected request of its own, 2.31 Continue between them;
+ * the answer to the last block is the response. A smaller block size in the
+ * core's Block1 is followed.
+ */
+static bool session_request_block1(cli_session_t *s, const cli_req_t *r, uint8_t *code,
+                                   uint8_t *out, size_t out_size, size_t *out_len, char *err,
+                                   size_t err_size)
+{
+    size_t off = 0;
+    uint8_t szx = 6;
+
+    for (unsigned i = 0; i < 4096; i++) {
+        size_t bs = (size_t)1 << (szx + 4), n = r->len - off < bs ? r->len - off : bs;
+        cl_coap_block_t blk = {.num = (uint32_t)(off / bs), .more = off + n < r->len, .szx = szx};
+        cli_req_t part = *r;
+        part.payload = r->payload + off;
+        part.len = n;
+        part.block1 = &blk;
+        if (!session_request(s, &part, NULL, code, out, out_size, out_len, err, err_size))
+            return false;
+        if (!blk.more)
+            return true; /* the answer to the whole body */
+        if (*code != CL_COAP_CONTINUE) {
+            if (CL_COAP_CLASS(*code) == 2) {
+                cli_err(err, err_size,
+                        "the core answered block %u of the %zu-byte request with 2.%02u instead "
+                        "of 2.31 Continue (it does not take large requests block-wise)",
+                        blk.num, r->len, *code & 0x1f);
+                return false;
+            }
+            return true; /* refused: that answer is the response */
+        }
+        /* the core may ask for smaller blocks (its Block1 szx) */
+        uint8_t want = s->last_block1_szx;
+        if (want < szx) {
+            size_t nbs = (size_t)1 << (want + 4);
+            off += nbs; /* it kept the first nbs bytes of this block */
+            szx = want;
+        } else {
+            off += n;
+        }
+    }
+    cli_err(err, err_size, "too many blocks");
+    return false;
 }
 
 bool cli_session_request(cli_session_t *s, const cli_req_t *r, uint8_t *code, uint8_t *out,
                          size_t out_size, size_t *out_len, char *err, size_t err_size)
 {
+    if (r->len > CLI_BLOCK1_THRESHOLD && r->block1 == NULL)
+        return session_request_block1(s, r, code, out, out_size, out_len, err, err_size);
     return session_request(s, r, NULL, code, out, out_size, out_len, err, err_size);
 }
 
@@ -902,4 +1113,53 @@ void cli_ident_session_free(cli_ident_t *id, cli_session_t *s)
         cli_ident_free(id);
     free(s);
     free(id);
+}
+
+int cli_ident_call(const char *dir, const char *server, const char *what, const cli_req_t *r,
+                   bool blocks, uint8_t *out, size_t out_size, size_t *out_len)
+{
+    cli_ident_t *id = calloc(1, sizeof *id);
+    cli_session_t *s = calloc(1, sizeof *s);
+    int rc = CLI_EXIT_ERROR;
+
+    *out_len = 0;
+    if (id != NULL && s != NULL && (rc = cli_ident_open_session(id, dir, server, s)) == CLI_EXIT_OK)
+        rc = cli_session_call_req(s, what, r, blocks, out, out_size, out_len);
+    cli_ident_session_free(id, s);
+    return rc;
+}
+
+int cli_opts_call(cli_opt_t *opts, size_t n_opts, const char *what, const cli_req_t *r,
+                  bool blocks, uint8_t *out, size_t out_size, size_t *out_len)
+{
+    const char *dir = cli_dir_opt(opts, n_opts);
+
+    *out_len = 0;
+    if (dir == NULL) {
+        cli_fail("--owner DIR (the owner's directory) or --dir DIR (a client directory) is "
+                 "required: who to act as");
+        return CLI_EXIT_ERROR;
+    }
+    return cli_ident_call(dir, cli_val(opts, n_opts, "--server"), what, r, blocks, out, out_size,
+                          out_len);
+}
+
+bool cli_opts_list(cli_sub_ctx_t *x, const char *path, cl_cbor_dec_t *d, size_t *n, int *rc)
+{
+    char what[160];
+    cli_req_t r = {.code = CL_COAP_GET, .path = path, .cf = -1};
+
+    snprintf(what, sizeof what, "GET %s", path);
+    *rc = cli_opts_call(x->opts, x->n_opts, what, &r, true, x->out, CLI_PAYLOAD_MAX, &x->out_len);
+    if (*rc != CLI_EXIT_OK)
+        return false;
+    if (cli_has(x->opts, x->n_opts, "--json")) {
+        *rc = cli_print_json(x->out, x->out_len);
+        return false;
+    }
+    if (!cli_list_open(d, x->out, x->out_len, n)) {
+        *rc = CLI_EXIT_ERROR;
+        return false;
+    }
+    return true;
 }

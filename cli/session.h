@@ -86,7 +86,28 @@ typedef struct cli_session {
     cl_key_t peer_key;
     char peer_cn[CLI_NAME_MAX];
     char why[256]; /* why the core's credential was refused */
+    /* the code of the last answer that came back without OSCORE (0: it was protected);
+     * over http:// a 5.04 of the host means "nothing yet, poll again" */
+    uint8_t unprotected_code;
+    uint8_t last_block1_szx; /* the block size the core acknowledged (Block1 in 2.31) */
 } cli_session_t;
+
+/* Request bodies larger than this go block-wise (inner Block1): one message of
+ * the core is at most CL_CORE_MAX_MESSAGE (2048) bytes with its headers. */
+#define CLI_BLOCK1_THRESHOLD 1536
+
+/* An Observe registration (RFC 7641) over OSCORE (RFC 8613 section 4.1.3.5). */
+typedef struct cli_observe {
+    uint8_t token[CLI_TOKEN_LEN];
+    cl_oscore_req_t oreq; /* what every notification is verified against (order included) */
+    bool active;          /* the server accepted it: its response carried Observe */
+} cli_observe_t;
+
+/* cli_session_notification results */
+#define CLI_NOTIF_OK 1      /* a verified notification */
+#define CLI_NOTIF_NONE 0    /* nothing (new) came in time */
+#define CLI_NOTIF_BAD (-1)  /* one failed verification or came unprotected: register again */
+#define CLI_NOTIF_ERROR (-2) /* the socket failed */
 
 /*
  * Connects and runs the handshake. On failure *exit_code is
@@ -94,13 +115,35 @@ typedef struct cli_session {
  */
 bool cli_session_open(cli_session_t *s, const cli_session_cfg_t *cfg, int *exit_code, char *err,
                       size_t err_size);
-/* One OSCORE-protected request (CBOR payload: r->cf = 60). */
+/* One OSCORE-protected request (CBOR payload: r->cf = 60); a body larger than
+ * CLI_BLOCK1_THRESHOLD is sent in inner Block1 pieces. */
 bool cli_session_request(cli_session_t *s, const cli_req_t *r, uint8_t *code, uint8_t *out,
                          size_t out_size, size_t *out_len, char *err, size_t err_size);
 /* The same for a response served block-wise (inner Block2): all blocks into out. */
 bool cli_session_request_blocks(cli_session_t *s, const cli_req_t *r, uint8_t *code, uint8_t *out,
                                 size_t out_size, size_t *out_len, char *err, size_t err_size);
 void cli_session_close(cli_session_t *s);
+
+/*
+ * Sends the Observe registration r (r->observe set; CoAP only) and waits
+ * for its first response like cli_session_request; *obs then holds what the
+ * notifications are checked against.
+ */
+bool cli_session_observe(cli_session_t *s, const cli_req_t *r, cli_observe_t *obs, uint8_t *code,
+                         uint8_t *out, size_t out_size, size_t *out_len, char *err,
+                         size_t err_size);
+/*
+ * Waits up to wait_ms for the next notification of obs. A CON is
+ * acknowledged at once with an Empty ACK echoing its message id (that only
+ * says the datagram arrived); a CON for a token we do not observe (a stale
+ * observation) gets a RST. The notification is then verified with OSCORE,
+ * in order (cl_oscore_unprotect_response checks obs->oreq.notif_num): a
+ * repeated or older one is skipped. Returns CLI_NOTIF_* (err set for BAD
+ * and ERROR); messages that are not notifications are ignored.
+ */
+int cli_session_notification(cli_session_t *s, cli_observe_t *obs, unsigned wait_ms,
+                             uint8_t *code, uint8_t *out, size_t out_size, size_t *out_len,
+                             char *err, size_t err_size);
 
 /* Encodes the CCS {2: name, 8: {1: COSE_Key EC2 P-256}} (kccs) into out. */
 bool cli_ccs_encode(const uint8_t pub[65], const char *name, uint8_t *out, size_t out_size,
@@ -186,5 +229,21 @@ int cli_session_call(cli_session_t *s, const char *what, uint8_t method, const c
 /* The same for a prepared request; blocks: cli_session_request_blocks. */
 int cli_session_call_req(cli_session_t *s, const char *what, const cli_req_t *r, bool blocks,
                          uint8_t *out, size_t out_size, size_t *out_len);
+/*
+ * One request on a fresh session of the identity in DIR (cli_ident_open_session
+ * then cli_session_call_req), closed again; prints failures. A refusal leaves
+ * the core's error map in out (see cli_core_error).
+ */
+int cli_ident_call(const char *dir, const char *server, const char *what, const cli_req_t *r,
+                   bool blocks, uint8_t *out, size_t out_size, size_t *out_len);
+/*
+ * GET path (block-wise) as the identity of x's options, for a list answer:
+ * with --json it is printed and false returned (*rc the exit code), as on a
+ * failure; else true with d at the array's items and *n their count.
+ */
+bool cli_opts_list(cli_sub_ctx_t *x, const char *path, cl_cbor_dec_t *d, size_t *n, int *rc);
+/* cli_ident_call as the identity of the options --dir / --owner, --server. */
+int cli_opts_call(cli_opt_t *opts, size_t n_opts, const char *what, const cli_req_t *r,
+                  bool blocks, uint8_t *out, size_t out_size, size_t *out_len);
 
 #endif

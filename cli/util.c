@@ -20,12 +20,17 @@
 #include <unistd.h>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "cloister/cbor.h"
+#include "cloister/json.h"
+#include "net.h"
 
 /* ---------------------------------------------------------- diagnostics */
 
@@ -135,6 +140,28 @@ int cli_parse(int argc, char **argv, int first, cli_opt_t *opts, size_t n_opts, 
     return 0;
 }
 
+bool cli_opts_only(cli_opt_t *opts, size_t n_opts, const char *allowed, const char *what,
+                   char *err, size_t err_size)
+{
+    for (size_t i = 0; i < n_opts; i++) {
+        size_t nl = strlen(opts[i].name);
+        const char *p = allowed;
+        bool ok = false;
+        if (opts[i].n == 0)
+            continue;
+        while (!ok && (p = strstr(p, opts[i].name)) != NULL) {
+            ok = (p == allowed || p[-1] == ' ') && (p[nl] == ' ' || p[nl] == '\0');
+            p += nl;
+        }
+        if (!ok) {
+            cli_err(err, err_size, "%s is not an option of `cloister %s` (try --help)",
+                    opts[i].name, what);
+            return false;
+        }
+    }
+    return true;
+}
+
 bool cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     char *end;
@@ -237,6 +264,41 @@ void cli_time_iso(char *out, size_t out_size, int64_t unix_s)
 
     if (gmtime_r(&t, &tm) == NULL || strftime(out, out_size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
         snprintf(out, out_size, "@%lld", (long long)unix_s);
+}
+
+void cli_time_iso_ms(char *out, size_t out_size, int64_t unix_ms)
+{
+    int64_t s = unix_ms / 1000, ms = unix_ms % 1000;
+
+    if (ms < 0) {
+        ms += 1000;
+        s--;
+    }
+    cli_time_iso(out, out_size, s);
+    size_t n = strlen(out);
+    if (n > 0 && out[n - 1] == 'Z') /* ...:SSZ -> ...:SS.mmmZ */
+        snprintf(out + n - 1, out_size - (n - 1), ".%03dZ", (int)ms);
+}
+
+bool cli_name_ok(const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+const char *cli_dir_opt(cli_opt_t *opts, size_t n_opts)
+{
+    const char *d = cli_val(opts, n_opts, "--dir");
+    return d != NULL ? d : cli_val(opts, n_opts, "--owner");
 }
 
 /* ---------------------------------------------------------- files */
@@ -601,14 +663,26 @@ void cli_json_str(FILE *out, const char *s, size_t len)
     fputc('"', out);
 }
 
-static bool json_item(FILE *out, cl_cbor_dec_t *d, int depth)
+/* Newline and indentation before an item of a pretty-printed container (indent < 0: ", "). */
+static void json_sep(FILE *out, int indent, int depth, bool first)
+{
+    if (indent < 0) {
+        if (!first)
+            fputs(", ", out);
+        return;
+    }
+    fprintf(out, "%s\n%*s", first ? "" : ",", indent * (depth + 1), "");
+}
+
+/* indent < 0: one line ("{"a": 1, "b": [1, 2]}"); else that many spaces per level. */
+static bool json_item(FILE *out, cl_cbor_dec_t *d, int depth, int indent)
 {
     cl_cbor_type_t t;
     size_t n, len;
     const uint8_t *p;
     const char *s;
 
-    if (depth > 16 || cl_cbor_dec_peek(d, &t) != CL_OK)
+    if (depth > CL_JSON_MAX_DEPTH || cl_cbor_dec_peek(d, &t) != CL_OK)
         return false;
     switch (t) {
     case CL_CBOR_UINT:
@@ -645,11 +719,12 @@ static bool json_item(FILE *out, cl_cbor_dec_t *d, int depth)
             return false;
         fputc('[', out);
         for (size_t i = 0; i < n; i++) {
-            if (i > 0)
-                fputs(", ", out);
-            if (!json_item(out, d, depth + 1))
+            json_sep(out, indent, depth, i == 0);
+            if (!json_item(out, d, depth + 1, indent))
                 return false;
         }
+        if (indent >= 0 && n > 0)
+            fprintf(out, "\n%*s", indent * depth, "");
         fputc(']', out);
         return true;
     case CL_CBOR_MAP:
@@ -658,8 +733,7 @@ static bool json_item(FILE *out, cl_cbor_dec_t *d, int depth)
         fputc('{', out);
         for (size_t i = 0; i < n; i++) {
             cl_cbor_type_t kt;
-            if (i > 0)
-                fputs(", ", out);
+            json_sep(out, indent, depth, i == 0);
             if (cl_cbor_dec_peek(d, &kt) != CL_OK)
                 return false;
             if (kt == CL_CBOR_TSTR) {
@@ -673,14 +747,16 @@ static bool json_item(FILE *out, cl_cbor_dec_t *d, int depth)
                 fprintf(out, "\"%lld\"", (long long)v);
             }
             fputs(": ", out);
-            if (!json_item(out, d, depth + 1))
+            if (!json_item(out, d, depth + 1, indent))
                 return false;
         }
+        if (indent >= 0 && n > 0)
+            fprintf(out, "\n%*s", indent * depth, "");
         fputc('}', out);
         return true;
     case CL_CBOR_TAG: {
         uint64_t tag;
-        return cl_cbor_dec_tag(d, &tag) == CL_OK && json_item(out, d, depth + 1);
+        return cl_cbor_dec_tag(d, &tag) == CL_OK && json_item(out, d, depth + 1, indent);
     }
     case CL_CBOR_SIMPLE: {
         bool b;
@@ -709,7 +785,15 @@ bool cli_cbor_json(FILE *out, const uint8_t *cbor, size_t len)
     cl_cbor_dec_t d;
 
     cl_cbor_dec_init(&d, cbor, len);
-    return json_item(out, &d, 0) && cl_cbor_dec_at_end(&d);
+    return json_item(out, &d, 0, -1) && cl_cbor_dec_at_end(&d);
+}
+
+bool cli_cbor_json_pretty(FILE *out, const uint8_t *cbor, size_t len)
+{
+    cl_cbor_dec_t d;
+
+    cl_cbor_dec_init(&d, cbor, len);
+    return json_item(out, &d, 0, 2) && cl_cbor_dec_at_end(&d);
 }
 
 bool cli_map_get(const uint8_t *map, size_t len, const char *key, const uint8_t **val,
@@ -748,6 +832,14 @@ bool cli_map_bstr(const uint8_t *map, size_t len, const char *key, const uint8_t
     return cl_cbor_dec_bstr(&d, p, plen) == CL_OK;
 }
 
+/* Text shown on a terminal: control characters become '?'. */
+static void printable(char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
 bool cli_map_tstr(const uint8_t *map, size_t len, const char *key, char *out, size_t out_size)
 {
     const uint8_t *v;
@@ -762,9 +854,7 @@ bool cli_map_tstr(const uint8_t *map, size_t len, const char *key, char *out, si
         return false;
     memcpy(out, s, sl);
     out[sl] = '\0';
-    for (size_t i = 0; i < sl; i++) /* shown on a terminal: no control characters */
-        if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
-            out[i] = '?';
+    printable(out);
     return true;
 }
 
@@ -792,6 +882,80 @@ bool cli_map_int(const uint8_t *map, size_t len, const char *key, int64_t *v)
     return cl_cbor_dec_int(&d, v) == CL_OK;
 }
 
+bool cli_core_error_is(const uint8_t *payload, size_t len, const char *code)
+{
+    char got[64];
+
+    return payload != NULL && len > 0 && cli_map_tstr(payload, len, "error", got, sizeof got) &&
+           strcmp(got, code) == 0;
+}
+
+const char cli_ident_footer[] =
+    "Identity: --owner DIR (the owner's directory) or --dir DIR (an enrolled client's\n"
+    "directory); changes need the owner or an admin, reading works for users too.\n"
+    "--server URI overrides the server saved in DIR; --json prints the core's answer.\n";
+
+/* The help of one subcommand (h) or of them all (h NULL). */
+static void sub_help(const cli_cmd_spec_t *c, const cli_sub_t *h)
+{
+    if (h != NULL) {
+        printf("usage: cloister %s %s\n%s%s", c->cmd, h->usage, h->details,
+               strstr(h->opts, "--owner") != NULL ? cli_ident_footer : "");
+        return;
+    }
+    for (size_t i = 0; i < c->n; i++)
+        printf("%s cloister %s %s\n", i == 0 ? "usage:" : "      ", c->cmd, c->subs[i].usage);
+    printf("%s(cloister %s SUBCOMMAND --help for details)\n%s", c->about, c->cmd,
+           cli_ident_footer);
+}
+
+int cli_sub_main(const cli_cmd_spec_t *c, int argc, char **argv, cli_opt_t *opts, size_t n_opts)
+{
+    char err[600], what[64];
+    const char *pos[3];
+    size_t n_pos;
+    const cli_sub_t *h = NULL;
+    int k = cli_parse(argc, argv, 2, opts, n_opts, pos, 2, &n_pos, err, sizeof err);
+
+    for (size_t i = 0; n_pos > 0 && i < c->n; i++)
+        if (strcmp(pos[0], c->subs[i].sub) == 0)
+            h = &c->subs[i];
+    if (k == 1) {
+        sub_help(c, h);
+        return CLI_EXIT_OK;
+    }
+    if (k != 0) {
+        cli_fail("%s", err);
+        return CLI_EXIT_ERROR;
+    }
+    if (h == NULL) {
+        if (n_pos > 0)
+            cli_fail("cloister %s: no subcommand '%s'", c->cmd, pos[0]);
+        for (size_t i = 0; i < c->n; i++)
+            fprintf(stderr, "%s cloister %s %s\n", i == 0 ? "usage:" : "      ", c->cmd,
+                    c->subs[i].usage);
+        fprintf(stderr, "(cloister %s --help for details)\n", c->cmd);
+        return CLI_EXIT_ERROR;
+    }
+    snprintf(what, sizeof what, "%s %s", c->cmd, h->sub);
+    if (!cli_opts_only(opts, n_opts, h->opts, what, err, sizeof err)) {
+        cli_fail("%s", err);
+        return CLI_EXIT_ERROR;
+    }
+    if (n_pos - 1 < h->args_min || n_pos - 1 > h->args_max) {
+        cli_fail("usage: cloister %s %s", c->cmd, h->usage);
+        return CLI_EXIT_ERROR;
+    }
+    cli_sub_ctx_t x = {.opts = opts, .n_opts = n_opts, .pos = pos, .n_pos = n_pos};
+    if ((x.out = malloc(CLI_PAYLOAD_MAX)) == NULL) {
+        cli_fail("out of memory");
+        return CLI_EXIT_ERROR;
+    }
+    int rc = h->run(&x);
+    free(x.out);
+    return rc;
+}
+
 void cli_core_error(const uint8_t *payload, size_t len, char *out, size_t out_size)
 {
     char code[64], msg[256];
@@ -803,4 +967,329 @@ void cli_core_error(const uint8_t *payload, size_t len, char *out, size_t out_si
         snprintf(out, out_size, "%s: %s", code, msg);
     else
         snprintf(out, out_size, "%s", code);
+}
+
+bool cli_map_bool(const uint8_t *map, size_t len, const char *key, bool *v)
+{
+    const uint8_t *p;
+    size_t pl;
+    cl_cbor_dec_t d;
+
+    if (!cli_map_get(map, len, key, &p, &pl))
+        return false;
+    cl_cbor_dec_init(&d, p, pl);
+    return cl_cbor_dec_bool(&d, v) == CL_OK;
+}
+
+void cli_cbor_show(const uint8_t *val, size_t len, char *out, size_t out_size)
+{
+    cl_cbor_dec_t d;
+    const char *s;
+    size_t sl;
+
+    if (out_size == 0)
+        return;
+    out[0] = '\0';
+    cl_cbor_dec_init(&d, val, len);
+    if (cl_cbor_dec_tstr(&d, &s, &sl) == CL_OK) {
+        snprintf(out, out_size, "%.*s", (int)(sl < out_size ? sl : out_size - 1), s);
+    } else {
+        FILE *f = fmemopen(out, out_size, "w");
+        if (f == NULL)
+            return;
+        setvbuf(f, NULL, _IONBF, 0);
+        if (!cli_cbor_json(f, val, len))
+            rewind(f);
+        fputc('\0', f);
+        fclose(f);
+        out[out_size - 1] = '\0';
+    }
+    printable(out);
+}
+
+/* show(value of key) into out, "" when the key is absent. */
+static void map_shown(const uint8_t *map, size_t len, const char *key, char *out, size_t out_size,
+                      void (*show)(const uint8_t *, size_t, char *, size_t))
+{
+    const uint8_t *v;
+    size_t vl;
+
+    if (out_size > 0)
+        out[0] = '\0';
+    if (cli_map_get(map, len, key, &v, &vl))
+        show(v, vl, out, out_size);
+}
+
+void cli_map_show(const uint8_t *map, size_t len, const char *key, char *out, size_t out_size)
+{
+    map_shown(map, len, key, out, out_size, cli_cbor_show);
+}
+
+void cli_text_list(const uint8_t *arr, size_t len, char *out, size_t out_size)
+{
+    cl_cbor_dec_t d;
+    size_t n, used = 0;
+
+    if (out_size == 0)
+        return;
+    out[0] = '\0';
+    cl_cbor_dec_init(&d, arr, len);
+    if (cl_cbor_dec_array(&d, &n) != CL_OK)
+        return;
+    for (size_t k = 0; k < n; k++) {
+        const char *t;
+        size_t tl;
+        if (cl_cbor_dec_tstr(&d, &t, &tl) != CL_OK || used + tl + 2 > out_size)
+            break;
+        if (used > 0)
+            out[used++] = ',';
+        memcpy(out + used, t, tl);
+        used += tl;
+        out[used] = '\0';
+    }
+    printable(out);
+}
+
+void cli_map_list(const uint8_t *map, size_t len, const char *key, char *out, size_t out_size)
+{
+    map_shown(map, len, key, out, out_size, cli_text_list);
+}
+
+int cli_print_json(const uint8_t *cbor, size_t len)
+{
+    if (!cli_cbor_json(stdout, cbor, len)) {
+        putchar('\n');
+        cli_fail("the core's answer is malformed");
+        return CLI_EXIT_ERROR;
+    }
+    putchar('\n');
+    return CLI_EXIT_OK;
+}
+
+bool cli_list_open(cl_cbor_dec_t *d, const uint8_t *list, size_t len, size_t *n)
+{
+    cl_cbor_dec_init(d, list, len);
+    if (cl_cbor_dec_array(d, n) != CL_OK) {
+        cli_fail("the core's answer is not a list");
+        return false;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------- JSON documents */
+
+void cli_json_where(const char *text, size_t len, size_t off, unsigned *line, unsigned *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off && i < len; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else if (((unsigned char)text[i] & 0xc0) != 0x80) { /* code points, not bytes */
+            (*col)++;
+        }
+    }
+}
+
+bool cli_json_parse(const char *what, const char *text, size_t len, uint8_t *out, size_t out_size,
+                    size_t *out_len, char *err, size_t err_size)
+{
+    size_t off = 0;
+    unsigned line, col;
+    const char *why;
+    cl_status_t st;
+
+    if (len == 0) {
+        cli_err(err, err_size, "%s is empty (a JSON document is expected)", what);
+        return false;
+    }
+    st = cl_json_to_cbor(text, len, out, out_size, out_len, &off);
+    if (st == CL_OK)
+        return true;
+    switch (st) {
+    case CL_ERR_BUFFER_TOO_SMALL:
+        cli_err(err, err_size, "%s is too large (more than %zu bytes once converted to CBOR)", what,
+                out_size);
+        return false;
+    case CL_ERR_LIMIT: why = "nested deeper than 32 levels"; break;
+    default: why = off >= len ? "invalid JSON (the document ends too early)" : "invalid JSON"; break;
+    }
+    if (off > len)
+        off = len;
+    cli_json_where(text, len, off, &line, &col);
+    /* the line itself with a caret under the problem, when it is short enough */
+    size_t ls = off, le = off;
+    while (ls > 0 && text[ls - 1] != '\n')
+        ls--;
+    while (le < len && text[le] != '\n' && text[le] != '\r')
+        le++;
+    if (le - ls <= 100 && le > ls) {
+        char excerpt[101], caret[101];
+        size_t k = 0, c = 0;
+        for (size_t i = ls; i < le; i++) {
+            unsigned char ch = (unsigned char)text[i];
+            excerpt[k++] = ch == '\t' ? ' ' : (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+            if (i < off && (ch & 0xc0) != 0x80)
+                caret[c++] = ' ';
+        }
+        excerpt[k] = '\0';
+        caret[c] = '\0';
+        cli_err(err, err_size, "%s line %u, column %u (byte %zu): %s\n    %s\n    %s^", what, line,
+                col, off, why, excerpt, caret);
+    } else {
+        cli_err(err, err_size, "%s line %u, column %u (byte %zu): %s", what, line, col, off, why);
+    }
+    return false;
+}
+
+bool cli_json_file(const char *path, char *text, size_t text_size, size_t *text_len,
+                   uint8_t *cbor, size_t cbor_size, size_t *cbor_len, char *err, size_t err_size)
+{
+    if (!cli_read_file(path, (uint8_t *)text, text_size, text_len, err, err_size))
+        return false;
+    return cli_json_parse(path, text, *text_len, cbor, cbor_size, cbor_len, err, err_size);
+}
+
+bool cli_json_object(const uint8_t *cbor, size_t len)
+{
+    cl_cbor_dec_t d;
+    cl_cbor_type_t t;
+
+    cl_cbor_dec_init(&d, cbor, len);
+    return len > 0 && cl_cbor_dec_peek(&d, &t) == CL_OK && t == CL_CBOR_MAP;
+}
+
+bool cli_schema_file(const char *path, uint8_t *out, size_t out_size, size_t *out_len, char *err,
+                     size_t err_size)
+{
+    char *text = malloc(CLI_JSON_TEXT_MAX);
+    size_t text_len;
+    bool ok = false;
+
+    if (text == NULL) {
+        cli_err(err, err_size, "out of memory");
+        return false;
+    }
+    if (cli_json_file(path, text, CLI_JSON_TEXT_MAX, &text_len, out, out_size, out_len, err,
+                      err_size)) {
+        if (!cli_json_object(out, *out_len))
+            cli_err(err, err_size, "%s: a JSON Schema is an object ({\"type\": \"object\", ...})",
+                    path);
+        else
+            ok = true;
+    }
+    free(text);
+    return ok;
+}
+
+/* ---------------------------------------------------------- public keys */
+
+#define PEM_FILE_MAX (16 * 1024)
+
+bool cli_pem_public_point(const char *path, uint8_t pub[65], char *err, size_t err_size)
+{
+    uint8_t *buf = malloc(PEM_FILE_MAX + 1);
+    size_t len, plen = 0;
+    EVP_PKEY *k = NULL;
+    X509 *x = NULL;
+    BIO *b = NULL;
+    char group[32] = "";
+    bool ok = false;
+
+    if (buf == NULL) {
+        cli_err(err, err_size, "out of memory");
+        return false;
+    }
+    if (!cli_read_file(path, buf, PEM_FILE_MAX, &len, err, err_size))
+        goto done;
+    buf[len] = '\0';
+    if (strstr((const char *)buf, "PRIVATE KEY-----") != NULL) {
+        cli_err(err, err_size,
+                "%s holds a private key; give the publisher's public key instead (the publisher "
+                "makes it with `openssl pkey -in KEY.pem -pubout -out PUB.pem` or `cloister "
+                "scenario sign ... --pub-out PUB.pem`)",
+                path);
+        goto done;
+    }
+    if ((b = BIO_new_mem_buf(buf, (int)len)) == NULL)
+        goto bad;
+    if ((k = PEM_read_bio_PUBKEY(b, NULL, NULL, NULL)) == NULL) {
+        /* a certificate will do as well */
+        (void)BIO_reset(b);
+        if ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+            k = X509_get_pubkey(x);
+    }
+    if (k == NULL) {
+        cli_err(err, err_size,
+                "%s holds no PEM public key (\"-----BEGIN PUBLIC KEY-----\") or certificate", path);
+        goto done;
+    }
+    if (EVP_PKEY_get_base_id(k) != EVP_PKEY_EC ||
+        EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) !=
+            1 ||
+        strcmp(group, "prime256v1") != 0) {
+        cli_err(err, err_size, "%s: the key is not a P-256 (prime256v1) EC key", path);
+        goto done;
+    }
+    if (EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                       "uncompressed") != 1 ||
+        EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub, 65, &plen) !=
+            1 ||
+        plen != 65 || pub[0] != 0x04)
+        goto bad;
+    ok = true;
+    goto done;
+bad:
+    cli_err(err, err_size, "%s: cannot read the P-256 public key", path);
+done:
+    EVP_PKEY_free(k);
+    X509_free(x);
+    BIO_free(b);
+    ERR_clear_error();
+    free(buf);
+    return ok;
+}
+
+bool cli_pem_public_write(const char *path, const uint8_t pub[65], bool replace, char *err,
+                          size_t err_size)
+{
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_PKEY *k = NULL;
+    BIO *b = NULL;
+    char *pem;
+    bool ok = false;
+
+    if (bld == NULL ||
+        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) != 1 ||
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, 65) != 1 ||
+        (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+        (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+        EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_PUBLIC_KEY, params) != 1 ||
+        (b = BIO_new(BIO_s_mem())) == NULL || PEM_write_bio_PUBKEY(b, k) != 1) {
+        cli_err(err, err_size, "cannot encode the public key for %s", path);
+        goto done;
+    }
+    long n = BIO_get_mem_data(b, &pem);
+    ok = n > 0 && cli_write_file(path, pem, (size_t)n, 0644, replace, err, err_size);
+done:
+    BIO_free(b);
+    EVP_PKEY_free(k);
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    ERR_clear_error();
+    return ok;
+}
+
+void cli_key_fingerprint(const uint8_t *pub, size_t len, char out[24])
+{
+    uint8_t h[32];
+
+    cli_sha256(pub, len, h);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 3 * i, 4, "%02x%s", h[i], i < 7 ? ":" : "");
 }

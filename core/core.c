@@ -206,6 +206,7 @@ static void core_free(cl_core_t *c)
     if (c == NULL)
         return;
     cl_sessions_free(c);
+    cl_rules_free(c);
     for (size_t i = 0; i < CL_EVIDENCE_CACHE; i++)
         free(c->evcache[i].ev);
     if (c->log_open)
@@ -280,6 +281,8 @@ static cl_status_t ecall_open(const cl_tee_platform_t *platform, const cl_host_o
         goto fail;
     if (c->st.phase == CL_PHASE_PROVISIONED && (st = cl_sessions_set_identity(c)) != CL_OK)
         goto fail;
+    if ((st = cl_rules_init(c)) != CL_OK || (st = cl_rules_load_all(c)) != CL_OK)
+        goto fail;
     uint8_t r[2];
     if ((st = c->platform.read_rand(c->platform.self, r, 2)) != CL_OK)
         goto fail;
@@ -333,8 +336,11 @@ static cl_status_t ecall_handle(cl_core_handle_t h, const uint8_t *in, size_t in
         size_t alen = 0;
         memcpy(msg, it.msg, it.len);
         c->stats_requests++;
-        cl_core_dispatch(c, msg, it.len, ans, CL_CORE_MAX_MESSAGE, &alen);
-        cl_batch_item_t r = {.peer = it.peer, .transport = it.transport, .msg = ans, .len = alen};
+        uint16_t flags = 0;
+        cl_core_dispatch(c, it.peer, it.transport, msg, it.len, ans, CL_CORE_MAX_MESSAGE, &alen,
+                         &flags);
+        cl_batch_item_t r = {
+            .peer = it.peer, .transport = it.transport, .flags = flags, .msg = ans, .len = alen};
         if ((st = cl_batch_add(resp, CL_CORE_MAX_BATCH_BYTES, &olen, &r)) != CL_OK)
             goto out;
     }
@@ -367,6 +373,7 @@ static cl_status_t ecall_tick(cl_core_handle_t h, int64_t now_ms)
     if (now_ms > c->now_ms)
         c->now_ms = now_ms;
     cl_sessions_expire(c);
+    cl_rules_tick(c);
     cl_core_persist_clock(c, CL_CLOCK_PERSIST_MS);
     return CL_OK;
 }

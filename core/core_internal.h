@@ -65,6 +65,8 @@ typedef struct cl_client {
     uint8_t cert_hash[32];
     uint8_t *cert; /* DER, heap */
     size_t cert_len;
+    uint8_t *groups; /* CBOR array of 0..16 group names (heap; NULL = none) */
+    size_t groups_len;
 } cl_client_t;
 
 typedef struct cl_token {
@@ -86,7 +88,57 @@ typedef struct cl_evtype {
     char name[CL_EVTYPE_MAX_NAME + 1];
     char desc[CL_EVTYPE_MAX_DESC + 1];
     uint8_t history_roles; /* bit (1 << role) may read its history; the owner always may */
+    uint64_t version;
+    uint8_t *schema; /* CBOR JSON-Schema subset for properties (heap; NULL = any map) */
+    size_t schema_len;
+    char scenario[CL_NAME_MAX + 1]; /* the scenario instance that created it, or "" */
 } cl_evtype_t;
+
+/*
+ * Model objects (docs/model.md) other than clients and event types: their
+ * validated CBOR documents with a version each. Rules carry their status
+ * and their script state (the engine holds the compiled form).
+ */
+typedef enum cl_mkind {
+    CL_MK_ACTTYPE = 1,
+    CL_MK_RULE = 2,
+    CL_MK_PUBLISHER = 3,
+    CL_MK_SCENARIO = 4,
+} cl_mkind_t;
+
+#define CL_MNAME_MAX 129 /* rules of scenarios: "<instance>.<name>" */
+#define CL_MODEL_MAX_OBJECTS 20000
+#define CL_MODEL_MAX_DOC 32768
+#define CL_MODEL_WHY_MAX 160
+
+typedef struct cl_mobj {
+    uint8_t kind;
+    bool enabled; /* rules */
+    bool failed;  /* rules: stopped by a script failure until enabled again */
+    char name[CL_MNAME_MAX + 1];
+    uint64_t version;
+    uint8_t *doc; /* heap */
+    size_t doc_len;
+    uint8_t *state; /* rules: the script state (CBOR map), heap, or NULL */
+    size_t state_len;
+    char reason[CL_MODEL_WHY_MAX]; /* rules: why it failed */
+    char scenario[CL_NAME_MAX + 1]; /* the scenario instance that created it, or "" */
+} cl_mobj_t;
+
+/* A queued action for one client (docs/model.md "Actions and their delivery"). */
+#define CL_ACTIONS_MAX 100000
+#define CL_ACTIONS_PER_TARGET 1000
+#define CL_ACTION_TTL_MS 3600000
+typedef struct cl_action {
+    uint64_t id;
+    uint32_t target;
+    int64_t time_ms;
+    int64_t expires_ms;
+    char type[CL_NAME_MAX + 1];
+    char rule[CL_MNAME_MAX + 1];
+    uint8_t *props; /* CBOR map, heap */
+    size_t props_len;
+} cl_action_t;
 
 typedef struct cl_state {
     bool have_keys;
@@ -115,6 +167,11 @@ typedef struct cl_state {
     size_t n_tokens, cap_tokens;
     cl_evtype_t *evtypes;
     size_t n_evtypes, cap_evtypes;
+    cl_mobj_t *objs; /* sorted by (kind, name) */
+    size_t n_objs, cap_objs;
+    cl_action_t *actions; /* the delivery queue, by increasing id */
+    size_t n_actions, cap_actions;
+    uint64_t next_action_id;
 } cl_state_t;
 
 /* Record opcodes (the first array element of a state record). */
@@ -128,9 +185,16 @@ enum {
     CL_REC_PERMS = 7,
     CL_REC_CLOCK = 8,
     CL_REC_EVTYPE = 9,
+    CL_REC_GROUPS = 10,
+    CL_REC_MODEL = 11,
+    CL_REC_RULE_FLAGS = 12,
+    CL_REC_EFFECTS = 13,
+    CL_REC_DONE = 14,
+    CL_REC_SCENARIO = 15,
+    CL_REC_SCENARIO_DEL = 16,
 };
 
-#define CL_STATE_SNAPSHOT_VERSION 1
+#define CL_STATE_SNAPSHOT_VERSION 2
 
 void cl_state_free(cl_state_t *s);
 /** Applies one record (from the sealed log or just appended); validates everything. */
@@ -144,6 +208,27 @@ cl_client_t *cl_state_client_by_x5t(cl_state_t *s, const uint8_t x5t[8]);
 cl_client_t *cl_state_client_by_hash(cl_state_t *s, const uint8_t hash[32]);
 cl_token_t *cl_state_token_by_hash(cl_state_t *s, const uint8_t hash[32]);
 cl_evtype_t *cl_state_evtype(cl_state_t *s, const char *name, size_t len);
+/** Creates or replaces an event type (its schema bytes are copied). */
+cl_status_t cl_state_put_evtype(cl_state_t *s, const cl_evtype_t *t) CL_MUST_CHECK;
+void cl_state_del_evtype(cl_state_t *s, const char *name, size_t len);
+/* model_state.c: the model objects, the action queue and their records */
+cl_mobj_t *cl_model_get(cl_state_t *s, int kind, const char *name, size_t len);
+/** Applies a model record (op >= CL_REC_GROUPS); the caller decoded [op, t]. */
+cl_status_t cl_model_apply(cl_state_t *s, uint64_t op, cl_cbor_dec_t *d, size_t n,
+                           int64_t t) CL_MUST_CHECK;
+void cl_model_free(cl_state_t *s);
+/** The snapshot element holding the model (objects, queue, counters). */
+void cl_model_encode(cl_cbor_enc_t *e, const cl_state_t *s);
+cl_status_t cl_model_decode(cl_state_t *s, cl_cbor_dec_t *d) CL_MUST_CHECK;
+/** A valid model name: 1..max bytes of [A-Za-z0-9._-]. */
+bool cl_model_name_valid(const char *p, size_t len, size_t max);
+/** Whether a client is in a group (by its groups list). */
+bool cl_client_in_group(const cl_client_t *cl, const char *g, size_t len);
+/** Pending actions of a target: index of the first at or after `from`, or s->n_actions. */
+size_t cl_actions_next(const cl_state_t *s, uint32_t target, size_t from);
+size_t cl_actions_count(const cl_state_t *s, uint32_t target);
+cl_action_t *cl_action_get(cl_state_t *s, uint64_t id);
+
 /** A valid event type name: 1..64 printable ASCII bytes, no spaces, not "*". */
 bool cl_evtype_name_valid(const char *name, size_t len);
 /** A well-formed permission list (see CL_PERMS_MAX). */
@@ -174,7 +259,26 @@ typedef struct cl_session {
     uint8_t *blk_body; /* heap, plaintext: wiped when replaced or freed */
     size_t blk_len;
     uint8_t blk_code;
+    uint16_t blk_cf; /* its Content-Format */
     uint8_t blk_key[32]; /* SHA-256 of the request's path and queries */
+    /* a request body arriving block-wise (inner Block1, RFC 7959), plaintext: wiped */
+    uint8_t *b1_body;
+    size_t b1_len;
+    uint32_t b1_next; /* the block number expected next */
+    uint8_t b1_szx;
+    uint8_t b1_key[32]; /* SHA-256 of the request's method, path and queries */
+    /* an observation of GET /actions (CoAP Observe) or a held long poll (HTTP) */
+    bool obs_active;
+    bool obs_oneshot; /* HTTP long poll: one answer, then over */
+    uint8_t obs_token[8];
+    uint8_t obs_tkl;
+    uint16_t obs_transport;
+    uint16_t obs_mid; /* of the last notification (an RST names it) */
+    uint32_t obs_seq;
+    uint64_t obs_peer;
+    int64_t obs_sent_ms;   /* last notification */
+    uint64_t obs_last_id;  /* newest action id notified */
+    cl_oscore_req_t obs_req;
 } cl_session_t;
 
 /* Evidence served block-wise by GET /attestation, per nonce (public data). */
@@ -221,6 +325,11 @@ typedef struct cl_core {
     unsigned evnext;
     int64_t now_ms;
     uint64_t stats_requests, stats_refused;
+    /* the rules engine (core/engine) and what a batch of events caused */
+    struct cl_eca *eca;
+    struct cl_effects *fx;
+    uint64_t stats_actions, stats_expired, stats_notified;
+    int64_t next_retry_ms;
 } cl_core_t;
 
 /* session.c */
@@ -241,9 +350,9 @@ void cl_sessions_expire(cl_core_t *c);
 void cl_session_free(cl_session_t *x);
 
 /* resources.c */
-/** Handles one transport message; *out_len 0 = no answer. */
-void cl_core_dispatch(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, size_t out_size,
-                      size_t *out_len);
+/** Handles one transport message; *out_len 0 = no answer (*flags: CL_BATCH_F_*). */
+void cl_core_dispatch(cl_core_t *c, uint64_t peer, uint16_t transport, uint8_t *msg, size_t len,
+                      uint8_t *out, size_t out_size, size_t *out_len, uint16_t *flags);
 /** The evidence map for a nonce (attest ecall and GET /attestation). */
 cl_status_t cl_core_evidence(cl_core_t *c, const uint8_t *nonce, size_t nonce_len, uint8_t *out,
                              size_t out_size, size_t *out_len) CL_MUST_CHECK;
@@ -266,5 +375,29 @@ void cl_core_persist_clock(cl_core_t *c, int64_t min_step_ms);
 cl_status_t cl_core_load_keys(cl_core_t *c) CL_MUST_CHECK;
 /** ES256 signing callback over the core's CA key (cl_pki_sign_fn). */
 cl_status_t cl_core_ca_sign(void *arg, const uint8_t *tbs, size_t tbs_len, uint8_t sig[64]);
+
+/* rules.c: the engine inside the core (events, effects, delivery) */
+cl_status_t cl_rules_init(cl_core_t *c) CL_MUST_CHECK;
+void cl_rules_free(cl_core_t *c);
+/** (Re)loads one rule from the state into the engine (absent: removed). */
+void cl_rules_sync(cl_core_t *c, const char *name, size_t len);
+/** Loads every rule (boot). */
+cl_status_t cl_rules_load_all(cl_core_t *c) CL_MUST_CHECK;
+/** Runs the rules on a published event (after it was archived). */
+void cl_rules_event(cl_core_t *c, const char *type, size_t type_len, uint32_t source,
+                    int64_t time_ms, const uint8_t *props, size_t props_len);
+/** Makes what the engine caused durable (one EFFECTS record), then notifies. */
+cl_status_t cl_rules_commit(cl_core_t *c) CL_MUST_CHECK;
+/** Timers: time triggers, notification retries, expiry. */
+void cl_rules_tick(cl_core_t *c);
+/** Notifies the observers of a client about its pending actions. */
+void cl_rules_notify(cl_core_t *c, uint32_t client, bool force);
+/** An RST from a peer: cancels the observation its notification belonged to. */
+void cl_rules_rst(cl_core_t *c, uint64_t peer, uint16_t mid);
+/** {"actions": [the client's oldest pending, <= 16]}; *newest: the last id listed. */
+cl_status_t cl_rules_pending_body(cl_core_t *c, uint32_t client, uint8_t *out, size_t size,
+                                  size_t *len, uint64_t *newest, size_t *count) CL_MUST_CHECK;
+/** Encodes a pending action as {"id","action","properties","time","rule","expires"}. */
+void cl_action_encode(cl_cbor_enc_t *e, const cl_action_t *a);
 
 #endif

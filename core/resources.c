@@ -15,28 +15,20 @@
 
 #include "cloister/coap_block.h"
 #include "core_internal.h"
+#include "cloister/json.h"
+#include "resources.h"
+#include "schema.h"
 #include "pki.h"
 
 #define ATT_BLOCK_SZX 6 /* 1024-byte blocks */
 #define TOKEN_LEN 16
 #define MAX_EVENTS_PER_REQUEST 32
-#define MAX_LISTED_CLIENTS 12
+#define MAX_LISTED_CLIENTS 1000
+#define CLIENTS_MAX_BODY (60 * 1024)
 #define TTL_MIN_S 60
 #define TTL_MAX_S 604800
 #define CERT_DAYS 365
 
-typedef struct reqctx {
-    cl_core_t *c;
-    const cl_coap_msg_t *req;
-    cl_session_t *x; /* NULL for unprotected requests */
-    char path[96];
-    /* response being built */
-    uint8_t code;
-    uint8_t body[CL_CORE_MAX_MESSAGE];
-    size_t body_len;
-    uint8_t *big; /* a large body (heap), served block-wise instead of body */
-    size_t big_len;
-} reqctx_t;
 
 #define BLOCK_SZX 6 /* 1024-byte blocks for large protected responses */
 #define BLOCK_SIZE 1024
@@ -48,7 +40,7 @@ typedef struct reqctx {
 
 /* ---- small helpers ---- */
 
-static cl_status_t error(reqctx_t *r, uint8_t code, const char *err, const char *msg)
+cl_status_t cl_res_error(reqctx_t *r, uint8_t code, const char *err, const char *msg)
 {
     cl_cbor_enc_t e;
     r->code = code;
@@ -62,7 +54,7 @@ static cl_status_t error(reqctx_t *r, uint8_t code, const char *err, const char 
 }
 
 /* Positions d at the value of text key `key` in the top-level map of p. */
-static bool map_find(const uint8_t *p, size_t len, const char *key, cl_cbor_dec_t *d)
+bool cl_res_map_find(const uint8_t *p, size_t len, const char *key, cl_cbor_dec_t *d)
 {
     size_t n, kl = strlen(key);
     bool found = false;
@@ -87,26 +79,26 @@ static bool map_find(const uint8_t *p, size_t len, const char *key, cl_cbor_dec_
     return found && cl_cbor_dec_at_end(&it);
 }
 
-static bool get_bstr(const uint8_t *p, size_t len, const char *key, const uint8_t **v, size_t *vl)
+bool cl_res_get_bstr(const uint8_t *p, size_t len, const char *key, const uint8_t **v, size_t *vl)
 {
     cl_cbor_dec_t d;
-    return map_find(p, len, key, &d) && cl_cbor_dec_bstr(&d, v, vl) == CL_OK;
+    return cl_res_map_find(p, len, key, &d) && cl_cbor_dec_bstr(&d, v, vl) == CL_OK;
 }
 
-static bool get_tstr(const uint8_t *p, size_t len, const char *key, const char **v, size_t *vl)
+bool cl_res_get_tstr(const uint8_t *p, size_t len, const char *key, const char **v, size_t *vl)
 {
     cl_cbor_dec_t d;
-    return map_find(p, len, key, &d) && cl_cbor_dec_tstr(&d, v, vl) == CL_OK;
+    return cl_res_map_find(p, len, key, &d) && cl_cbor_dec_tstr(&d, v, vl) == CL_OK;
 }
 
-static bool get_uint(const uint8_t *p, size_t len, const char *key, uint64_t *v)
+bool cl_res_get_uint(const uint8_t *p, size_t len, const char *key, uint64_t *v)
 {
     cl_cbor_dec_t d;
-    return map_find(p, len, key, &d) && cl_cbor_dec_uint(&d, v) == CL_OK;
+    return cl_res_map_find(p, len, key, &d) && cl_cbor_dec_uint(&d, v) == CL_OK;
 }
 
 /* The value of Uri-Query "key=value" (first occurrence); false when absent. */
-static bool get_query(const cl_coap_msg_t *m, const char *key, const char **v, size_t *vl)
+bool cl_res_get_query(const cl_coap_msg_t *m, const char *key, const char **v, size_t *vl)
 {
     size_t pos = 0, kl = strlen(key);
     const cl_coap_option_t *q;
@@ -122,7 +114,7 @@ static bool get_query(const cl_coap_msg_t *m, const char *key, const char **v, s
 }
 
 /* A decimal integer query value (optional leading '-'); false when malformed. */
-static bool parse_int(const char *v, size_t len, int64_t *out)
+bool cl_res_parse_int(const char *v, size_t len, int64_t *out)
 {
     size_t i = 0;
     bool neg = false;
@@ -148,7 +140,7 @@ static bool get_perms(const uint8_t *p, size_t len, const uint8_t **perms, size_
 {
     static const uint8_t any[] = {0x81, 0x61, '*'};
     cl_cbor_dec_t d;
-    if (!map_find(p, len, "publish", &d)) {
+    if (!cl_res_map_find(p, len, "publish", &d)) {
         *perms = any;
         *perms_len = sizeof any;
         return !required;
@@ -232,18 +224,31 @@ cl_status_t cl_core_evidence(cl_core_t *c, const uint8_t *nonce, size_t nonce_le
 
 /* ---- response assembly ---- */
 
-static cl_status_t build_response(cl_core_t *c, const cl_coap_msg_t *req, uint8_t code,
-                                  const uint8_t *body, size_t body_len, bool piggyback,
-                                  uint8_t *out, size_t out_size, size_t *out_len)
+cl_status_t cl_res_build_response_obs(cl_core_t *c, const cl_coap_msg_t *req, uint8_t code,
+                                      const uint8_t *body, size_t body_len, bool piggyback,
+                                      int64_t observe, int64_t block1, uint16_t cf,
+                                      uint8_t *out, size_t out_size, size_t *out_len)
 {
     cl_coap_builder_t b;
     uint8_t type = piggyback && req->type == CL_COAP_CON ? CL_COAP_ACK : CL_COAP_NON;
     uint16_t mid = type == CL_COAP_ACK ? req->mid : c->next_mid++;
     cl_coap_build_init(&b, out, out_size, type, code, mid, req->token, req->tkl);
+    if (observe >= 0)
+        cl_coap_build_option_uint(&b, CL_COAP_OPT_OBSERVE, (uint32_t)(observe & 0xffffff));
     if (body_len > 0)
-        cl_coap_build_option_uint(&b, CL_COAP_OPT_CONTENT_FORMAT, CL_COAP_CF_CBOR);
+        cl_coap_build_option_uint(&b, CL_COAP_OPT_CONTENT_FORMAT, cf);
+    if (block1 >= 0)
+        cl_coap_build_option_uint(&b, CL_COAP_OPT_BLOCK1, (uint32_t)block1);
     cl_coap_build_payload(&b, body, body_len);
     return cl_coap_build_finish(&b, out_len);
+}
+
+cl_status_t cl_res_build_response(cl_core_t *c, const cl_coap_msg_t *req, uint8_t code,
+                                  const uint8_t *body, size_t body_len, bool piggyback,
+                                  uint8_t *out, size_t out_size, size_t *out_len)
+{
+    return cl_res_build_response_obs(c, req, code, body, body_len, piggyback, -1, -1,
+                                     CL_COAP_CF_CBOR, out, out_size, out_len);
 }
 
 /* GET /attestation?nonce=HEX with Block2 (evidence is a few KiB; cached per nonce in c->evcache).
@@ -284,15 +289,15 @@ static void attestation(cl_core_t *c, const cl_coap_msg_t *req, uint8_t *out, si
     }
     const cl_coap_option_t *b2 = cl_coap_msg_get(req, CL_COAP_OPT_BLOCK2);
     if (req->code != CL_COAP_GET) {
-        (void)error(&r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET only");
+        (void)cl_res_error(&r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET only");
         goto send_error;
     }
     if (nonce_len < CL_CORE_NONCE_MIN) {
-        (void)error(&r, CL_COAP_BAD_REQUEST, "bad-request", "nonce=<hex, 16..64 bytes> required");
+        (void)cl_res_error(&r, CL_COAP_BAD_REQUEST, "bad-request", "nonce=<hex, 16..64 bytes> required");
         goto send_error;
     }
     if (b2 != NULL && (cl_coap_block_decode(b2, &blk) != CL_OK || blk.szx > ATT_BLOCK_SZX)) {
-        (void)error(&r, CL_COAP_BAD_OPTION, "bad-request", "bad Block2");
+        (void)cl_res_error(&r, CL_COAP_BAD_OPTION, "bad-request", "bad Block2");
         goto send_error;
     }
     cl_evcache_t *ce = NULL;
@@ -311,7 +316,7 @@ static void attestation(cl_core_t *c, const cl_coap_msg_t *req, uint8_t *out, si
         if (ev == NULL ||
             cl_core_evidence(c, nonce, nonce_len, ev, CL_CORE_MAX_EVIDENCE, &ev_len) != CL_OK) {
             free(ev);
-            (void)error(&r, CL_COAP_INTERNAL_ERROR, "internal", "no evidence available");
+            (void)cl_res_error(&r, CL_COAP_INTERNAL_ERROR, "internal", "no evidence available");
             goto send_error;
         }
         free(ce->ev);
@@ -327,19 +332,19 @@ static void attestation(cl_core_t *c, const cl_coap_msg_t *req, uint8_t *out, si
     cl_coap_msg_t m;
     bool more;
     if (full == NULL ||
-        build_response(c, req, CL_COAP_CONTENT, ce->ev, ce->ev_len, true, full, full_size,
+        cl_res_build_response(c, req, CL_COAP_CONTENT, ce->ev, ce->ev_len, true, full, full_size,
                        &full_len) != CL_OK ||
         cl_coap_parse(&m, full, full_len) != CL_OK ||
         cl_coap_block_slice(&m, CL_COAP_OPT_BLOCK2, blk.num, blk.szx, out, out_size, out_len,
                             &more) != CL_OK) {
         free(full);
-        (void)error(&r, CL_COAP_BAD_OPTION, "bad-request", "no such block");
+        (void)cl_res_error(&r, CL_COAP_BAD_OPTION, "bad-request", "no such block");
         goto send_error;
     }
     free(full);
     return;
 send_error:
-    if (build_response(c, req, r.code, r.body, r.body_len, true, out, out_size, out_len) != CL_OK)
+    if (cl_res_build_response(c, req, r.code, r.body, r.body_len, true, out, out_size, out_len) != CL_OK)
         *out_len = 0;
 }
 
@@ -356,20 +361,20 @@ static cl_status_t post_owner(reqctx_t *r)
     cl_buf_t part;
 
     if (r->req->code != CL_COAP_POST)
-        return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST only");
+        return cl_res_error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST only");
     if (c->st.phase != CL_PHASE_FRESH)
-        return error(r, CL_COAP_FORBIDDEN, "already-claimed",
+        return cl_res_error(r, CL_COAP_FORBIDDEN, "already-claimed",
                      "this core already has an owner; verify its evidence");
-    if (!get_bstr(r->req->payload, r->req->payload_len, "owner_cert", &der, &der_len) ||
+    if (!cl_res_get_bstr(r->req->payload, r->req->payload_len, "owner_cert", &der, &der_len) ||
         der_len > CL_PKI_MAX_CERT_BYTES)
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "{\"owner_cert\": bstr} expected");
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request", "{\"owner_cert\": bstr} expected");
     if (cl_pki_check_root(der, der_len, now_s(c)) != CL_OK)
-        return error(r, CL_COAP_BAD_REQUEST, "bad-certificate",
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-certificate",
                      "owner_cert must be a valid self-signed P-256 root CA");
     part = (cl_buf_t){der, der_len};
     if (cl_sha256(&c->crypto, &part, 1, h) != CL_OK ||
         cl_pki_thumbprint(der, der_len, x5t) != CL_OK)
-        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "hash failed");
+        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "hash failed");
     cl_cbor_enc_init(&e, rec, sizeof rec);
     cl_cbor_enc_array(&e, 5);
     cl_cbor_enc_uint(&e, CL_REC_OWNER);
@@ -378,9 +383,9 @@ static cl_status_t post_owner(reqctx_t *r)
     cl_cbor_enc_bstr(&e, h, 32);
     cl_cbor_enc_bstr(&e, x5t, 8);
     if (cl_cbor_enc_finish(&e, &rec_len) != CL_OK)
-        return error(r, CL_COAP_REQUEST_TOO_LARGE, "too-large", "certificate too large");
+        return cl_res_error(r, CL_COAP_REQUEST_TOO_LARGE, "too-large", "certificate too large");
     if (cl_core_commit(c, rec, rec_len) != CL_OK)
-        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+        return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
                      "the sealed log could not be written; nothing changed");
     cl_core_log(c, CL_LOG_INFO, "owner certificate sealed; core claimed");
     r->code = CL_COAP_CHANGED;
@@ -403,30 +408,30 @@ static cl_status_t post_provision(reqctx_t *r)
     int64_t t = now_s(c);
 
     if (r->req->code != CL_COAP_POST)
-        return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST only");
+        return cl_res_error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST only");
     if (c->st.phase != CL_PHASE_CLAIMED)
-        return error(r, CL_COAP_FORBIDDEN, "wrong-state",
+        return cl_res_error(r, CL_COAP_FORBIDDEN, "wrong-state",
                      c->st.phase == CL_PHASE_FRESH ? "claim the core first (POST /pki/owner)"
                                                    : "already provisioned");
-    if (!get_bstr(r->req->payload, r->req->payload_len, "ca_cert", &ca, &ca_len) ||
-        !get_bstr(r->req->payload, r->req->payload_len, "identity_cert", &id, &id_len) ||
+    if (!cl_res_get_bstr(r->req->payload, r->req->payload_len, "ca_cert", &ca, &ca_len) ||
+        !cl_res_get_bstr(r->req->payload, r->req->payload_len, "identity_cert", &id, &id_len) ||
         ca_len > CL_PKI_MAX_CERT_BYTES || id_len > CL_PKI_MAX_CERT_BYTES)
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request",
                      "{\"ca_cert\": bstr, \"identity_cert\": bstr} expected");
     if (cl_pki_cert_parse(ca, ca_len, &ci) != CL_OK || cl_pki_cert_parse(id, id_len, &ii) != CL_OK)
-        return error(r, CL_COAP_BAD_REQUEST, "bad-certificate", "unparsable certificate");
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-certificate", "unparsable certificate");
     if (cl_pki_verify_issued(ca, ca_len, c->st.owner_cert, c->st.owner_len, t) != CL_OK ||
         cl_pki_verify_issued(id, id_len, c->st.owner_cert, c->st.owner_len, t) != CL_OK)
-        return error(r, CL_COAP_FORBIDDEN, "not-owner",
+        return cl_res_error(r, CL_COAP_FORBIDDEN, "not-owner",
                      "the certificates are not signed by this core's owner");
     if (!ci.is_ca || ci.pathlen != 0 || memcmp(ci.pub, c->st.ca_pub, 65) != 0)
-        return error(r, CL_COAP_BAD_REQUEST, "bad-certificate",
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-certificate",
                      "ca_cert must be a pathlen-0 CA for this core's CA key");
     if (ii.is_ca || memcmp(ii.pub, c->st.identity_pub, 65) != 0)
-        return error(r, CL_COAP_BAD_REQUEST, "bad-certificate",
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-certificate",
                      "identity_cert must be a leaf for this core's identity key");
     if ((rec = malloc(rec_size)) == NULL)
-        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
+        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
     cl_cbor_enc_init(&e, rec, rec_size);
     cl_cbor_enc_array(&e, 4);
     cl_cbor_enc_uint(&e, CL_REC_PROVISION);
@@ -438,10 +443,10 @@ static cl_status_t post_provision(reqctx_t *r)
         st = cl_core_commit(c, rec, rec_len);
     free(rec);
     if (st != CL_OK)
-        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+        return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
                      "the sealed log could not be written; nothing changed");
     if (cl_sessions_set_identity(c) != CL_OK)
-        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "identity credential");
+        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "identity credential");
     cl_core_log(c, CL_LOG_INFO, "core provisioned: CA and identity certificates sealed");
     r->code = CL_COAP_CHANGED;
     r->body[0] = 0xa0; /* {} */
@@ -451,13 +456,10 @@ static cl_status_t post_provision(reqctx_t *r)
 
 /* ---- protected resources ---- */
 
-static bool role_in(const reqctx_t *r, unsigned mask)
+bool cl_res_role_in(const reqctx_t *r, unsigned mask)
 {
     return r->x != NULL && (mask & (1u << r->x->role)) != 0;
 }
-#define R(x) (1u << (x))
-#define ADMINS (R(CL_ROLE_OWNER) | R(CL_ROLE_ADMIN))
-#define MEMBERS (ADMINS | R(CL_ROLE_USER) | R(CL_ROLE_DEVICE) | R(CL_ROLE_SERVICE))
 
 static cl_status_t get_whoami(reqctx_t *r)
 {
@@ -502,28 +504,28 @@ static cl_status_t post_token(reqctx_t *r)
     size_t n = r->req->payload_len;
 
     if (!get_perms(p, n, &perms, &perms_len, false))
-        return error(
+        return cl_res_error(
             r, CL_COAP_BAD_REQUEST, "bad-request",
             "publish: an array of 1..16 event types (printable, <= 64 bytes; \"*\" = any)");
-    if (!get_tstr(p, n, "role", &role_s, &role_len) || !get_uint(p, n, "ttl", &ttl))
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+    if (!cl_res_get_tstr(p, n, "role", &role_s, &role_len) || !cl_res_get_uint(p, n, "ttl", &ttl))
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request",
                      "{\"role\": text, \"ttl\": seconds} expected");
     int role = cl_role_parse(role_s, role_len);
     if (role == CL_ROLE_NONE)
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request",
                      "role must be admin, user, device or service");
     if (role == CL_ROLE_ADMIN && r->x->role != CL_ROLE_OWNER)
-        return error(r, CL_COAP_FORBIDDEN, "forbidden", "only the owner creates admin tokens");
+        return cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden", "only the owner creates admin tokens");
     if (ttl < TTL_MIN_S || ttl > TTL_MAX_S)
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "ttl must be 60..604800 seconds");
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request", "ttl must be 60..604800 seconds");
     cl_cbor_dec_t d;
-    if (map_find(p, n, "name", &d) &&
+    if (cl_res_map_find(p, n, "name", &d) &&
         (cl_cbor_dec_tstr(&d, &name, &name_len) != CL_OK || name_len >= CL_NAME_MAX))
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "name: text of < 64 bytes");
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request", "name: text of < 64 bytes");
     cl_buf_t part = {token, TOKEN_LEN};
     if (c->platform.read_rand(c->platform.self, token, TOKEN_LEN) != CL_OK ||
         cl_sha256(&c->crypto, &part, 1, h) != CL_OK)
-        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "no randomness");
+        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "no randomness");
     int64_t now = cl_core_now(c), expires = now + (int64_t)ttl * 1000;
     uint32_t id = c->st.next_token_id;
     cl_cbor_enc_init(&e, rec, sizeof rec);
@@ -538,7 +540,7 @@ static cl_status_t post_token(reqctx_t *r)
     cl_cbor_enc_bstr(&e, perms, perms_len);
     if (cl_cbor_enc_finish(&e, &rec_len) != CL_OK || cl_core_commit(c, rec, rec_len) != CL_OK) {
         cl_wipe(token, sizeof token);
-        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+        return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
                      "the sealed log could not be written; no token created");
     }
     r->code = CL_COAP_CREATED;
@@ -567,22 +569,22 @@ static cl_status_t post_enroll(reqctx_t *r)
     const uint8_t *p = r->req->payload;
     size_t n = r->req->payload_len;
 
-    if (!get_bstr(p, n, "token", &tok, &tok_len) || tok_len != TOKEN_LEN ||
-        !get_tstr(p, n, "name", &name, &name_len) || name_len == 0 || name_len >= CL_NAME_MAX)
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+    if (!cl_res_get_bstr(p, n, "token", &tok, &tok_len) || tok_len != TOKEN_LEN ||
+        !cl_res_get_tstr(p, n, "name", &name, &name_len) || name_len == 0 || name_len >= CL_NAME_MAX)
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request",
                      "{\"token\": bstr(16), \"name\": text} expected");
     cl_buf_t part = {tok, tok_len};
     if (cl_sha256(&c->crypto, &part, 1, h) != CL_OK)
-        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "hash failed");
+        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "hash failed");
     cl_token_t *tk = cl_state_token_by_hash(&c->st, h);
     if (tk == NULL)
-        return error(r, CL_COAP_FORBIDDEN, "token-invalid", "unknown enrollment token");
+        return cl_res_error(r, CL_COAP_FORBIDDEN, "token-invalid", "unknown enrollment token");
     if (tk->used)
-        return error(r, CL_COAP_FORBIDDEN, "token-used", "this token was already used");
+        return cl_res_error(r, CL_COAP_FORBIDDEN, "token-used", "this token was already used");
     int64_t now = cl_core_now(c);
     if (now > tk->expires_ms) {
         cl_core_persist_clock(c, 0); /* the decision must survive a restart with an older clock */
-        return error(r, CL_COAP_FORBIDDEN, "token-expired", "this token has expired");
+        return cl_res_error(r, CL_COAP_FORBIDDEN, "token-expired", "this token has expired");
     }
     memcpy(cn, name, name_len);
     cn[name_len] = '\0';
@@ -600,17 +602,17 @@ static cl_status_t post_enroll(reqctx_t *r)
                               .issuer = c->st.ca_cert,
                               .issuer_len = c->st.ca_len};
     if (cl_pki_make_cert(&creq, cl_core_ca_sign, c, cert, sizeof cert, &cert_len) != CL_OK)
-        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "certificate issuance failed");
+        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "certificate issuance failed");
     cl_buf_t cp = {cert, cert_len};
     if (cl_sha256(&c->crypto, &cp, 1, ch) != CL_OK ||
         cl_pki_thumbprint(cert, cert_len, x5t) != CL_OK)
-        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "hash failed");
+        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "hash failed");
     uint32_t id = c->st.next_client_id;
     uint8_t *rec = malloc(CL_PKI_MAX_CERT_BYTES + 256 + CL_PERMS_MAX);
     size_t rec_len;
     cl_cbor_enc_t e;
     if (rec == NULL)
-        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
+        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
     cl_cbor_enc_init(&e, rec, CL_PKI_MAX_CERT_BYTES + 256 + CL_PERMS_MAX);
     cl_cbor_enc_array(&e, 11);
     cl_cbor_enc_uint(&e, CL_REC_ENROLL);
@@ -630,7 +632,7 @@ static cl_status_t post_enroll(reqctx_t *r)
         st = cl_core_commit(c, rec, rec_len);
     free(rec);
     if (st != CL_OK)
-        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+        return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
                      "the sealed log could not be written; not enrolled");
     /* the enrollee session ends here: the client comes back with its certificate */
     r->x->role = CL_ROLE_NONE;
@@ -654,13 +656,16 @@ static cl_status_t get_clients(reqctx_t *r)
     cl_cbor_enc_t e;
     size_t len;
     size_t n = s->n_clients < MAX_LISTED_CLIENTS ? s->n_clients : MAX_LISTED_CLIENTS;
+    uint8_t *big = malloc(CLIENTS_MAX_BODY);
+    if (big == NULL)
+        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
     r->code = CL_COAP_CONTENT;
-    for (;; n--) {
-        cl_cbor_enc_init(&e, r->body, sizeof r->body);
+    for (;; n = n * 3 / 4) { /* the most recent clients that fit (served block-wise) */
+        cl_cbor_enc_init(&e, big, CLIENTS_MAX_BODY);
         cl_cbor_enc_array(&e, n);
         for (size_t i = 0; i < n; i++) {
             const cl_client_t *cl = &s->clients[s->n_clients - n + i];
-            cl_cbor_enc_map(&e, 6);
+            cl_cbor_enc_map(&e, 7);
             cl_cbor_enc_tstr_z(&e, "id");
             cl_cbor_enc_uint(&e, cl->id);
             cl_cbor_enc_tstr_z(&e, "name");
@@ -673,12 +678,18 @@ static cl_status_t get_clients(reqctx_t *r)
             cl_cbor_enc_bstr(&e, cl->x5t, 8);
             cl_cbor_enc_tstr_z(&e, "publish");
             cl_cbor_enc_raw(&e, cl->perms, cl->perms_len);
+            cl_cbor_enc_tstr_z(&e, "groups");
+            if (cl->groups != NULL)
+                cl_cbor_enc_raw(&e, cl->groups, cl->groups_len);
+            else
+                cl_cbor_enc_array(&e, 0);
         }
         if (cl_cbor_enc_finish(&e, &len) == CL_OK || n == 0)
             break;
     }
-    r->body_len = len;
-    return cl_cbor_enc_finish(&e, &len);
+    r->big = big;
+    r->big_len = len;
+    return CL_OK;
 }
 
 /* POST /clients/{id}/permissions {"publish": [types]} */
@@ -691,11 +702,11 @@ static cl_status_t post_permissions(reqctx_t *r, uint32_t id)
     cl_cbor_enc_t e;
     cl_client_t *cl = cl_state_client(&c->st, id);
     if (cl == NULL)
-        return error(r, CL_COAP_NOT_FOUND, "not-found", "no such client");
+        return cl_res_error(r, CL_COAP_NOT_FOUND, "not-found", "no such client");
     if (cl->role == CL_ROLE_ADMIN && r->x->role != CL_ROLE_OWNER)
-        return error(r, CL_COAP_FORBIDDEN, "forbidden", "only the owner changes admins");
+        return cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden", "only the owner changes admins");
     if (!get_perms(r->req->payload, r->req->payload_len, &perms, &perms_len, true))
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request",
                      "{\"publish\": [1..16 event types, \"*\" = any]} expected");
     cl_cbor_enc_init(&e, rec, sizeof rec);
     cl_cbor_enc_array(&e, 4);
@@ -704,7 +715,7 @@ static cl_status_t post_permissions(reqctx_t *r, uint32_t id)
     cl_cbor_enc_uint(&e, id);
     cl_cbor_enc_bstr(&e, perms, perms_len);
     if (cl_cbor_enc_finish(&e, &rec_len) != CL_OK || cl_core_commit(c, rec, rec_len) != CL_OK)
-        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+        return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
                      "the sealed log could not be written; nothing changed");
     cl_core_log(c, CL_LOG_INFO, "client %u permissions changed", id);
     r->code = CL_COAP_CHANGED;
@@ -721,9 +732,9 @@ static cl_status_t post_revoke(reqctx_t *r, uint32_t id)
     cl_cbor_enc_t e;
     cl_client_t *cl = cl_state_client(&c->st, id);
     if (cl == NULL)
-        return error(r, CL_COAP_NOT_FOUND, "not-found", "no such client");
+        return cl_res_error(r, CL_COAP_NOT_FOUND, "not-found", "no such client");
     if (cl->role == CL_ROLE_ADMIN && r->x->role != CL_ROLE_OWNER)
-        return error(r, CL_COAP_FORBIDDEN, "forbidden", "only the owner revokes admins");
+        return cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden", "only the owner revokes admins");
     if (!cl->revoked) {
         cl_cbor_enc_init(&e, rec, sizeof rec);
         cl_cbor_enc_array(&e, 3);
@@ -731,7 +742,7 @@ static cl_status_t post_revoke(reqctx_t *r, uint32_t id)
         cl_cbor_enc_int(&e, cl_core_now(c));
         cl_cbor_enc_uint(&e, id);
         if (cl_cbor_enc_finish(&e, &rec_len) != CL_OK || cl_core_commit(c, rec, rec_len) != CL_OK)
-            return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+            return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
                          "the sealed log could not be written; not revoked");
         cl_core_log(c, CL_LOG_INFO, "client %u revoked; its sessions dropped", id);
     }
@@ -745,9 +756,19 @@ static cl_status_t post_revoke(reqctx_t *r, uint32_t id)
     return CL_OK;
 }
 
+/* What the rules see of a published event (pointers into the request). */
+typedef struct pub_event {
+    const char *type;
+    size_t type_len;
+    const uint8_t *props;
+    size_t props_len;
+    int64_t time_ms;
+} pub_event_t;
+
 /* One event -> one archive record (tag, bucket, nonce || AES-GCM ciphertext). */
 static cl_status_t archive_event(reqctx_t *r, cl_cbor_dec_t *d, uint8_t *buf, size_t buf_size,
-                                 cl_archive_rec_t *rec)
+                                 cl_archive_rec_t *rec, pub_event_t *pe, char *why,
+                                 size_t why_size)
 {
     cl_core_t *c = r->c;
     size_t n;
@@ -784,13 +805,18 @@ static cl_status_t archive_event(reqctx_t *r, cl_cbor_dec_t *d, uint8_t *buf, si
     }
     if (type == NULL || props == NULL)
         return CL_FAIL(CL_ERR_BAD_INPUT);
-    if (cl_state_evtype(&c->st, type, type_len) == NULL)
+    cl_evtype_t *et = cl_state_evtype(&c->st, type, type_len);
+    if (et == NULL)
         return CL_FAIL(CL_ERR_NOT_FOUND); /* unknown event type */
     if (r->x->role != CL_ROLE_OWNER) {
         cl_client_t *cl = cl_state_client(&c->st, r->x->client_id);
         if (cl == NULL || !cl_perms_allow(cl->perms, cl->perms_len, type, type_len))
             return CL_FAIL(CL_ERR_AUTH); /* not allowed to publish this type */
     }
+    if (et->schema != NULL &&
+        cl_schema_validate(et->schema, et->schema_len, props, props_len, why, why_size) != CL_OK)
+        return CL_ERR_UNSUPPORTED; /* the properties violate the type's schema */
+    *pe = (pub_event_t){type, type_len, props, props_len, t};
     /* tag = HMAC(tag_key, type || 0 || source) truncated; bucket = hours */
     uint8_t src[4] = {(uint8_t)r->x->client_id, (uint8_t)(r->x->client_id >> 8),
                       (uint8_t)(r->x->client_id >> 16), (uint8_t)(r->x->client_id >> 24)};
@@ -837,43 +863,57 @@ static cl_status_t post_events(reqctx_t *r)
     const size_t slot = CL_CORE_MAX_MESSAGE + 128;
     cl_archive_rec_t recs[MAX_EVENTS_PER_REQUEST];
     uint64_t ids[MAX_EVENTS_PER_REQUEST];
+    pub_event_t pes[MAX_EVENTS_PER_REQUEST];
+    char why[CL_MODEL_WHY_MAX] = "";
 
     if (c->host.archive_put == NULL)
-        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed", "no archive configured");
+        return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed", "no archive configured");
     cl_cbor_dec_init(&d, r->req->payload, r->req->payload_len);
     if (r->req->payload_len == 0 || cl_cbor_dec_peek(&d, &ty) != CL_OK)
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "an event or an array of events");
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request", "an event or an array of events");
     if (ty == CL_CBOR_ARRAY &&
         (cl_cbor_dec_array(&d, &n) != CL_OK || n == 0 || n > MAX_EVENTS_PER_REQUEST))
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "1..32 events per request");
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request", "1..32 events per request");
     uint8_t *buf = malloc(n * slot);
     if (buf == NULL)
-        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
+        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
     cl_status_t st = CL_OK;
     for (size_t i = 0; i < n && st == CL_OK; i++)
-        st = archive_event(r, &d, buf + i * slot, slot, &recs[i]);
+        st = archive_event(r, &d, buf + i * slot, slot, &recs[i], &pes[i], why, sizeof why);
     if (st == CL_OK && !cl_cbor_dec_at_end(&d))
         st = CL_FAIL(CL_ERR_BAD_INPUT);
     if (st == CL_ERR_AUTH) { /* nothing of the request is stored */
         free(buf);
-        return error(r, CL_COAP_FORBIDDEN, "forbidden",
+        return cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden",
                      "this client may not publish events of that type (see its permissions)");
     }
     if (st == CL_ERR_NOT_FOUND) {
         free(buf);
-        return error(r, CL_COAP_NOT_FOUND, "unknown-event-type",
+        return cl_res_error(r, CL_COAP_NOT_FOUND, "unknown-event-type",
                      "no such event type: an admin creates it first (cloister event-type add)");
+    }
+    if (st == CL_ERR_UNSUPPORTED) {
+        free(buf);
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "schema-violation", why);
     }
     if (st != CL_OK) {
         free(buf);
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request",
                      "event: {\"type\": text, \"properties\": map, \"time\": ms?}");
     }
     st = c->host.archive_put(c->host.ctx, recs, n, ids);
     free(buf);
     if (st != CL_OK)
-        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+        return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
                      "the archive did not store the events; publish again");
+    /* the rules run on what was stored, in arrival order; their effects are sealed before
+     * the answer (an answer that never arrives makes the client publish again: at least once) */
+    for (size_t i = 0; i < n; i++)
+        cl_rules_event(c, pes[i].type, pes[i].type_len, r->x->client_id, pes[i].time_ms,
+                       pes[i].props, pes[i].props_len);
+    if (cl_rules_commit(c) != CL_OK)
+        return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+                            "the events are stored but the rules' effects could not be sealed");
     r->code = CL_COAP_CHANGED;
     cl_cbor_enc_t e;
     cl_cbor_enc_init(&e, r->body, sizeof r->body);
@@ -910,7 +950,7 @@ static uint8_t roles_mask(const uint8_t *p, size_t len, bool *ok)
     return mask;
 }
 
-/* POST /event-types {"name", "description"?, "history"?: [roles]} - create or update */
+/* POST /event-types {"name", "description"?, "history"?: [roles], "schema"?, "if_version"?} */
 static cl_status_t post_event_type(reqctx_t *r)
 {
     cl_core_t *c = r->c;
@@ -920,44 +960,68 @@ static cl_status_t post_event_type(reqctx_t *r)
     const uint8_t *p = r->req->payload;
     size_t n = r->req->payload_len;
     cl_cbor_dec_t d;
-    uint8_t rec[64 + CL_EVTYPE_MAX_NAME + CL_EVTYPE_MAX_DESC];
+    uint8_t rec[128 + CL_EVTYPE_MAX_NAME + CL_EVTYPE_MAX_DESC + CL_SCHEMA_MAX];
     size_t rec_len;
     cl_cbor_enc_t e;
+    const uint8_t *schema = NULL;
+    size_t schema_len = 0;
+    uint64_t if_version;
+    char why[CL_MODEL_WHY_MAX];
 
-    if (!get_tstr(p, n, "name", &name, &name_len) || !cl_evtype_name_valid(name, name_len))
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+    if (!cl_res_get_tstr(p, n, "name", &name, &name_len) || !cl_evtype_name_valid(name, name_len))
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request",
                      "{\"name\": 1..64 printable characters without spaces} expected");
-    if (map_find(p, n, "description", &d) &&
+    if (cl_res_map_find(p, n, "description", &d) &&
         (cl_cbor_dec_tstr(&d, &desc, &desc_len) != CL_OK || desc_len > CL_EVTYPE_MAX_DESC))
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "description: text of <= 128 bytes");
-    if (map_find(p, n, "history", &d)) {
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request", "description: text of <= 128 bytes");
+    if (cl_res_map_find(p, n, "history", &d)) {
         const uint8_t *raw;
         size_t raw_len;
         bool ok;
         if (cl_cbor_dec_raw(&d, &raw, &raw_len) != CL_OK)
-            return error(r, CL_COAP_BAD_REQUEST, "bad-request", "history: [roles]");
+            return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request", "history: [roles]");
         hist = roles_mask(raw, raw_len, &ok);
         if (!ok)
-            return error(r, CL_COAP_BAD_REQUEST, "bad-request",
+            return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request",
                          "history: an array of admin, user, device, service");
     }
-    if (cl_state_evtype(&c->st, name, name_len) == NULL && c->st.n_evtypes >= CL_EVTYPE_MAX)
-        return error(r, CL_COAP_REQUEST_TOO_LARGE, "too-large", "too many event types");
-    bool existed = cl_state_evtype(&c->st, name, name_len) != NULL;
+    if (cl_res_map_find(p, n, "schema", &d)) {
+        cl_cbor_type_t ty;
+        if (cl_cbor_dec_peek(&d, &ty) != CL_OK || ty != CL_CBOR_MAP ||
+            cl_cbor_dec_raw(&d, &schema, &schema_len) != CL_OK || schema_len > CL_SCHEMA_MAX)
+            return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-schema",
+                                "schema: a JSON Schema object of <= 4096 bytes (CBOR)");
+        if (cl_schema_check(schema, schema_len, why, sizeof why) != CL_OK)
+            return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-schema", why);
+    }
+    cl_evtype_t *old = cl_state_evtype(&c->st, name, name_len);
+    if (old == NULL && c->st.n_evtypes >= CL_EVTYPE_MAX)
+        return cl_res_error(r, CL_COAP_REQUEST_TOO_LARGE, "too-large", "too many event types");
+    if (cl_res_get_uint(p, n, "if_version", &if_version) &&
+        if_version != (old != NULL ? old->version : 0))
+        return cl_model_conflict(r, old != NULL ? old->version : 0);
+    bool existed = old != NULL;
     cl_cbor_enc_init(&e, rec, sizeof rec);
-    cl_cbor_enc_array(&e, 5);
+    cl_cbor_enc_array(&e, 7);
     cl_cbor_enc_uint(&e, CL_REC_EVTYPE);
     cl_cbor_enc_int(&e, cl_core_now(c));
     cl_cbor_enc_tstr(&e, name, name_len);
     cl_cbor_enc_tstr(&e, desc, desc_len);
     cl_cbor_enc_uint(&e, hist);
+    if (schema != NULL)
+        cl_cbor_enc_raw(&e, schema, schema_len);
+    else
+        cl_cbor_enc_null(&e);
+    cl_cbor_enc_tstr_z(&e, old != NULL ? old->scenario : "");
     if (cl_cbor_enc_finish(&e, &rec_len) != CL_OK || cl_core_commit(c, rec, rec_len) != CL_OK)
-        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+        return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
                      "the sealed log could not be written; nothing changed");
     r->code = existed ? CL_COAP_CHANGED : CL_COAP_CREATED;
-    r->body[0] = 0xa0;
-    r->body_len = 1;
-    return CL_OK;
+    cl_cbor_enc_init(&e, r->body, sizeof r->body);
+    cl_cbor_enc_map(&e, 1);
+    cl_cbor_enc_tstr_z(&e, "version");
+    cl_cbor_enc_uint(&e, cl_state_evtype(&c->st, name, name_len)->version);
+    return cl_cbor_enc_finish(&e, &r->body_len);
 }
 
 static void enc_roles(cl_cbor_enc_t *e, uint8_t mask)
@@ -979,21 +1043,32 @@ static cl_status_t get_event_types(reqctx_t *r)
     size_t len;
     uint8_t *big = malloc(HISTORY_MAX_BODY);
     if (big == NULL)
-        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
+        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
     cl_cbor_enc_init(&e, big, HISTORY_MAX_BODY);
     cl_cbor_enc_array(&e, s->n_evtypes);
     for (size_t i = 0; i < s->n_evtypes; i++) {
-        cl_cbor_enc_map(&e, 3);
+        const cl_evtype_t *t = &s->evtypes[i];
+        cl_cbor_enc_map(&e, 4 + (t->schema != NULL) + (t->scenario[0] != 0));
         cl_cbor_enc_tstr_z(&e, "name");
-        cl_cbor_enc_tstr_z(&e, s->evtypes[i].name);
+        cl_cbor_enc_tstr_z(&e, t->name);
         cl_cbor_enc_tstr_z(&e, "description");
-        cl_cbor_enc_tstr_z(&e, s->evtypes[i].desc);
+        cl_cbor_enc_tstr_z(&e, t->desc);
         cl_cbor_enc_tstr_z(&e, "history");
-        enc_roles(&e, s->evtypes[i].history_roles);
+        enc_roles(&e, t->history_roles);
+        cl_cbor_enc_tstr_z(&e, "version");
+        cl_cbor_enc_uint(&e, t->version);
+        if (t->schema != NULL) {
+            cl_cbor_enc_tstr_z(&e, "schema");
+            cl_cbor_enc_raw(&e, t->schema, t->schema_len);
+        }
+        if (t->scenario[0] != 0) {
+            cl_cbor_enc_tstr_z(&e, "scenario");
+            cl_cbor_enc_tstr_z(&e, t->scenario);
+        }
     }
     if (cl_cbor_enc_finish(&e, &len) != CL_OK) {
         free(big);
-        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "response too large");
+        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "response too large");
     }
     r->code = CL_COAP_CONTENT;
     r->big = big;
@@ -1176,35 +1251,35 @@ static cl_status_t get_events(reqctx_t *r)
     cl_status_t st = CL_OK;
     const cl_coap_msg_t *q = r->req;
 
-    if (get_query(q, "type", &v, &vl) && (only_type = cl_state_evtype(s, v, vl)) == NULL)
-        return error(r, CL_COAP_NOT_FOUND, "unknown-event-type", "no such event type");
+    if (cl_res_get_query(q, "type", &v, &vl) && (only_type = cl_state_evtype(s, v, vl)) == NULL)
+        return cl_res_error(r, CL_COAP_NOT_FOUND, "unknown-event-type", "no such event type");
     if (only_type != NULL && !may_read(r, only_type))
-        return error(r, CL_COAP_FORBIDDEN, "forbidden", "not allowed to read this history");
-    if (get_query(q, "source", &v, &vl)) {
-        if (!parse_int(v, vl, &x) || x < 0 || x > UINT32_MAX)
-            return error(r, CL_COAP_BAD_REQUEST, "bad-request", "source: a client id");
+        return cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden", "not allowed to read this history");
+    if (cl_res_get_query(q, "source", &v, &vl)) {
+        if (!cl_res_parse_int(v, vl, &x) || x < 0 || x > UINT32_MAX)
+            return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request", "source: a client id");
         have_source = true;
         source = (uint32_t)x;
     }
-    if (get_query(q, "since", &v, &vl) && (!parse_int(v, vl, &h.since) || h.since < 0))
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "since: ms since the epoch");
-    if (get_query(q, "until", &v, &vl) && (!parse_int(v, vl, &h.until) || h.until < h.since))
-        return error(r, CL_COAP_BAD_REQUEST, "bad-request", "until: ms since the epoch, >= since");
-    if (get_query(q, "after", &v, &vl)) {
-        if (!parse_int(v, vl, &x) || x < 0)
-            return error(r, CL_COAP_BAD_REQUEST, "bad-request", "after: an event id (paging)");
+    if (cl_res_get_query(q, "since", &v, &vl) && (!cl_res_parse_int(v, vl, &h.since) || h.since < 0))
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request", "since: ms since the epoch");
+    if (cl_res_get_query(q, "until", &v, &vl) && (!cl_res_parse_int(v, vl, &h.until) || h.until < h.since))
+        return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request", "until: ms since the epoch, >= since");
+    if (cl_res_get_query(q, "after", &v, &vl)) {
+        if (!cl_res_parse_int(v, vl, &x) || x < 0)
+            return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request", "after: an event id (paging)");
         h.after = (uint64_t)x;
     }
-    if (get_query(q, "limit", &v, &vl)) {
-        if (!parse_int(v, vl, &x) || x < 1 || x > HISTORY_MAX_LIMIT)
-            return error(r, CL_COAP_BAD_REQUEST, "bad-request", "limit: 1..100");
+    if (cl_res_get_query(q, "limit", &v, &vl)) {
+        if (!cl_res_parse_int(v, vl, &x) || x < 1 || x > HISTORY_MAX_LIMIT)
+            return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request", "limit: 1..100");
         limit = (size_t)x;
     }
     if (c->host.archive_scan == NULL)
-        return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed", "no archive configured");
+        return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed", "no archive configured");
     uint8_t *buf = malloc(HISTORY_SCAN_BUF);
     if (buf == NULL)
-        return error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
+        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
     /* every (type, source) the caller may read, one tag each; limit+1 per tag finds "more" */
     for (size_t ti = 0; ti < s->n_evtypes && st == CL_OK; ti++) {
         const cl_evtype_t *t = &s->evtypes[ti];
@@ -1283,7 +1358,7 @@ static cl_status_t get_events(reqctx_t *r)
                     h.skipped);
     if (st == CL_OK)
         return CL_OK;
-    return error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
+    return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
                  "the archive could not be read consistently; try again");
 }
 
@@ -1309,65 +1384,68 @@ static cl_status_t route_protected(reqctx_t *r)
     const cl_coap_msg_t *q = r->req;
     uint32_t id;
 
-    if (!is_cbor_request(q))
-        return error(r, CL_COAP_UNSUPPORTED_FORMAT, "bad-request", "application/cbor only");
+    if (!is_cbor_request(q) && !r->json_in)
+        return cl_res_error(r, CL_COAP_UNSUPPORTED_FORMAT, "bad-request", "application/cbor only");
     if (r->x->role == CL_ROLE_ENROLLEE) {
         if (strcmp(r->path, "/pki/enroll") == 0 && q->code == CL_COAP_POST)
             return post_enroll(r);
-        return error(r, CL_COAP_FORBIDDEN, "forbidden",
+        return cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden",
                      "enroll first: this session may only POST /pki/enroll");
     }
     if (r->x->role == CL_ROLE_NONE)
-        return error(r, CL_COAP_UNAUTHORIZED, "unauthorized",
+        return cl_res_error(r, CL_COAP_UNAUTHORIZED, "unauthorized",
                      "session closed; run a new EDHOC handshake");
     if (strcmp(r->path, "/whoami") == 0)
         return q->code == CL_COAP_GET ? get_whoami(r)
-                                      : error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET");
+                                      : cl_res_error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET");
     if (strcmp(r->path, "/pki/tokens") == 0) {
         if (q->code != CL_COAP_POST)
-            return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST");
-        return role_in(r, ADMINS) ? post_token(r)
-                                  : error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
+            return cl_res_error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST");
+        return cl_res_role_in(r, ADMINS) ? post_token(r)
+                                  : cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
     }
     if (strcmp(r->path, "/pki/enroll") == 0)
-        return error(r, CL_COAP_FORBIDDEN, "forbidden", "already enrolled");
+        return cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden", "already enrolled");
     if (strcmp(r->path, "/clients") == 0) {
         if (q->code != CL_COAP_GET)
-            return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET");
-        return role_in(r, ADMINS) ? get_clients(r)
-                                  : error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
+            return cl_res_error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET");
+        return cl_res_role_in(r, ADMINS) ? get_clients(r)
+                                  : cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
     }
     if (parse_client_path(r->path, "revoke", &id)) {
         if (q->code != CL_COAP_POST)
-            return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST");
-        return role_in(r, ADMINS) ? post_revoke(r, id)
-                                  : error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
+            return cl_res_error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST");
+        return cl_res_role_in(r, ADMINS) ? post_revoke(r, id)
+                                  : cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
     }
     if (parse_client_path(r->path, "permissions", &id)) {
         if (q->code != CL_COAP_POST)
-            return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST");
-        return role_in(r, ADMINS) ? post_permissions(r, id)
-                                  : error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
+            return cl_res_error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "POST");
+        return cl_res_role_in(r, ADMINS) ? post_permissions(r, id)
+                                  : cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
     }
     if (strcmp(r->path, "/events") == 0) {
         if (q->code == CL_COAP_GET)
-            return role_in(r, MEMBERS) ? get_events(r)
-                                       : error(r, CL_COAP_FORBIDDEN, "forbidden", "not allowed");
+            return cl_res_role_in(r, MEMBERS) ? get_events(r)
+                                       : cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden", "not allowed");
         if (q->code != CL_COAP_POST)
-            return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET or POST");
-        return role_in(r, MEMBERS) ? post_events(r)
-                                   : error(r, CL_COAP_FORBIDDEN, "forbidden", "not allowed");
+            return cl_res_error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET or POST");
+        return cl_res_role_in(r, MEMBERS) ? post_events(r)
+                                   : cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden", "not allowed");
     }
     if (strcmp(r->path, "/event-types") == 0) {
         if (q->code == CL_COAP_GET)
-            return role_in(r, MEMBERS) ? get_event_types(r)
-                                       : error(r, CL_COAP_FORBIDDEN, "forbidden", "not allowed");
+            return cl_res_role_in(r, MEMBERS) ? get_event_types(r)
+                                       : cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden", "not allowed");
         if (q->code != CL_COAP_POST)
-            return error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET or POST");
-        return role_in(r, ADMINS) ? post_event_type(r)
-                                  : error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
+            return cl_res_error(r, CL_COAP_METHOD_NOT_ALLOWED, "bad-request", "GET or POST");
+        return cl_res_role_in(r, ADMINS) ? post_event_type(r)
+                                  : cl_res_error(r, CL_COAP_FORBIDDEN, "forbidden", "admins only");
     }
-    return error(r, CL_COAP_NOT_FOUND, "not-found", "no such resource");
+    cl_status_t st = cl_model_route(r);
+    if (st != CL_ERR_NOT_FOUND)
+        return st;
+    return cl_res_error(r, CL_COAP_NOT_FOUND, "not-found", "no such resource");
 }
 
 /* What identifies a request for the block cache: method, path and queries. */
@@ -1396,7 +1474,8 @@ static cl_status_t block_response(cl_core_t *c, const cl_coap_msg_t *req, cl_ses
     cl_status_t st;
     if (full == NULL)
         return CL_FAIL(CL_ERR_FULL);
-    st = build_response(c, req, x->blk_code, x->blk_body, x->blk_len, true, full, full_size,
+    st = cl_res_build_response_obs(c, req, x->blk_code, x->blk_body, x->blk_len, true, -1, -1,
+                                   x->blk_cf != 0 ? x->blk_cf : CL_COAP_CF_CBOR, full, full_size,
                         &full_len);
     if (st == CL_OK)
         st = cl_coap_parse(&m, full, full_len);
@@ -1406,12 +1485,90 @@ static cl_status_t block_response(cl_core_t *c, const cl_coap_msg_t *req, cl_ses
     cl_wipe(full, full_size);
     free(full);
     if (st != CL_OK) /* beyond the end: an error response instead */
-        return build_response(c, req, CL_COAP_BAD_OPTION, NULL, 0, true, out, out_size, out_len);
+        return cl_res_build_response(c, req, CL_COAP_BAD_OPTION, NULL, 0, true, out, out_size, out_len);
     return CL_OK;
 }
 
-static void handle_oscore(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, size_t out_size,
-                          size_t *out_len)
+#define B1_MAX_BODY (96 * 1024) /* a 64 KiB template with its request around it */
+
+/*
+ * Inner Block1 (RFC 7959 section 2.5): blocks of one request body, strictly
+ * in order, per session, keyed by method, path and queries. Returns 1 when
+ * the block was stored and 2.31 Continue is the answer, 2 when the body is
+ * complete (*full receives it, the session's buffer is handed over), -1
+ * when the block was refused (the answer says why).
+ */
+static int block1_feed(cl_core_t *c, reqctx_t *r, const cl_coap_msg_t *req,
+                       const cl_coap_option_t *opt, uint8_t **full)
+{
+    cl_session_t *x = r->x;
+    cl_coap_block_t bk;
+    uint8_t key[32];
+    uint8_t enc[3];
+    size_t el;
+    if (cl_coap_block_decode(opt, &bk) != CL_OK || bk.szx > 6) {
+        (void)cl_res_error(r, CL_COAP_BAD_OPTION, "bad-request", "Block1: szx <= 6");
+        return -1;
+    }
+    request_key(c, req, key);
+    size_t bsize = (size_t)16 << bk.szx;
+    if (bk.num == 0) { /* a new body replaces whatever was half-sent */
+        if (x->b1_body != NULL) {
+            cl_wipe(x->b1_body, x->b1_len);
+            free(x->b1_body);
+        }
+        x->b1_body = NULL;
+        x->b1_len = 0;
+        memcpy(x->b1_key, key, 32);
+        x->b1_szx = bk.szx;
+    } else if (x->b1_body == NULL || cl_ct_memcmp(key, x->b1_key, 32) != 0 ||
+               bk.num != x->b1_next || bk.szx != x->b1_szx) {
+        (void)cl_res_error(r, CL_COAP_CODE(4, 8), "incomplete",
+                           "Block1 out of order: send the body again from block 0");
+        return -1;
+    }
+    if ((bk.more && req->payload_len != bsize) || req->payload_len > bsize) {
+        (void)cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request", "Block1: block of the wrong size");
+        return -1;
+    }
+    if (x->b1_len + req->payload_len > B1_MAX_BODY) {
+        (void)cl_res_error(r, CL_COAP_REQUEST_TOO_LARGE, "too-large", "request bodies are <= 96 KiB");
+        return -1;
+    }
+    uint8_t *nb = malloc(x->b1_len + req->payload_len + 1);
+    if (nb == NULL) {
+        (void)cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
+        return -1;
+    }
+    if (x->b1_body != NULL) {
+        memcpy(nb, x->b1_body, x->b1_len);
+        cl_wipe(x->b1_body, x->b1_len);
+        free(x->b1_body);
+    }
+    if (req->payload_len > 0)
+        memcpy(nb + x->b1_len, req->payload, req->payload_len);
+    x->b1_body = nb;
+    x->b1_len += req->payload_len;
+    x->b1_next = bk.num + 1;
+    cl_coap_block_t echo = {bk.num, bk.more, bk.szx};
+    uint32_t v = 0;
+    if (cl_coap_block_encode(&echo, enc, &el) == CL_OK)
+        for (size_t i = 0; i < el; i++)
+            v = v << 8 | enc[i];
+    r->block1 = v;
+    if (bk.more) {
+        r->code = CL_COAP_CONTINUE;
+        r->body_len = 0;
+        return 1;
+    }
+    *full = x->b1_body;
+    x->b1_body = NULL;
+    return 2;
+}
+
+static void handle_oscore(cl_core_t *c, uint64_t peer, uint16_t transport, uint8_t *msg,
+                          size_t len, uint8_t *out, size_t out_size, size_t *out_len,
+                          uint16_t *flags)
 {
     uint8_t *plain = malloc(CL_CORE_MAX_MESSAGE);
     uint8_t *resp = malloc(CL_CORE_MAX_MESSAGE);
@@ -1422,6 +1579,11 @@ static void handle_oscore(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, 
     cl_oscore_req_t oreq;
     cl_coap_msg_t req;
     cl_status_t st;
+    uint8_t *b1_full = NULL; /* a body assembled from Block1 blocks (owned here once complete) */
+    size_t b1_full_len = 0;
+    uint8_t *jbuf = NULL; /* a JSON request body converted to CBOR */
+    size_t jbuf_len_max = 0;
+    bool json_bad = false;
 
     *out_len = 0;
     if (plain == NULL || resp == NULL || r == NULL || copy == NULL)
@@ -1446,6 +1608,10 @@ static void handle_oscore(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, 
     }
     memset(r, 0, sizeof *r);
     r->c = c;
+    r->peer = peer;
+    r->transport = transport;
+    r->observe = -1;
+    r->oreq = &oreq;
     r->x = cl_sessions_of_ctx(c, ctx);
     if (r->x == NULL || cl_coap_parse(&req, plain, plain_len) != CL_OK) {
         *out_len = 0;
@@ -1453,6 +1619,42 @@ static void handle_oscore(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, 
     }
     r->x->used_ms = c->now_ms;
     r->req = &req;
+    r->block1 = -1;
+    /* a body sent block-wise (inner Block1) is assembled per session before anything else */
+    const cl_coap_option_t *b1 = cl_coap_msg_get(&req, CL_COAP_OPT_BLOCK1);
+    int b1_state = 0; /* 0 none, 1 continue (answered), 2 complete, -1 refused (answered) */
+    if (b1 != NULL) {
+        b1_state = block1_feed(c, r, &req, b1, &b1_full);
+        if (b1_state == 2) {
+            req.payload = b1_full;
+            req.payload_len = r->x->b1_len;
+            b1_full_len = r->x->b1_len;
+            r->x->b1_len = 0;
+        }
+    }
+    /* JSON in (Content-Format 50) is converted to CBOR once, here; Accept: 50 asks for JSON out */
+    const cl_coap_option_t *cfo = cl_coap_msg_get(&req, CL_COAP_OPT_CONTENT_FORMAT);
+    const cl_coap_option_t *acc = cl_coap_msg_get(&req, CL_COAP_OPT_ACCEPT);
+    uint32_t cfv = 0;
+    if (acc != NULL && cl_coap_opt_uint(acc, &cfv) == CL_OK && cfv == CL_COAP_CF_JSON)
+        r->json_out = true;
+    cfv = 0;
+    if (cfo != NULL && cl_coap_opt_uint(cfo, &cfv) == CL_OK && cfv == CL_COAP_CF_JSON &&
+        req.payload_len > 0) {
+        size_t need = 0, off = 0;
+        cl_status_t js = cl_json_to_cbor((const char *)req.payload, req.payload_len, NULL, 0,
+                                         &need, &off);
+        if ((js == CL_OK || js == CL_ERR_BUFFER_TOO_SMALL) && need > 0 &&
+            (jbuf = malloc(need)) != NULL && (jbuf_len_max = need) > 0 &&
+            cl_json_to_cbor((const char *)req.payload, req.payload_len, jbuf, need, &need, &off) ==
+                CL_OK) {
+            req.payload = jbuf;
+            req.payload_len = need;
+            r->json_in = true;
+        } else {
+            json_bad = true;
+        }
+    }
     /* inner Block2 (RFC 7959, class E): later blocks of a large response come from the cache */
     cl_coap_block_t blk = {0, false, BLOCK_SZX};
     const cl_coap_option_t *b2 = cl_coap_msg_get(&req, CL_COAP_OPT_BLOCK2);
@@ -1460,19 +1662,44 @@ static void handle_oscore(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, 
     bool cached = false;
     request_key(c, &req, key);
     if (b2 != NULL && (cl_coap_block_decode(b2, &blk) != CL_OK || blk.szx > BLOCK_SZX)) {
-        (void)error(r, CL_COAP_BAD_OPTION, "bad-request", "Block2: szx <= 6");
+        (void)cl_res_error(r, CL_COAP_BAD_OPTION, "bad-request", "Block2: szx <= 6");
         b2 = NULL;
         blk.num = 0;
     } else if (blk.num > 0 && r->x->blk_body != NULL && cl_ct_memcmp(key, r->x->blk_key, 32) == 0) {
         cached = true;
     } else if (cl_coap_uri_path(&req, r->path, sizeof r->path) != CL_OK) {
-        (void)error(r, CL_COAP_NOT_FOUND, "not-found", "bad path");
+        (void)cl_res_error(r, CL_COAP_NOT_FOUND, "not-found", "bad path");
+    } else if (b1_state == 1 || b1_state < 0) {
+        /* the answer (2.31 Continue, or why the block was refused) is set */
+    } else if (json_bad) {
+        (void)cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request", "the JSON body does not parse");
     } else if (route_protected(r) != CL_OK) {
-        (void)error(r, CL_COAP_INTERNAL_ERROR, "internal", "response too large");
+        (void)cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "response too large");
     }
     if (r->x == NULL) { /* the session ended while serving (self-revocation) */
         *out_len = 0;
         goto done;
+    }
+    if (r->defer) { /* a long poll: the answer comes later through send() */
+        *out_len = 0;
+        *flags = CL_BATCH_F_DEFER;
+        goto done;
+    }
+    if (r->json_out && !cached) { /* the answer as JSON text (it may need blocks then) */
+        const uint8_t *cb = r->big != NULL ? r->big : r->body;
+        size_t cbl = r->big != NULL ? r->big_len : r->body_len, jl = 0;
+        uint8_t *js = cbl > 0 ? malloc(cbl * 8 + 64) : NULL;
+        if (js != NULL && cl_cbor_to_json(cb, cbl, (char *)js, cbl * 8 + 64, &jl) == CL_OK) {
+            if (r->big != NULL) {
+                cl_wipe(r->big, r->big_len);
+                free(r->big);
+            }
+            r->big = js;
+            r->big_len = jl;
+        } else {
+            free(js);
+            r->json_out = false; /* not representable: CBOR it is (Content-Format says so) */
+        }
     }
     if (r->big != NULL && (r->big_len > BLOCK_SIZE || b2 != NULL)) { /* keep it for the next blocks */
         if (r->x->blk_body != NULL) {
@@ -1482,19 +1709,21 @@ static void handle_oscore(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, 
         r->x->blk_body = r->big;
         r->x->blk_len = r->big_len;
         r->x->blk_code = r->code;
+        r->x->blk_cf = r->json_out ? CL_COAP_CF_JSON : CL_COAP_CF_CBOR;
         memcpy(r->x->blk_key, key, 32);
         r->big = NULL;
         cached = true;
     }
     cl_status_t bs;
+    uint16_t cf = r->json_out ? CL_COAP_CF_JSON : CL_COAP_CF_CBOR;
     if (cached)
         bs = block_response(c, &req, r->x, blk, resp, CL_CORE_MAX_MESSAGE, &resp_len);
     else if (r->big != NULL) /* small enough for one message */
-        bs = build_response(c, &req, r->code, r->big, r->big_len, true, resp, CL_CORE_MAX_MESSAGE,
-                            &resp_len);
+        bs = cl_res_build_response_obs(c, &req, r->code, r->big, r->big_len, true, r->observe,
+                                       r->block1, cf, resp, CL_CORE_MAX_MESSAGE, &resp_len);
     else
-        bs = build_response(c, &req, r->code, r->body, r->body_len, true, resp,
-                            CL_CORE_MAX_MESSAGE, &resp_len);
+        bs = cl_res_build_response_obs(c, &req, r->code, r->body, r->body_len, true, r->observe,
+                                       r->block1, cf, resp, CL_CORE_MAX_MESSAGE, &resp_len);
     if (bs != CL_OK ||
         cl_oscore_protect_response(ctx, &oreq, NULL, resp, resp_len, out, out_size, out_len) !=
             CL_OK)
@@ -1514,24 +1743,37 @@ done:
         cl_wipe(r, sizeof *r);
     if (copy != NULL)
         cl_wipe(copy, len);
+    if (jbuf != NULL) {
+        cl_wipe(jbuf, jbuf_len_max);
+        free(jbuf);
+    }
+    if (b1_full != NULL) {
+        cl_wipe(b1_full, b1_full_len);
+        free(b1_full);
+    }
     free(plain);
     free(resp);
     free(r);
     free(copy);
 }
 
-void cl_core_dispatch(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, size_t out_size,
-                      size_t *out_len)
+void cl_core_dispatch(cl_core_t *c, uint64_t peer, uint16_t transport, uint8_t *msg, size_t len,
+                      uint8_t *out, size_t out_size, size_t *out_len, uint16_t *flags)
 {
     cl_coap_msg_t req;
     *out_len = 0;
+    *flags = 0;
     if (cl_coap_parse(&req, msg, len) != CL_OK)
         return; /* not CoAP: silently dropped (the host counts it) */
+    if (req.type == CL_COAP_RST) { /* a peer refused a notification: stop observing */
+        cl_rules_rst(c, peer, req.mid);
+        return;
+    }
     if (req.type == CL_COAP_ACK || req.type == CL_COAP_RST || req.code == CL_COAP_EMPTY ||
         req.code >= CL_COAP_CODE(1, 0))
         return; /* only requests reach the core's resources */
     if (cl_coap_msg_get(&req, CL_COAP_OPT_OSCORE) != NULL) {
-        handle_oscore(c, msg, len, out, out_size, out_len);
+        handle_oscore(c, peer, transport, msg, len, out, out_size, out_len, flags);
         return;
     }
     reqctx_t *r = calloc(1, sizeof *r);
@@ -1541,7 +1783,7 @@ void cl_core_dispatch(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, size
     r->c = c;
     r->req = &req;
     if (cl_coap_uri_path(&req, r->path, sizeof r->path) != CL_OK) {
-        (void)error(r, CL_COAP_NOT_FOUND, "not-found", "bad path");
+        (void)cl_res_error(r, CL_COAP_NOT_FOUND, "not-found", "bad path");
     } else if (strcmp(r->path, "/attestation") == 0) {
         attestation(c, &req, out, out_size, out_len);
         free(r);
@@ -1556,10 +1798,10 @@ void cl_core_dispatch(cl_core_t *c, uint8_t *msg, size_t len, uint8_t *out, size
     } else if (strcmp(r->path, "/pki/provision") == 0) {
         (void)post_provision(r);
     } else {
-        (void)error(r, CL_COAP_UNAUTHORIZED, "unauthorized",
+        (void)cl_res_error(r, CL_COAP_UNAUTHORIZED, "unauthorized",
                     "OSCORE required: run EDHOC at /.well-known/edhoc first");
     }
-    if (build_response(c, &req, r->code, r->body, r->body_len, true, out, out_size, out_len) !=
+    if (cl_res_build_response(c, &req, r->code, r->body, r->body_len, true, out, out_size, out_len) !=
         CL_OK)
         *out_len = 0;
     cl_wipe(r, sizeof *r);

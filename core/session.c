@@ -37,6 +37,10 @@ void cl_session_free(cl_session_t *x)
         cl_wipe(x->blk_body, x->blk_len);
         free(x->blk_body);
     }
+    if (x->b1_body != NULL) {
+        cl_wipe(x->b1_body, x->b1_len);
+        free(x->b1_body);
+    }
     cl_wipe(x, sizeof *x);
 }
 

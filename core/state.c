@@ -19,7 +19,9 @@
  *   REVOKE    [6, t, client_id]
  *   PERMS     [7, t, client_id, perms]
  *   CLOCK     [8, t]        (the core's clock moved on; t is all it carries)
- *   EVTYPE    [9, t, name, description, history_roles]   (create or update)
+ *   EVTYPE    [9, t, name, description, history_roles, schema | null, scenario]
+ *             (create or update; the 5-element form of snapshot v1 logs has no schema)
+ *   10..16    the model's records: model_state.c
  * perms = the permission list as a bstr holding its CBOR array (cl_perms_valid).
  */
 #include <stdlib.h>
@@ -58,13 +60,18 @@ void cl_state_free(cl_state_t *s)
     free_blob(&s->owner_cert, &s->owner_len);
     free_blob(&s->ca_cert, &s->ca_len);
     free_blob(&s->id_cert, &s->id_len);
-    for (size_t i = 0; i < s->n_clients; i++)
+    for (size_t i = 0; i < s->n_clients; i++) {
         free_blob(&s->clients[i].cert, &s->clients[i].cert_len);
+        free(s->clients[i].groups);
+    }
     free(s->clients);
     if (s->tokens != NULL)
         cl_wipe(s->tokens, s->cap_tokens * sizeof *s->tokens);
     free(s->tokens);
+    for (size_t i = 0; i < s->n_evtypes; i++)
+        free(s->evtypes[i].schema);
     free(s->evtypes);
+    cl_model_free(s);
     cl_wipe(s, sizeof *s);
 }
 
@@ -266,6 +273,33 @@ static cl_status_t grow(void **arr, size_t *cap, size_t n, size_t elem)
 }
 
 /* [name, description, history_roles] into t */
+static cl_status_t dec_evtype(cl_cbor_dec_t *d, cl_evtype_t *t);
+
+/* schema | null, scenario (the EVTYPE record's tail); the schema points into the record. */
+static cl_status_t dec_evtype_tail(cl_cbor_dec_t *d, cl_evtype_t *t)
+{
+    cl_cbor_type_t ty;
+    const char *scn;
+    size_t sl;
+    if (cl_cbor_dec_peek(d, &ty) != CL_OK)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    if (ty == CL_CBOR_MAP) {
+        const uint8_t *p;
+        size_t n;
+        if (cl_cbor_dec_raw(d, &p, &n) != CL_OK || n > CL_MODEL_MAX_DOC)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        t->schema = (uint8_t *)(uintptr_t)p;
+        t->schema_len = n;
+    } else if (cl_cbor_dec_null(d) != CL_OK) {
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    }
+    if (cl_cbor_dec_tstr(d, &scn, &sl) != CL_OK ||
+        (sl > 0 && !cl_model_name_valid(scn, sl, CL_NAME_MAX)))
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    memcpy(t->scenario, scn, sl);
+    return CL_OK;
+}
+
 static cl_status_t dec_evtype(cl_cbor_dec_t *d, cl_evtype_t *t)
 {
     const char *p, *q;
@@ -282,23 +316,55 @@ static cl_status_t dec_evtype(cl_cbor_dec_t *d, cl_evtype_t *t)
     return CL_OK;
 }
 
-/* Creates or replaces an event type. */
-static cl_status_t put_evtype(cl_state_t *s, const cl_evtype_t *t)
+/*
+ * Creates or replaces an event type; t->schema points at bytes the caller
+ * owns (copied here). The version goes up by one on every change unless
+ * t->version is set (snapshot restore).
+ */
+cl_status_t cl_state_put_evtype(cl_state_t *s, const cl_evtype_t *t)
 {
+    cl_evtype_t nt = *t;
+    nt.schema = NULL;
+    nt.schema_len = 0;
+    if (t->schema != NULL) {
+        if ((nt.schema = malloc(t->schema_len)) == NULL)
+            return CL_FAIL(CL_ERR_FULL);
+        memcpy(nt.schema, t->schema, t->schema_len);
+        nt.schema_len = t->schema_len;
+    }
     cl_evtype_t *old = cl_state_evtype(s, t->name, strlen(t->name));
     if (old != NULL) {
-        *old = *t;
+        if (nt.version == 0)
+            nt.version = old->version + 1;
+        free(old->schema);
+        *old = nt;
         return CL_OK;
     }
-    if (s->n_evtypes >= CL_EVTYPE_MAX)
-        return CL_FAIL(CL_ERR_FULL);
+    if (nt.version == 0)
+        nt.version = 1;
+    cl_status_t st = s->n_evtypes >= CL_EVTYPE_MAX ? CL_FAIL(CL_ERR_FULL) : CL_OK;
     void *arr = s->evtypes;
-    cl_status_t st = grow(&arr, &s->cap_evtypes, s->n_evtypes, sizeof *s->evtypes);
+    if (st == CL_OK)
+        st = grow(&arr, &s->cap_evtypes, s->n_evtypes, sizeof *s->evtypes);
     s->evtypes = arr;
-    if (st != CL_OK)
+    if (st != CL_OK) {
+        free(nt.schema);
         return st;
-    s->evtypes[s->n_evtypes++] = *t;
+    }
+    s->evtypes[s->n_evtypes++] = nt;
     return CL_OK;
+}
+
+void cl_state_del_evtype(cl_state_t *s, const char *name, size_t len)
+{
+    cl_evtype_t *t = cl_state_evtype(s, name, len);
+    if (t == NULL)
+        return;
+    size_t i = (size_t)(t - s->evtypes);
+    free(t->schema);
+    memmove(&s->evtypes[i], &s->evtypes[i + 1], (s->n_evtypes - i - 1) * sizeof *s->evtypes);
+    s->n_evtypes--;
+    memset(&s->evtypes[s->n_evtypes], 0, sizeof s->evtypes[s->n_evtypes]);
 }
 
 static cl_status_t add_token(cl_state_t *s, const cl_token_t *t)
@@ -489,14 +555,18 @@ cl_status_t cl_state_apply(cl_state_t *s, const uint8_t *rec, size_t len)
         break;
     case CL_REC_EVTYPE: {
         cl_evtype_t et;
-        if (n != 5 || s->phase != CL_PHASE_PROVISIONED || dec_evtype(&d, &et) != CL_OK ||
+        if ((n != 5 && n != 7) || s->phase != CL_PHASE_PROVISIONED ||
+            dec_evtype(&d, &et) != CL_OK || (n == 7 && dec_evtype_tail(&d, &et) != CL_OK) ||
             !cl_cbor_dec_at_end(&d))
             return CL_FAIL(CL_ERR_BAD_INPUT);
-        if ((st = put_evtype(s, &et)) != CL_OK)
+        if ((st = cl_state_put_evtype(s, &et)) != CL_OK)
             return st;
         break;
     }
-    default: return CL_FAIL(CL_ERR_BAD_INPUT);
+    default:
+        if (op < CL_REC_GROUPS || (st = cl_model_apply(s, op, &d, n, t)) != CL_OK)
+            return op < CL_REC_GROUPS ? CL_FAIL(CL_ERR_BAD_INPUT) : st;
+        break;
     }
     if (t > s->clock_ms)
         s->clock_ms = t;
@@ -515,7 +585,7 @@ static void enc_opt_blob(cl_cbor_enc_t *e, const uint8_t *p, size_t len)
 
 static void enc_state(cl_cbor_enc_t *e, const cl_state_t *s)
 {
-    cl_cbor_enc_array(e, 21);
+    cl_cbor_enc_array(e, 22);
     cl_cbor_enc_uint(e, CL_STATE_SNAPSHOT_VERSION);
     cl_cbor_enc_uint(e, s->phase);
     cl_cbor_enc_bool(e, s->have_keys);
@@ -549,7 +619,7 @@ static void enc_state(cl_cbor_enc_t *e, const cl_state_t *s)
     cl_cbor_enc_array(e, s->n_clients);
     for (size_t i = 0; i < s->n_clients; i++) {
         const cl_client_t *c = &s->clients[i];
-        cl_cbor_enc_array(e, 8);
+        cl_cbor_enc_array(e, 9);
         cl_cbor_enc_uint(e, c->id);
         cl_cbor_enc_uint(e, c->role);
         cl_cbor_enc_bool(e, c->revoked);
@@ -558,15 +628,23 @@ static void enc_state(cl_cbor_enc_t *e, const cl_state_t *s)
         cl_cbor_enc_bstr(e, c->cert_hash, 32);
         cl_cbor_enc_bstr(e, c->cert, c->cert_len);
         cl_cbor_enc_bstr(e, c->perms, c->perms_len);
+        enc_opt_blob(e, c->groups, c->groups_len);
     }
     cl_cbor_enc_array(e, s->n_evtypes);
     for (size_t i = 0; i < s->n_evtypes; i++) {
         const cl_evtype_t *t = &s->evtypes[i];
-        cl_cbor_enc_array(e, 3);
+        cl_cbor_enc_array(e, 6);
         cl_cbor_enc_tstr_z(e, t->name);
         cl_cbor_enc_tstr_z(e, t->desc);
         cl_cbor_enc_uint(e, t->history_roles);
+        if (t->schema != NULL)
+            cl_cbor_enc_raw(e, t->schema, t->schema_len);
+        else
+            cl_cbor_enc_null(e);
+        cl_cbor_enc_tstr_z(e, t->scenario);
+        cl_cbor_enc_uint(e, t->version);
     }
+    cl_model_encode(e, s);
 }
 
 cl_status_t cl_state_snapshot(const cl_state_t *s, uint8_t **out, size_t *out_len)
@@ -614,8 +692,10 @@ static cl_status_t restore(cl_state_t *s, cl_cbor_dec_t *d)
     uint64_t v, phase;
     cl_status_t st;
 
-    if (cl_cbor_dec_array(d, &n) != CL_OK || n != 21 || cl_cbor_dec_uint(d, &v) != CL_OK ||
-        v != CL_STATE_SNAPSHOT_VERSION || cl_cbor_dec_uint(d, &phase) != CL_OK ||
+    size_t top;
+    if (cl_cbor_dec_array(d, &top) != CL_OK || (top != 21 && top != 22) ||
+        cl_cbor_dec_uint(d, &v) != CL_OK || v != (top == 21 ? 1u : CL_STATE_SNAPSHOT_VERSION) ||
+        cl_cbor_dec_uint(d, &phase) != CL_OK ||
         phase > CL_PHASE_PROVISIONED || cl_cbor_dec_bool(d, &s->have_keys) != CL_OK ||
         dec_fixed(d, s->identity_priv, 32) != CL_OK || dec_fixed(d, s->identity_pub, 65) != CL_OK ||
         dec_fixed(d, s->ca_priv, 32) != CL_OK || dec_fixed(d, s->ca_pub, 65) != CL_OK ||
@@ -660,27 +740,49 @@ static cl_status_t restore(cl_state_t *s, cl_cbor_dec_t *d)
         uint64_t role;
         const uint8_t *p;
         memset(&c, 0, sizeof c);
-        if (cl_cbor_dec_array(d, &m) != CL_OK || m != 8 || dec_u32(d, &c.id) != CL_OK ||
+        if (cl_cbor_dec_array(d, &m) != CL_OK || m != (v == 1 ? 8u : 9u) ||
+            dec_u32(d, &c.id) != CL_OK ||
             cl_cbor_dec_uint(d, &role) != CL_OK || role < CL_ROLE_ADMIN || role > CL_ROLE_SERVICE ||
             cl_cbor_dec_bool(d, &c.revoked) != CL_OK || dec_name(d, c.name) != CL_OK ||
             dec_fixed(d, c.x5t, 8) != CL_OK || dec_fixed(d, c.cert_hash, 32) != CL_OK ||
             dec_blob(d, &p, &pn) != CL_OK || dec_perms(d, c.perms, &c.perms_len) != CL_OK)
             return CL_FAIL(CL_ERR_BAD_INPUT);
         c.role = (uint8_t)role;
+        const uint8_t *g = NULL;
+        size_t gl = 0;
+        cl_cbor_type_t gty;
+        if (v != 1) {
+            if (cl_cbor_dec_peek(d, &gty) != CL_OK)
+                return CL_FAIL(CL_ERR_BAD_INPUT);
+            if (gty == CL_CBOR_BSTR ? cl_cbor_dec_bstr(d, &g, &gl) != CL_OK || gl > 2048
+                                    : cl_cbor_dec_null(d) != CL_OK)
+                return CL_FAIL(CL_ERR_BAD_INPUT);
+        }
         if ((st = add_client(s, &c, p, pn)) != CL_OK)
             return st;
+        if (g != NULL) {
+            cl_client_t *nc = &s->clients[s->n_clients - 1];
+            if ((nc->groups = malloc(gl)) == NULL)
+                return CL_FAIL(CL_ERR_FULL);
+            memcpy(nc->groups, g, gl);
+            nc->groups_len = gl;
+        }
     }
     if (cl_cbor_dec_array(d, &n) != CL_OK || n > CL_EVTYPE_MAX)
         return CL_FAIL(CL_ERR_BAD_INPUT);
     for (size_t i = 0; i < n; i++) {
         cl_evtype_t t;
         size_t m;
-        if (cl_cbor_dec_array(d, &m) != CL_OK || m != 3 || dec_evtype(d, &t) != CL_OK ||
+        if (cl_cbor_dec_array(d, &m) != CL_OK || m != (v == 1 ? 3u : 6u) ||
+            dec_evtype(d, &t) != CL_OK || (v != 1 && dec_evtype_tail(d, &t) != CL_OK) ||
+            (v != 1 && (cl_cbor_dec_uint(d, &t.version) != CL_OK || t.version == 0)) ||
             cl_state_evtype(s, t.name, strlen(t.name)) != NULL)
             return CL_FAIL(CL_ERR_BAD_INPUT);
-        if ((st = put_evtype(s, &t)) != CL_OK)
+        if ((st = cl_state_put_evtype(s, &t)) != CL_OK)
             return st;
     }
+    if (v != 1 && (st = cl_model_decode(s, d)) != CL_OK)
+        return st;
     return cl_cbor_dec_at_end(d) ? CL_OK : CL_FAIL(CL_ERR_BAD_INPUT);
 }
 

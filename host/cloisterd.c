@@ -9,6 +9,13 @@
  * once per second and shuts down cleanly on SIGTERM/SIGINT (closing the
  * runtime makes the core wipe itself; the storage is closed after it).
  *
+ * Core-originated messages (the `send` ocall: notifications, answers to
+ * HTTP long polls) are routed by transport to the CoAP or the HTTP
+ * endpoint. Every handle() and tick() is bracketed by a hold of every
+ * endpoint's send queue, the group commit (cl_storage_sync) inside it: what
+ * the core sends leaves only after the rows archived with it are durable,
+ * and not at all when the ecall or the commit failed.
+ *
  * Why so little: the host is untrusted by design. It carries ciphertext and
  * public bootstrap data, and must never log payloads, tokens or keys - only
  * counts, sizes, addresses and status names.
@@ -59,6 +66,8 @@ typedef struct opts {
     const char *log;     /* files|pg */
     const char *pg;      /* libpq conninfo: may hold a password, never logged */
     const char *coap_stack; /* native|libcoap */
+    const char *http_poll_timeout; /* seconds a long poll waits (default 25) */
+    unsigned http_poll_timeout_s;  /* parsed from http_poll_timeout */
     int bind_any; /* -1 unset, 0, 1 */
 } opts_t;
 
@@ -79,6 +88,8 @@ static void usage(FILE *out)
             "  --http-listen ADDR:PORT  HTTP endpoint (OSCORE/EDHOC over HTTP, /healthz,\n"
             "                         /metrics); default none; port 0 = any\n"
             "  --print-http-port-file FILE  write the bound HTTP port there\n"
+            "  --http-poll-timeout S  seconds an HTTP long poll (GET /actions?wait=1) waits\n"
+            "                         before 504 \"poll again\" (default 25, 1..3600)\n"
             "  --archive sqlite|pg|files  event archive backend (default sqlite)\n"
             "  --log files|pg         sealed log + snapshot backend (default files)\n"
             "  --pg CONNINFO          libpq connection string for the pg backends\n"
@@ -119,6 +130,7 @@ static bool set_opt(opts_t *o, const char *key, const char *val)
         {"log", offsetof(opts_t, log)},
         {"pg", offsetof(opts_t, pg)},
         {"coap-stack", offsetof(opts_t, coap_stack)},
+        {"http-poll-timeout", offsetof(opts_t, http_poll_timeout)},
     };
     if (strcmp(key, "bind-any") == 0) {
         if (val == NULL || strcmp(val, "true") == 0 || strcmp(val, "1") == 0 ||
@@ -276,25 +288,69 @@ static int64_t real_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* What a transport's handler needs: the core, and the storage to commit. */
+/* What a transport's handler needs: the core, the storage to commit, the endpoints. */
 typedef struct handler_ctx {
     cl_runtime_t *rt;
     cl_storage_t *storage;
     daemon_log_t *lg;
+    cl_udp_t *udp;     /* the CoAP endpoint: native ... */
+    cl_lcoap_t *lcoap; /* ... or libcoap */
+    cl_http_t *http;   /* NULL without --http-listen */
 } handler_ctx_t;
+
+/* Core-originated messages wait in every endpoint until the commit (nested holds). */
+static void hold_sends(handler_ctx_t *h)
+{
+    cl_udp_hold(h->udp);
+    cl_lcoap_hold(h->lcoap);
+    cl_http_hold(h->http);
+}
+
+/* ok = the ecall and its commit succeeded: the held messages may leave (else dropped). */
+static void release_sends(handler_ctx_t *h, bool ok)
+{
+    cl_udp_release(h->udp, ok);
+    cl_lcoap_release(h->lcoap, ok);
+    cl_http_release(h->http, ok);
+}
+
+/* The `send` ocall: by transport to the endpoint that owns the peer id. */
+static cl_status_t send_cb(void *ctx, uint64_t peer, uint16_t transport, const uint8_t *msg,
+                           size_t len)
+{
+    handler_ctx_t *h = ctx;
+    switch (transport) {
+    case CL_TRANSPORT_COAP:
+        if (h->lcoap != NULL)
+            return cl_lcoap_send(h->lcoap, peer, transport, msg, len);
+        if (h->udp != NULL)
+            return cl_udp_send(h->udp, peer, transport, msg, len);
+        break;
+    case CL_TRANSPORT_HTTP:
+        if (h->http != NULL)
+            return cl_http_send(h->http, peer, transport, msg, len);
+        break;
+    default:
+        break;
+    }
+    return CL_ERR_UNSUPPORTED;
+}
 
 /*
  * One handle() batch, then the group commit (cl_storage_sync): the archive
- * rows the batch wrote become durable BEFORE any of its responses leaves.
- * When the commit fails the handler fails, so the endpoint answers nothing
- * and the clients retry.
+ * rows the batch wrote become durable BEFORE any of its responses - or any
+ * message the core sent meanwhile - leaves. When the commit fails the
+ * handler fails, so the endpoint answers nothing and the clients retry.
  */
 static cl_status_t handle_cb(void *ctx, const uint8_t *in, size_t in_len, uint8_t *out,
                              size_t out_size, size_t *out_len)
 {
     handler_ctx_t *h = ctx;
+    hold_sends(h);
     cl_status_t st = cl_runtime_handle(h->rt, in, in_len, out, out_size, out_len);
     cl_status_t sy = cl_storage_sync(h->storage);
+    /* The calling endpoint still holds its own queue: it sends after its responses. */
+    release_sends(h, st == CL_OK && sy == CL_OK);
     if (sy != CL_OK) {
         dlog(h->lg, CL_LOG_ERROR,
              "msg=\"storage commit failed: batch not answered\" status=%s", cl_status_str(sy));
@@ -304,11 +360,21 @@ static cl_status_t handle_cb(void *ctx, const uint8_t *in, size_t in_len, uint8_
     return st;
 }
 
+/* tick() + commit, sends held in between (timers may archive rows too). */
+static cl_status_t tick_commit(handler_ctx_t *h)
+{
+    hold_sends(h);
+    cl_status_t st = cl_runtime_tick(h->rt, real_ms());
+    if (st == CL_OK)
+        st = cl_storage_sync(h->storage);
+    release_sends(h, st == CL_OK);
+    return st;
+}
+
 /* /healthz: does the core answer a tick (asked only when the loop's last tick is stale)? */
 static bool health_cb(void *ctx)
 {
-    handler_ctx_t *h = ctx;
-    return cl_runtime_tick(h->rt, real_ms()) == CL_OK && cl_storage_sync(h->storage) == CL_OK;
+    return tick_commit(ctx) == CL_OK;
 }
 
 static bool write_port_file(const char *path, uint16_t port)
@@ -340,10 +406,15 @@ static void log_stats(daemon_log_t *lg, const cl_udp_t *ep, const cl_lcoap_t *lp
          "msg=\"%s\" rx=%" PRIu64 " rx_bytes=%" PRIu64 " tx=%" PRIu64 " tx_bytes=%" PRIu64
          " batches=%" PRIu64 " dedup_hits=%" PRIu64 " pings=%" PRIu64 " dropped_big=%" PRIu64
          " dropped_bad=%" PRIu64 " dropped_unmatched=%" PRIu64 " dropped_inflight=%" PRIu64
-         " handler_errors=%" PRIu64,
+         " handler_errors=%" PRIu64 " notify_sent=%" PRIu64 " notify_retransmitted=%" PRIu64
+         " notify_timeouts=%" PRIu64 " notify_acked=%" PRIu64 " notify_rst=%" PRIu64
+         " notify_dropped=%" PRIu64,
          msg, s.rx, s.rx_bytes, s.tx, s.tx_bytes, s.batches, s.dedup_hits, s.pings,
          s.dropped_big, s.dropped_bad, s.dropped_unmatched, s.dropped_inflight,
-         s.handler_errors);
+         s.handler_errors, s.notify_sent, s.notify_retransmitted, s.notify_timeouts,
+         s.notify_acked, s.notify_rst,
+         s.notify_evicted + s.notify_dropped_full + s.notify_dropped_failed +
+             s.notify_dropped_peer);
 }
 
 static int run(const opts_t *o, daemon_log_t *lg)
@@ -417,10 +488,9 @@ static int run(const opts_t *o, daemon_log_t *lg)
             rc = EXIT_USAGE;
         goto done;
     }
-    if (lp != NULL)
-        cl_storage_set_send(storage, cl_lcoap_send, lp);
-    else
-        cl_storage_set_send(storage, cl_udp_send, ep);
+    hctx.udp = ep;
+    hctx.lcoap = lp;
+    cl_storage_set_send(storage, send_cb, &hctx);
     uint16_t coap_port = lp != NULL ? cl_lcoap_port(lp) : cl_udp_port(ep);
     if (o->port_file != NULL && !write_port_file(o->port_file, coap_port)) {
         dlog(lg, CL_LOG_ERROR, "msg=\"cannot write port file\" errno=%d", errno);
@@ -433,6 +503,7 @@ static int run(const opts_t *o, daemon_log_t *lg)
         memset(&hcfg, 0, sizeof hcfg);
         hcfg.listen = o->http_listen;
         hcfg.bind_any = o->bind_any == 1;
+        hcfg.poll_timeout_ms = o->http_poll_timeout_s * 1000u;
         if ((st = cl_http_open(&hcfg, handle_cb, &hctx, log_sink, lg, &hp)) != CL_OK) {
             dlog(lg, CL_LOG_ERROR, "msg=\"cannot listen\" transport=http listen=\"%s\" status=%s",
                  o->http_listen, cl_status_str(st));
@@ -441,6 +512,7 @@ static int run(const opts_t *o, daemon_log_t *lg)
             goto done;
         }
         cl_http_set_health(hp, health_cb, &hctx);
+        hctx.http = hp;
         cl_http_set_udp(hp, ep);
         if (o->http_port_file != NULL && !write_port_file(o->http_port_file, cl_http_port(hp))) {
             dlog(lg, CL_LOG_ERROR, "msg=\"cannot write http port file\" errno=%d", errno);
@@ -468,6 +540,9 @@ static int run(const opts_t *o, daemon_log_t *lg)
         int http_wait = cl_http_timeout_ms(hp);
         if (http_wait >= 0 && (uint64_t)http_wait < wait)
             wait = (uint64_t)http_wait;
+        int con_wait = cl_udp_timeout_ms(ep, now); /* CON retransmissions */
+        if (con_wait >= 0 && (uint64_t)con_wait < wait)
+            wait = (uint64_t)con_wait;
         struct timespec ts = {.tv_sec = (time_t)(wait / 1000),
                               .tv_nsec = (long)(wait % 1000) * 1000000L};
         int pr = ppoll(pfd, 2, &ts, &orig); /* fd -1 (no HTTP endpoint) is ignored */
@@ -476,6 +551,7 @@ static int run(const opts_t *o, daemon_log_t *lg)
             goto done;
         }
         now = mono_ms();
+        cl_udp_timers(ep, now);
         if (pr > 0 && (pfd[0].revents & POLLIN) != 0) {
             /* Drain a bounded number of batches, then give timers a turn. */
             for (int k = 0; k < 16 && !stop_signal; k++) {
@@ -493,9 +569,7 @@ static int run(const opts_t *o, daemon_log_t *lg)
         if (hp != NULL && cl_http_process(hp, now) != CL_OK)
             dlog(lg, CL_LOG_WARN, "msg=\"http endpoint pass failed\"");
         if (now >= next_tick) {
-            st = cl_runtime_tick(rt, real_ms());
-            if (st == CL_OK) /* timers may archive too: commit like a batch */
-                st = cl_storage_sync(storage);
+            st = tick_commit(&hctx); /* timers may archive too: commit like a batch */
             if (st != CL_OK) {
                 dlog(lg, CL_LOG_ERROR, "msg=\"core tick failed\" status=%s", cl_status_str(st));
                 if (++tick_failures >= MAX_TICK_FAILURES) {
@@ -523,6 +597,9 @@ done:
     }
     if (storage != NULL)
         cl_storage_set_send(storage, NULL, NULL); /* the endpoint goes first */
+    hctx.udp = NULL;
+    hctx.lcoap = NULL;
+    hctx.http = NULL;
     cl_http_close(hp);
     cl_udp_close(ep);
     cl_lcoap_close(lp);
@@ -602,6 +679,7 @@ int main(int argc, char **argv)
     OVERLAY(log);
     OVERLAY(pg);
     OVERLAY(coap_stack);
+    OVERLAY(http_poll_timeout);
 #undef OVERLAY
     if (flags.bind_any >= 0)
         o.bind_any = flags.bind_any;
@@ -634,6 +712,16 @@ int main(int argc, char **argv)
     if (strcmp(o.coap_stack, "native") != 0 && strcmp(o.coap_stack, "libcoap") != 0) {
         fprintf(stderr, "cloisterd: --coap-stack must be native or libcoap\n");
         goto out;
+    }
+    if (o.http_poll_timeout != NULL) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long v = strtoul(o.http_poll_timeout, &end, 10);
+        if (errno != 0 || end == o.http_poll_timeout || *end != '\0' || v < 1 || v > 3600) {
+            fprintf(stderr, "cloisterd: --http-poll-timeout must be 1..3600 seconds\n");
+            goto out;
+        }
+        o.http_poll_timeout_s = (unsigned)v;
     }
     if ((strcmp(o.archive, "pg") == 0 || strcmp(o.log, "pg") == 0) &&
         (o.pg == NULL || o.pg[0] == '\0')) {

@@ -18,6 +18,12 @@
  * The async's app data is a pool handle (generation << 32 | index + 1),
  * never a pointer, so a late or unexpected callback can never reach freed
  * memory.
+ *
+ * Core-originated messages (cl_lcoap_send) are held during a batch
+ * (sendq.h) and handed to libcoap after the batch's group commit; libcoap
+ * retransmits a CON until its ACK. Its NACK handler tells us about an RST to
+ * (or the give-up of) a CON the core sent: the RST goes to the core in the
+ * next batch as a 4-byte RST item, like on the native stack.
  */
 #include "coap_libcoap.h"
 
@@ -39,8 +45,11 @@
 #include "cloister/core.h"
 #include "dedup.h"
 #include "net_addr.h"
+#include "sendq.h"
 
 #define NO_ENT CL_DEDUP_NONE
+#define NO_PEND UINT32_MAX  /* a batch item that is not a request (an RST) */
+#define CORE_CON_RING 1024  /* (peer, mid) of CONs the core sent, for the NACK handler */
 #define PEND_REAP_MS 30000u /* a triggered async older than this was lost by libcoap */
 #define MAX_ROUNDS 16       /* batches per cl_lcoap_process call */
 
@@ -95,12 +104,20 @@ struct cl_lcoap {
 
     /* the batch being collected */
     size_t nreq;
-    uint32_t cur[CL_CORE_MAX_BATCH]; /* pend indices */
+    uint32_t cur[CL_CORE_MAX_BATCH]; /* pend indices, NO_PEND for an RST item */
     size_t blen;
     uint8_t batch_in[CL_CORE_MAX_BATCH_BYTES];
     uint8_t batch_out[CL_CORE_MAX_BATCH_BYTES];
     uint8_t msg[CL_CORE_MAX_MESSAGE];
     size_t handed; /* requests handed to the core in this process call */
+
+    cl_sendq_t sq; /* core-originated messages held during a batch */
+    struct {
+        uint64_t peer;
+        uint16_t mid;
+        bool used;
+    } core_con[CORE_CON_RING];
+    size_t core_con_next;
 
     cl_udp_stats_t stats;
 };
@@ -140,7 +157,9 @@ static void lib_log(coap_log_t level, const char *message)
      * remote could flood the log, so those are debug lines (and counted). */
     if (strstr(message, "malformed") != NULL)
         ep->stats.dropped_bad++;
-    ulog(ep, level <= LOG_ERR ? CL_LOG_ERROR : CL_LOG_DEBUG, "msg=\"libcoap\" text=\"%s\"", clean);
+    bool per_datagram = strstr(message, "got RST") != NULL; /* LOG_ALERT, but peer-driven */
+    ulog(ep, level <= LOG_ERR && !per_datagram ? CL_LOG_ERROR : CL_LOG_DEBUG,
+         "msg=\"libcoap\" text=\"%s\"", clean);
 }
 
 static void addr_str(const struct sockaddr_storage *a, char *out, size_t size)
@@ -414,6 +433,28 @@ static cl_status_t send_pdu(cl_lcoap_t *ep, peer_t *p, const uint8_t *msg, size_
     return CL_OK;
 }
 
+/* Hands a core-originated message to libcoap (a CON is remembered for the NACK handler). */
+static cl_status_t send_core(cl_lcoap_t *ep, uint64_t peer, const uint8_t *msg, size_t len)
+{
+    peer_t *p = peer_by_id(ep, peer);
+    if (p == NULL || p->session == NULL) {
+        ep->stats.notify_dropped_peer++;
+        return CL_ERR_NOT_FOUND;
+    }
+    cl_status_t st = send_pdu(ep, p, msg, len);
+    if (st != CL_OK)
+        return st;
+    ep->stats.notify_sent++;
+    if (len >= 4 && ((msg[0] >> 4) & 3) == 0) {
+        size_t k = ep->core_con_next;
+        ep->core_con_next = (k + 1) % CORE_CON_RING;
+        ep->core_con[k].peer = peer;
+        ep->core_con[k].mid = (uint16_t)(msg[2] << 8 | msg[3]);
+        ep->core_con[k].used = true;
+    }
+    return CL_OK;
+}
+
 cl_status_t cl_lcoap_send(void *ctx, uint64_t peer, uint16_t transport, const uint8_t *msg,
                           size_t len)
 {
@@ -423,9 +464,47 @@ cl_status_t cl_lcoap_send(void *ctx, uint64_t peer, uint16_t transport, const ui
     if (transport != CL_TRANSPORT_COAP)
         return CL_ERR_UNSUPPORTED;
     peer_t *p = peer_by_id(ep, peer);
-    if (p == NULL || p->session == NULL)
+    if (p == NULL || p->session == NULL) {
+        ep->stats.notify_dropped_peer++;
         return CL_ERR_NOT_FOUND;
-    return send_pdu(ep, p, msg, len);
+    }
+    if (cl_sendq_held(&ep->sq)) { /* inside a batch: leaves after its group commit */
+        cl_status_t st = cl_sendq_push(&ep->sq, peer, transport, msg, len);
+        if (st != CL_OK)
+            ep->stats.notify_dropped_full++;
+        return st;
+    }
+    return send_core(ep, peer, msg, len);
+}
+
+void cl_lcoap_hold(cl_lcoap_t *ep)
+{
+    if (ep != NULL)
+        cl_sendq_hold(&ep->sq);
+}
+
+void cl_lcoap_release(cl_lcoap_t *ep, bool ok)
+{
+    if (ep == NULL)
+        return;
+    size_t failed = 0, full = 0;
+    bool flush = cl_sendq_release(&ep->sq, ok, &failed, &full);
+    if (full > 0)
+        ulog(ep, CL_LOG_WARN,
+             "msg=\"send queue full: core-originated messages dropped\" transport=coap count=%zu "
+             "cap=%zu",
+             full, ep->sq.cap);
+    if (failed > 0) {
+        ep->stats.notify_dropped_failed += failed;
+        ulog(ep, CL_LOG_WARN,
+             "msg=\"core-originated messages dropped: batch failed\" transport=coap count=%zu",
+             failed);
+    }
+    if (!flush)
+        return;
+    for (size_t i = 0; i < ep->sq.n; i++)
+        (void)send_core(ep, ep->sq.e[i].peer, ep->sq.e[i].msg, ep->sq.e[i].len);
+    cl_sendq_clear(&ep->sq);
 }
 
 /* ------------------------------------------------------------ the batch */
@@ -438,8 +517,10 @@ static void run_batch(cl_lcoap_t *ep)
     ep->nreq = 0;
     ep->handed += nreq;
     ep->stats.batches++;
+    cl_sendq_hold(&ep->sq); /* core-originated messages wait for the group commit */
     cl_status_t st = ep->handler(ep->handler_ctx, ep->batch_in, ep->blen, ep->batch_out,
                                  sizeof ep->batch_out, &out_len);
+    bool committed = st == CL_OK;
     size_t count = 0;
     if (st == CL_OK && cl_batch_validate(ep->batch_out, out_len, &count) != CL_OK) {
         ulog(ep, CL_LOG_ERROR, "msg=\"core returned an invalid batch\" size=%zu", out_len);
@@ -453,7 +534,7 @@ static void run_batch(cl_lcoap_t *ep)
         size_t pos = 0, i = 0;
         cl_batch_item_t it;
         while (cl_batch_next(ep->batch_out, out_len, &pos, &it) == CL_OK) {
-            pend_t *p = i < nreq ? &ep->pend[ep->cur[i]] : NULL;
+            pend_t *p = i < nreq && ep->cur[i] != NO_PEND ? &ep->pend[ep->cur[i]] : NULL;
             i++;
             if (p != NULL && it.peer == p->peer) {
                 if (it.len > 0 && it.transport == CL_TRANSPORT_COAP) {
@@ -477,7 +558,10 @@ static void run_batch(cl_lcoap_t *ep)
                 ep->stats.dropped_unmatched++;
         }
     }
+    cl_lcoap_release(ep, committed);
     for (size_t i = 0; i < nreq; i++) {
+        if (ep->cur[i] == NO_PEND)
+            continue;
         pend_t *p = &ep->pend[ep->cur[i]];
         cl_dedup_ent_t *e = dd_of(ep, p);
         if (st != CL_OK) {
@@ -634,6 +718,50 @@ static void on_request(coap_resource_t *res, coap_session_t *session, const coap
     ep->cur[ep->nreq++] = (uint32_t)(p - ep->pend);
 }
 
+/* ------------------------------------------------------------ NACKs */
+
+/*
+ * libcoap gave up on a CON (MAX_RETRANSMIT) or got an RST for it. When the
+ * CON was the core's, count it; an RST goes to the core in the batch being
+ * collected (4-byte RST, the peer's message id) so it can cancel what the
+ * message belonged to. RSTs match at most one CON each: a flood is bounded
+ * by what we sent.
+ */
+static void on_nack(coap_session_t *session, const coap_pdu_t *sent,
+                    const coap_nack_reason_t reason, const coap_mid_t id)
+{
+    (void)sent;
+    cl_lcoap_t *ep = coap_get_app_data(coap_session_get_context(session));
+    if (ep == NULL || (reason != COAP_NACK_RST && reason != COAP_NACK_TOO_MANY_RETRIES))
+        return;
+    uintptr_t hint = (uintptr_t)coap_session_get_app_data(session);
+    if (hint == 0 || hint > ep->max_peers || !ep->peers[hint - 1].used ||
+        ep->peers[hint - 1].session != session)
+        return;
+    uint64_t peer = peer_id(ep, hint - 1);
+    uint16_t mid = (uint16_t)id;
+    size_t k = 0;
+    while (k < CORE_CON_RING &&
+           !(ep->core_con[k].used && ep->core_con[k].peer == peer && ep->core_con[k].mid == mid))
+        k++;
+    if (k == CORE_CON_RING)
+        return; /* one of libcoap's separate responses */
+    ep->core_con[k].used = false;
+    if (reason == COAP_NACK_TOO_MANY_RETRIES) {
+        ep->stats.notify_timeouts++;
+        return;
+    }
+    ep->stats.notify_rst++;
+    if (ep->nreq == CL_CORE_MAX_BATCH)
+        run_batch(ep);
+    const uint8_t rst[4] = {0x70, 0x00, (uint8_t)(mid >> 8), (uint8_t)mid};
+    cl_batch_item_t item = {
+        .peer = peer, .transport = CL_TRANSPORT_COAP, .flags = 0, .msg = rst, .len = sizeof rst};
+    if (cl_batch_add(ep->batch_in, sizeof ep->batch_in, &ep->blen, &item) != CL_OK)
+        return; /* cannot happen: a batch has room for CL_CORE_MAX_BATCH items */
+    ep->cur[ep->nreq++] = NO_PEND;
+}
+
 /* ------------------------------------------------------------ one pass */
 
 static bool fd_ready(const cl_lcoap_t *ep)
@@ -730,6 +858,8 @@ cl_status_t cl_lcoap_open(const cl_lcoap_config_t *cfg, cl_udp_handler_fn handle
         st = CL_FAIL(CL_ERR_INVALID_ARG);
         goto fail;
     }
+    if ((st = cl_sendq_init(&ep->sq, cfg->send_queue)) != CL_OK)
+        goto fail;
     if ((st = cl_dedup_init(&ep->dd, cfg->dedup_entries ? cfg->dedup_entries : CL_UDP_DEDUP_ENTRIES,
                             ep->lifetime_ms)) != CL_OK)
         goto fail;
@@ -796,6 +926,7 @@ cl_status_t cl_lcoap_open(const cl_lcoap_config_t *cfg, cl_udp_handler_fn handle
     }
     coap_add_resource(ep->ctx, unknown);
     coap_add_resource(ep->ctx, wk);
+    coap_register_nack_handler(ep->ctx, on_nack);
     /* Critical options libcoap does not know would be answered 4.02 by libcoap itself. */
     coap_register_option(ep->ctx, CL_COAP_OPT_OSCORE);
     coap_register_option(ep->ctx, CL_COAP_OPT_EDHOC);
@@ -859,6 +990,7 @@ void cl_lcoap_close(cl_lcoap_t *ep)
     if (g_log_ep == ep)
         g_log_ep = NULL;
     cl_dedup_free(&ep->dd);
+    cl_sendq_free(&ep->sq);
     free(ep->peers);
     free(ep->pend);
     free(ep);

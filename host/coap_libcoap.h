@@ -66,6 +66,7 @@ typedef struct cl_lcoap_config {
      * client's k-th response waits for its ACK of the (k-1)-th.
      */
     uint16_t nstart;
+    size_t send_queue; /**< 0 = CL_SENDQ_CAP (core-originated messages held during a batch) */
 } cl_lcoap_config_t;
 
 typedef struct cl_lcoap cl_lcoap_t;
@@ -93,9 +94,19 @@ int cl_lcoap_timeout_ms(const cl_lcoap_t *ep);
  * acknowledged, so the client would not retransmit).
  */
 cl_status_t cl_lcoap_process(cl_lcoap_t *ep, uint64_t now_ms, size_t *got) CL_MUST_CHECK;
-/** Sends a core-originated message to a peer id (cl_host_send_fn shaped; ctx = ep). */
+/**
+ * Sends a core-originated message to a peer id (cl_host_send_fn shaped; ctx =
+ * ep): held while a batch runs (cl_lcoap_hold), then handed to libcoap,
+ * which retransmits a CON until its ACK. An RST to it reaches the core in
+ * the next batch; a give-up is counted (notify_timeouts).
+ */
 cl_status_t cl_lcoap_send(void *ep, uint64_t peer, uint16_t transport, const uint8_t *msg,
                           size_t len);
+/** Holds core-originated messages until cl_lcoap_release (nested; see cl_udp_hold). */
+void cl_lcoap_hold(cl_lcoap_t *ep);
+/** Ends one hold: at the last one, sends the queue - or drops it (counted) when the round
+ * failed. */
+void cl_lcoap_release(cl_lcoap_t *ep, bool ok);
 /** Stats in udp_endpoint's shape (rx/tx count requests and responses seen by the handler). */
 void cl_lcoap_get_stats(const cl_lcoap_t *ep, cl_udp_stats_t *out);
 void cl_lcoap_log_peers(const cl_lcoap_t *ep, int level);

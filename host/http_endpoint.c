@@ -19,6 +19,13 @@
  * headers, the body limit (413) and a pending queue as large as the
  * connection limit: memory is bounded by max_connections.
  *
+ * Long polls: a deferred request (CL_BATCH_F_DEFER) stays suspended in the
+ * poll table (bounded, deadline per entry) until cl_http_send brings its
+ * answer or the deadline passes (504). Messages the core sends during a
+ * batch wait in a hold queue (sendq.h) until the batch's responses were
+ * handled - a poll deferred in the same batch is then known - and its
+ * group commit succeeded.
+ *
  * Logs: one line per notable event, with route names, status codes and
  * sizes only (never payloads, tokens, OSCORE header values or query values).
  */
@@ -45,13 +52,14 @@
 #include "cloister/edhoc.h"
 #include "cloister/oscore.h"
 #include "net_addr.h"
+#include "sendq.h"
 
 #define OSCORE_OPT_MAX 255 /* RFC 7252 option length limit used by OSCORE */
 #define OSCORE_HDR_MAX 400
 #define QUERY_MAX 512
 #define ROUNDS_PER_PROCESS 8
 #define HEALTH_FRESH_MS 2000
-#define METRICS_MAX 8192
+#define METRICS_MAX 16384
 
 typedef enum route {
     R_NONE = 0,
@@ -66,6 +74,7 @@ typedef enum rstate {
     S_PENDING,  /* suspended, queued for (or in) a batch */
     S_READY,    /* resumed with a response to queue */
     S_DONE,     /* response queued */
+    S_POLL,     /* suspended: a long poll waiting for the core's send */
 } rstate_t;
 
 typedef struct hreq {
@@ -95,6 +104,9 @@ typedef struct hreq {
     char oscore_hdr[OSCORE_HDR_MAX];
     uint8_t *resp;
     size_t resp_len;
+    /* a long poll (S_POLL) */
+    uint64_t poll_deadline_ms;
+    size_t poll_idx;
 } hreq_t;
 
 struct cl_http {
@@ -116,10 +128,18 @@ struct cl_http {
     size_t pend_cap, pend_head, pend_count;
     hreq_t *inflight[CL_CORE_MAX_BATCH];
 
+    hreq_t **polls; /* long polls waiting for the core's send (unordered) */
+    size_t max_polls, npolls;
+    uint32_t poll_timeout_ms;
+    bool resumed;  /* connections resumed outside cl_http_process: run MHD soon */
+    cl_sendq_t sq; /* core-originated messages held during a batch */
+
     uint8_t batch_in[CL_CORE_MAX_BATCH_BYTES];
     uint8_t batch_out[CL_CORE_MAX_BATCH_BYTES];
     cl_http_stats_t stats;
 };
+
+static void poll_remove(cl_http_t *ep, hreq_t *r);
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
@@ -431,7 +451,49 @@ static size_t metrics_text(cl_http_t *ep, char *out, size_t size)
         tb(&b, "cloister_coap_dedup_hits_total %" PRIu64 "\n", u.dedup_hits);
         metric(&b, "cloister_coap_peers_evicted_total", "counter", "CoAP peer table evictions.");
         tb(&b, "cloister_coap_peers_evicted_total %" PRIu64 "\n", u.peers_evicted);
+        metric(&b, "cloister_coap_notifications_sent_total", "counter",
+               "Core-originated CoAP messages sent (first transmissions).");
+        tb(&b, "cloister_coap_notifications_sent_total %" PRIu64 "\n", u.notify_sent);
+        metric(&b, "cloister_coap_notifications_retransmitted_total", "counter",
+               "Retransmissions of core-originated CON messages.");
+        tb(&b, "cloister_coap_notifications_retransmitted_total %" PRIu64 "\n",
+           u.notify_retransmitted);
+        metric(&b, "cloister_coap_notifications_timed_out_total", "counter",
+               "Core-originated CON messages given up after MAX_RETRANSMIT.");
+        tb(&b, "cloister_coap_notifications_timed_out_total %" PRIu64 "\n", u.notify_timeouts);
+        metric(&b, "cloister_coap_notifications_acked_total", "counter",
+               "ACKs to core-originated CON messages (consumed by the host).");
+        tb(&b, "cloister_coap_notifications_acked_total %" PRIu64 "\n", u.notify_acked);
+        metric(&b, "cloister_coap_notifications_rst_total", "counter",
+               "RSTs to core-originated messages (handed to the core).");
+        tb(&b, "cloister_coap_notifications_rst_total %" PRIu64 "\n", u.notify_rst);
     }
+    metric(&b, "cloister_sends_dropped_total", "counter",
+           "Core-originated messages dropped, by reason.");
+    tb(&b,
+       "cloister_sends_dropped_total{transport=\"http\",reason=\"unknown_peer\"} %" PRIu64 "\n"
+       "cloister_sends_dropped_total{transport=\"http\",reason=\"queue_full\"} %" PRIu64 "\n"
+       "cloister_sends_dropped_total{transport=\"http\",reason=\"batch_failed\"} %" PRIu64 "\n",
+       h->send_dropped_peer, h->send_dropped_full, h->send_dropped_failed);
+    if (have_udp)
+        tb(&b,
+           "cloister_sends_dropped_total{transport=\"coap\",reason=\"unknown_peer\"} %" PRIu64
+           "\n"
+           "cloister_sends_dropped_total{transport=\"coap\",reason=\"queue_full\"} %" PRIu64 "\n"
+           "cloister_sends_dropped_total{transport=\"coap\",reason=\"batch_failed\"} %" PRIu64
+           "\n"
+           "cloister_sends_dropped_total{transport=\"coap\",reason=\"evicted\"} %" PRIu64 "\n",
+           u.notify_dropped_peer, u.notify_dropped_full, u.notify_dropped_failed,
+           u.notify_evicted);
+    metric(&b, "cloister_http_polls", "gauge", "HTTP long polls waiting for an answer.");
+    tb(&b, "cloister_http_polls %zu\n", ep->npolls);
+    metric(&b, "cloister_http_polls_total", "counter", "HTTP long polls by outcome.");
+    tb(&b,
+       "cloister_http_polls_total{result=\"deferred\"} %" PRIu64 "\n"
+       "cloister_http_polls_total{result=\"answered\"} %" PRIu64 "\n"
+       "cloister_http_polls_total{result=\"timeout\"} %" PRIu64 "\n"
+       "cloister_http_polls_total{result=\"refused\"} %" PRIu64 "\n",
+       h->polls_deferred, h->polls_answered, h->polls_timed_out, h->polls_refused);
     const union MHD_DaemonInfo *di =
         MHD_get_daemon_info(ep->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
     metric(&b, "cloister_http_connections", "gauge", "Open HTTP connections.");
@@ -691,6 +753,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         return queue(ep, c, r->status, r->ctype, r->resp, r->resp_len,
                      r->oscore_hdr[0] != '\0' ? r->oscore_hdr : NULL, NULL);
     case S_PENDING:
+    case S_POLL:
         return MHD_YES; /* should not happen: suspended */
     case S_DONE:
     default:
@@ -711,6 +774,8 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **ctx,
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         hlog(ep, CL_LOG_DEBUG, "msg=\"http request terminated\" route=%s reason=%d",
              route_name(r->route), (int)toe);
+    if (r->state == S_POLL) /* never while suspended; defensive: no dangling entry */
+        poll_remove(ep, r);
     free(r->resp);
     free(r);
     *ctx = NULL;
@@ -829,6 +894,119 @@ static bool answer(cl_http_t *ep, hreq_t *r, const uint8_t *msg, size_t len)
     return false;
 }
 
+/* ------------------------------------------------------------ long polls */
+
+static bool poll_add(cl_http_t *ep, hreq_t *r)
+{
+    if (ep->npolls == ep->max_polls)
+        return false;
+    r->state = S_POLL;
+    r->poll_deadline_ms = ep->now_ms + ep->poll_timeout_ms;
+    r->poll_idx = ep->npolls;
+    ep->polls[ep->npolls++] = r;
+    ep->stats.polls_deferred++;
+    return true;
+}
+
+static void poll_remove(cl_http_t *ep, hreq_t *r)
+{
+    size_t i = r->poll_idx;
+    if (i >= ep->npolls || ep->polls[i] != r)
+        return;
+    hreq_t *last = ep->polls[--ep->npolls];
+    ep->polls[i] = last;
+    last->poll_idx = i;
+    ep->polls[ep->npolls] = NULL;
+    r->state = S_PENDING;
+}
+
+static hreq_t *poll_find(const cl_http_t *ep, uint64_t peer)
+{
+    for (size_t i = 0; i < ep->npolls; i++)
+        if (ep->polls[i]->peer == peer)
+            return ep->polls[i];
+    return NULL;
+}
+
+/* Long polls past their deadline: 504, the client polls again. */
+static void poll_expire(cl_http_t *ep)
+{
+    for (size_t i = ep->npolls; i-- > 0;) { /* swap-remove moves only checked entries */
+        hreq_t *r = ep->polls[i];
+        if (r->poll_deadline_ms > ep->now_ms)
+            continue;
+        poll_remove(ep, r);
+        ep->stats.polls_timed_out++;
+        resume_with(r, 504, "text/plain; charset=utf-8", "no action yet; poll again\n");
+    }
+}
+
+/* The core's answer to a long poll (send ocall, transport http). */
+static cl_status_t deliver(cl_http_t *ep, uint64_t peer, const uint8_t *msg, size_t len)
+{
+    hreq_t *r = (peer & CL_HTTP_PEER_BIT) != 0 ? poll_find(ep, peer) : NULL;
+    if (r == NULL) { /* answered, timed out, closed - or never a poll */
+        ep->stats.send_dropped_peer++;
+        hlog(ep, CL_LOG_DEBUG, "msg=\"send for no pending poll dropped\" transport=http size=%zu",
+             len);
+        return CL_ERR_NOT_FOUND;
+    }
+    poll_remove(ep, r);
+    ep->stats.polls_answered++;
+    ep->resumed = true;
+    (void)answer(ep, r, msg, len); /* (a Block2 answer goes back to the pending queue) */
+    return CL_OK;
+}
+
+cl_status_t cl_http_send(void *ctx, uint64_t peer, uint16_t transport, const uint8_t *msg,
+                         size_t len)
+{
+    cl_http_t *ep = ctx;
+    if (ep == NULL || msg == NULL || len == 0 || len > CL_CORE_MAX_MESSAGE)
+        return CL_FAIL(CL_ERR_INVALID_ARG);
+    if (transport != CL_TRANSPORT_HTTP)
+        return CL_ERR_UNSUPPORTED;
+    if (cl_sendq_held(&ep->sq)) { /* inside a batch: after its responses and commit */
+        cl_status_t st = cl_sendq_push(&ep->sq, peer, transport, msg, len);
+        if (st != CL_OK)
+            ep->stats.send_dropped_full++;
+        return st;
+    }
+    return deliver(ep, peer, msg, len);
+}
+
+void cl_http_hold(cl_http_t *ep)
+{
+    if (ep != NULL)
+        cl_sendq_hold(&ep->sq);
+}
+
+void cl_http_release(cl_http_t *ep, bool ok)
+{
+    if (ep == NULL)
+        return;
+    size_t failed = 0, full = 0;
+    bool flush = cl_sendq_release(&ep->sq, ok, &failed, &full);
+    if (full > 0)
+        hlog(ep, CL_LOG_WARN,
+             "msg=\"send queue full: core-originated messages dropped\" transport=http count=%zu "
+             "cap=%zu",
+             full, ep->sq.cap);
+    if (failed > 0) {
+        ep->stats.send_dropped_failed += failed;
+        hlog(ep, CL_LOG_WARN,
+             "msg=\"core-originated messages dropped: batch failed\" transport=http count=%zu",
+             failed);
+    }
+    if (!flush)
+        return;
+    for (size_t i = 0; i < ep->sq.n; i++)
+        (void)deliver(ep, ep->sq.e[i].peer, ep->sq.e[i].msg, ep->sq.e[i].len);
+    cl_sendq_clear(&ep->sq);
+}
+
+/* ------------------------------------------------------------ batches */
+
 static void run_batch(cl_http_t *ep)
 {
     size_t n = 0, blen = 0;
@@ -851,8 +1029,10 @@ static void run_batch(cl_http_t *ep)
         return;
     size_t out_len = 0, count = 0, pos = 0, i = 0;
     ep->stats.batches++;
+    cl_sendq_hold(&ep->sq); /* what the core sends now waits for the commit and the defers */
     cl_status_t st = ep->handler(ep->handler_ctx, ep->batch_in, blen, ep->batch_out,
                                  sizeof ep->batch_out, &out_len);
+    bool committed = st == CL_OK; /* the handler's group commit succeeded */
     if (st == CL_OK && cl_batch_validate(ep->batch_out, out_len, &count) != CL_OK)
         st = CL_ERR_BAD_INPUT;
     if (st != CL_OK) {
@@ -862,6 +1042,7 @@ static void run_batch(cl_http_t *ep)
         for (size_t k = 0; k < n; k++)
             resume_with(ep->inflight[k], 503, "text/plain; charset=utf-8",
                         "core unavailable\n");
+        cl_http_release(ep, committed); /* nothing can be waiting for these sends */
         return;
     }
     cl_batch_item_t it;
@@ -869,11 +1050,26 @@ static void run_batch(cl_http_t *ep)
         if (i < n && it.peer == ep->inflight[i]->peer) {
             hreq_t *r = ep->inflight[i];
             ep->inflight[i++] = NULL;
+            if (it.len == 0 && (it.flags & CL_BATCH_F_DEFER) != 0) { /* a long poll */
+                if (!poll_add(ep, r)) {
+                    ep->stats.polls_refused++;
+                    hlog(ep, CL_LOG_DEBUG, "msg=\"long poll refused: too many\" polls=%zu",
+                         ep->npolls);
+                    resume_with(r, 503, "text/plain; charset=utf-8",
+                                "too many pending polls; retry later\n");
+                }
+                continue;
+            }
             (void)answer(ep, r, it.msg, it.len);
             continue;
         }
-        if (it.len > 0) /* core-originated (notifications): no HTTP channel for them */
+        if (it.len > 0 && it.transport == CL_TRANSPORT_HTTP) {
+            /* core-originated, like send(): the answer to a long poll (delivered below) */
+            if (cl_sendq_push(&ep->sq, it.peer, it.transport, it.msg, it.len) != CL_OK)
+                ep->stats.send_dropped_full++;
+        } else if (it.len > 0) { /* for another transport: not ours to deliver */
             ep->stats.no_answer++;
+        }
     }
     for (size_t k = 0; k < n; k++) /* items the core did not return */
         if (ep->inflight[k] != NULL) {
@@ -882,6 +1078,7 @@ static void run_batch(cl_http_t *ep)
                         "no answer from the core\n");
             ep->inflight[k] = NULL;
         }
+    cl_http_release(ep, true); /* polls deferred above are known now */
 }
 
 cl_status_t cl_http_process(cl_http_t *ep, uint64_t now_ms)
@@ -889,6 +1086,8 @@ cl_status_t cl_http_process(cl_http_t *ep, uint64_t now_ms)
     if (ep == NULL)
         return CL_FAIL(CL_ERR_INVALID_ARG);
     ep->now_ms = now_ms;
+    ep->resumed = false;
+    poll_expire(ep);
     if (MHD_run(ep->d) != MHD_YES)
         return CL_FAIL(CL_ERR_STATE);
     for (int round = 0; round < ROUNDS_PER_PROCESS && ep->pend_count > 0; round++) {
@@ -944,10 +1143,18 @@ cl_status_t cl_http_open(const cl_http_config_t *cfg, cl_http_handler_fn handler
     size_t mem = cfg->memory_limit ? cfg->memory_limit : CL_HTTP_MEMORY_LIMIT;
     ep->pend_cap = (size_t)max_conn + 1;
     ep->pending = calloc(ep->pend_cap, sizeof *ep->pending);
+    ep->poll_timeout_ms = cfg->poll_timeout_ms ? cfg->poll_timeout_ms : CL_HTTP_POLL_TIMEOUT_MS;
+    ep->max_polls = cfg->max_polls ? cfg->max_polls : CL_HTTP_MAX_POLLS;
+    if (ep->max_polls > (size_t)max_conn - max_conn / 4) /* keep room for other requests */
+        ep->max_polls = (size_t)max_conn - max_conn / 4;
+    if (ep->max_polls == 0)
+        ep->max_polls = 1;
+    ep->polls = calloc(ep->max_polls, sizeof *ep->polls);
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     cl_status_t st = CL_OK;
-    if (ep->pending == NULL) {
+    if (ep->pending == NULL || ep->polls == NULL ||
+        (st = cl_sendq_init(&ep->sq, cfg->send_queue)) != CL_OK) {
         st = CL_FAIL(CL_ERR_FULL);
         goto fail;
     }
@@ -991,8 +1198,10 @@ cl_status_t cl_http_open(const cl_http_config_t *cfg, cl_http_handler_fn handler
     ep->epoll_fd = di->epoll_fd;
     freeaddrinfo(ai);
     hlog(ep, CL_LOG_INFO,
-         "msg=\"http endpoint started\" port=%u max_connections=%u per_ip=%u timeout_s=%u",
-         (unsigned)ep->port, max_conn, per_ip, timeout);
+         "msg=\"http endpoint started\" port=%u max_connections=%u per_ip=%u timeout_s=%u "
+         "max_polls=%zu poll_timeout_ms=%u",
+         (unsigned)ep->port, max_conn, per_ip, timeout, ep->max_polls,
+         (unsigned)ep->poll_timeout_ms);
     *out = ep;
     return CL_OK;
 fail:
@@ -1039,12 +1248,21 @@ int cl_http_timeout_ms(const cl_http_t *ep)
 {
     if (ep == NULL)
         return -1;
-    if (ep->pend_count > 0)
+    if (ep->pend_count > 0 || ep->resumed)
         return 0;
+    int wait = -1;
+    if (ep->npolls > 0) { /* the next long poll to answer 504 */
+        uint64_t due = UINT64_MAX, now = mono_ms();
+        for (size_t i = 0; i < ep->npolls; i++)
+            if (ep->polls[i]->poll_deadline_ms < due)
+                due = ep->polls[i]->poll_deadline_ms;
+        wait = due <= now ? 0 : due - now > INT_MAX ? INT_MAX : (int)(due - now);
+    }
     MHD_UNSIGNED_LONG_LONG t = 0;
     if (MHD_get_timeout(ep->d, &t) != MHD_YES)
-        return -1;
-    return t > INT_MAX ? INT_MAX : (int)t;
+        return wait;
+    int mt = t > INT_MAX ? INT_MAX : (int)t;
+    return wait >= 0 && wait < mt ? wait : mt;
 }
 
 uint16_t cl_http_port(const cl_http_t *ep)
@@ -1054,8 +1272,10 @@ uint16_t cl_http_port(const cl_http_t *ep)
 
 void cl_http_get_stats(const cl_http_t *ep, cl_http_stats_t *out)
 {
-    if (ep != NULL && out != NULL)
+    if (ep != NULL && out != NULL) {
         *out = ep->stats;
+        out->polls_pending = ep->npolls;
+    }
 }
 
 void cl_http_close(cl_http_t *ep)
@@ -1069,17 +1289,28 @@ void cl_http_close(cl_http_t *ep)
              " responses=%" PRIu64 " tx_bytes=%" PRIu64 " batches=%" PRIu64 " oscore=%" PRIu64
              " edhoc=%" PRIu64 " plain=%" PRIu64 " too_large=%" PRIu64 " method=%" PRIu64
              " not_found=%" PRIu64 " media_type=%" PRIu64 " bad_request=%" PRIu64
-             " no_answer=%" PRIu64 " handler_errors=%" PRIu64,
+             " no_answer=%" PRIu64 " handler_errors=%" PRIu64 " polls_deferred=%" PRIu64
+             " polls_answered=%" PRIu64 " polls_timed_out=%" PRIu64 " polls_refused=%" PRIu64
+             " sends_dropped=%" PRIu64,
              t->requests, t->rx_bytes, t->responses, t->tx_bytes, t->batches, t->oscore, t->edhoc,
              t->plain, t->rejected_too_large, t->rejected_method, t->rejected_not_found,
-             t->rejected_media_type, t->rejected_bad_request, t->no_answer, t->handler_errors);
+             t->rejected_media_type, t->rejected_bad_request, t->no_answer, t->handler_errors,
+             t->polls_deferred, t->polls_answered, t->polls_timed_out, t->polls_refused,
+             t->send_dropped_peer + t->send_dropped_full + t->send_dropped_failed);
         /* Suspended connections must be resumed before the daemon stops. */
         hreq_t *r;
         while ((r = pend_pop(ep)) != NULL)
             resume_with(r, 503, "text/plain; charset=utf-8", "shutting down\n");
+        while (ep->npolls > 0) {
+            r = ep->polls[ep->npolls - 1];
+            poll_remove(ep, r);
+            resume_with(r, 503, "text/plain; charset=utf-8", "shutting down\n");
+        }
         (void)MHD_run(ep->d);
         MHD_stop_daemon(ep->d);
     }
     free(ep->pending);
+    free(ep->polls);
+    cl_sendq_free(&ep->sq);
     free(ep);
 }

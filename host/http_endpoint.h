@@ -28,6 +28,16 @@
  * (MHD_suspend_connection), sent to the core as ONE batch (peer id =
  * CL_HTTP_PEER_BIT | serial, transport CL_TRANSPORT_HTTP) and resumed with
  * their response.
+ *
+ * Long polls: a response item with len 0 and CL_BATCH_F_DEFER keeps its
+ * connection suspended (at most max_polls; more -> 503) until the core's
+ * `send` ocall (cl_http_send) brings the CoAP response for that peer id -
+ * mapped like any answer - or until poll_timeout_ms (-> 504 "no action yet;
+ * poll again"). Peer ids come from a 63-bit counter, so they stay unique
+ * while a poll waits; a send for an unknown or expired peer is dropped and
+ * counted. What the core sends during a batch is held (sendq.h) and handed
+ * over after the batch's responses, and only when the batch (handle + group
+ * commit) succeeded.
  */
 #ifndef CLOISTER_HOST_HTTP_ENDPOINT_H
 #define CLOISTER_HOST_HTTP_ENDPOINT_H
@@ -50,6 +60,8 @@ extern "C" {
 #define CL_HTTP_TIMEOUT_S 10              /**< idle connections are closed */
 #define CL_HTTP_MEMORY_LIMIT (32 * 1024)  /**< per connection: request line + headers */
 #define CL_HTTP_MAX_RESPONSE 65536        /**< reassembled Block2 body */
+#define CL_HTTP_POLL_TIMEOUT_MS 25000     /**< a long poll is answered 504 after this */
+#define CL_HTTP_MAX_POLLS 1024            /**< and at most 3/4 of max_connections */
 
 typedef cl_status_t (*cl_http_handler_fn)(void *ctx, const uint8_t *in, size_t in_len,
                                           uint8_t *out, size_t out_size, size_t *out_len);
@@ -63,6 +75,10 @@ typedef struct cl_http_config {
     unsigned per_ip_limit;    /**< 0 = CL_HTTP_PER_IP_LIMIT */
     unsigned timeout_s;       /**< 0 = CL_HTTP_TIMEOUT_S */
     size_t memory_limit;      /**< 0 = CL_HTTP_MEMORY_LIMIT */
+    uint32_t poll_timeout_ms; /**< 0 = CL_HTTP_POLL_TIMEOUT_MS */
+    unsigned max_polls;       /**< 0 = CL_HTTP_MAX_POLLS; capped at 3/4 of max_connections so
+                                   long polls never take every connection */
+    size_t send_queue;        /**< 0 = CL_SENDQ_CAP (messages held during a batch) */
 } cl_http_config_t;
 
 /** Counters only: never contents. */
@@ -73,6 +89,12 @@ typedef struct cl_http_stats {
         rejected_bad_request, no_answer;
     uint64_t status_2xx, status_4xx, status_5xx;
     uint64_t tick_errors;
+    /* long polls (CL_BATCH_F_DEFER) and core-originated messages (send ocall) */
+    uint64_t polls_deferred, polls_answered, polls_timed_out, polls_refused;
+    uint64_t send_dropped_peer;   /**< unknown or expired peer id */
+    uint64_t send_dropped_full;   /**< hold queue full */
+    uint64_t send_dropped_failed; /**< held during a batch that failed */
+    uint64_t polls_pending;       /**< gauge: long polls waiting now */
 } cl_http_stats_t;
 
 typedef struct cl_http cl_http_t;
@@ -96,8 +118,24 @@ int cl_http_fd(const cl_http_t *ep);
 /** Milliseconds until cl_http_process must run again (-1: only when the fd is readable). */
 int cl_http_timeout_ms(const cl_http_t *ep);
 uint16_t cl_http_port(const cl_http_t *ep);
-/** One pass: accept/read/write, one batch per round of completed requests. */
+/** One pass: accept/read/write, one batch per round of completed requests,
+ * long polls past their timeout answered 504. */
 cl_status_t cl_http_process(cl_http_t *ep, uint64_t now_ms) CL_MUST_CHECK;
+/**
+ * The core's `send` ocall for transport CL_TRANSPORT_HTTP (cl_host_send_fn
+ * shaped; ctx = ep): the answer to a pending long poll. Queued while held;
+ * else the poll with this peer id is answered now (the connection resumes at
+ * the next cl_http_process). CL_ERR_NOT_FOUND (counted) when no poll has this
+ * peer id, CL_ERR_UNSUPPORTED for another transport, CL_ERR_FULL when the
+ * hold queue is full.
+ */
+cl_status_t cl_http_send(void *ep, uint64_t peer, uint16_t transport, const uint8_t *msg,
+                         size_t len);
+/** Holds core-originated messages until cl_http_release (nested; see cl_udp_hold). */
+void cl_http_hold(cl_http_t *ep);
+/** Ends one hold: at the last one, delivers the queue - or drops it (counted) when the
+ * round failed. */
+void cl_http_release(cl_http_t *ep, bool ok);
 void cl_http_get_stats(const cl_http_t *ep, cl_http_stats_t *out);
 /** CoAP response code -> HTTP status (RFC 8075 section 7; see the file comment). */
 unsigned cl_http_status_from_coap(uint8_t code, bool has_payload);

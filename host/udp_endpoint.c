@@ -17,6 +17,12 @@
  * both the first to expire and the one to evict when full) with a hash index;
  * the peer table evicts the least recently seen peer (its id's generation
  * changes, so a stale id held by the core can never reach the new peer).
+ *
+ * Core-originated messages: held during a batch (sendq.h, group commit) and
+ * sent with the batch's responses; every CON the core produced sits in the
+ * retransmission table (hash index on (peer, message id), an age list for
+ * evicting the oldest, a free list) until its ACK, its RST or MAX_RETRANSMIT
+ * (RFC 7252 4.2). The host sees only the 4-byte header of what it resends.
  */
 #define _GNU_SOURCE /* recvmmsg */
 
@@ -34,14 +40,17 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cloister/core.h"
 #include "dedup.h"
 #include "net_addr.h"
+#include "sendq.h"
 
 #define NO_ENT CL_DEDUP_NONE
-#define EXPECT_ENTRIES 1024 /* outstanding CON/NON we sent, awaiting ACK/RST */
+#define EXPECT_ENTRIES 1024 /* NON messages we sent recently: an RST to them goes to the core */
+#define CON_NONE (-1)
 
 typedef struct peer {
     struct sockaddr_storage addr;
@@ -52,6 +61,23 @@ typedef struct peer {
     uint64_t rx, rx_bytes, tx, tx_bytes;
 } peer_t;
 
+
+/* A CON the core produced, awaiting its ACK or RST (RFC 7252 4.2). */
+typedef struct con {
+    uint64_t peer;
+    uint64_t due_ms;     /* next retransmission (or give-up) */
+    uint32_t timeout_ms; /* current timeout, doubled per retransmission */
+    uint16_t mid;
+    uint8_t retries;
+    bool used;
+    uint8_t *msg; /* the bytes to resend (ciphertext; never read past the header) */
+    size_t len;
+    int32_t hnext;        /* hash chain; the free list when unused */
+    int32_t older, newer; /* age list (eviction when full) */
+} con_t;
+
+/* How a datagram came to be sent (what bookkeeping it needs). */
+enum { TX_RESEND = 0, TX_RESPONSE = 1, TX_NOTIFY = 2 };
 
 typedef struct expect {
     uint64_t peer;
@@ -72,6 +98,7 @@ typedef struct out_queue {
     struct iovec iov[CL_CORE_MAX_BATCH];
     peer_t *peer[CL_CORE_MAX_BATCH];
     uint64_t id[CL_CORE_MAX_BATCH];
+    uint8_t how[CL_CORE_MAX_BATCH]; /* TX_* */
     size_t n;
 } out_queue_t;
 
@@ -93,6 +120,16 @@ struct cl_udp {
 
     expect_t expect[EXPECT_ENTRIES];
     size_t expect_next;
+
+    /* core-originated CONs awaiting ACK/RST */
+    con_t *con;
+    size_t con_cap, con_n, con_hmask;
+    int32_t *con_hash;
+    int32_t con_free, con_oldest, con_newest;
+    uint32_t ack_timeout_ms;
+    uint64_t rng;
+
+    cl_sendq_t sq; /* core-originated messages held during a batch */
 
     /* per-iteration buffers */
     uint8_t rx[CL_CORE_MAX_BATCH][CL_UDP_MAX_DATAGRAM];
@@ -205,7 +242,7 @@ static size_t peer_lookup(cl_udp_t *ep, const struct sockaddr_storage *a, sockle
     return slot;
 }
 
-/* ------------------------------------------------------------ expected ACK/RST */
+/* ------------------------------------------------------------ expected RST (NON we sent) */
 
 static void expect_add(cl_udp_t *ep, uint64_t peer, uint16_t mid)
 {
@@ -230,31 +267,142 @@ static bool expect_take(cl_udp_t *ep, uint64_t peer, uint16_t mid)
     return false;
 }
 
+/* ------------------------------------------------------------ CON retransmission table */
+
+static uint32_t rnd32(cl_udp_t *ep)
+{
+    uint64_t x = ep->rng; /* xorshift64*: jitter only, nothing secret */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    ep->rng = x;
+    return (uint32_t)((x * UINT64_C(0x2545F4914F6CDD1D)) >> 32);
+}
+
+static size_t con_bucket(const cl_udp_t *ep, uint64_t peer, uint16_t mid)
+{
+    uint64_t h = (peer ^ ((uint64_t)mid << 40) ^ mid) * UINT64_C(0x9E3779B97F4A7C15);
+    return (size_t)(h >> 32) & ep->con_hmask;
+}
+
+static int32_t con_find(const cl_udp_t *ep, uint64_t peer, uint16_t mid)
+{
+    for (int32_t i = ep->con_hash[con_bucket(ep, peer, mid)]; i != CON_NONE; i = ep->con[i].hnext)
+        if (ep->con[i].peer == peer && ep->con[i].mid == mid)
+            return i;
+    return CON_NONE;
+}
+
+static void con_remove(cl_udp_t *ep, int32_t i)
+{
+    con_t *c = &ep->con[i];
+    int32_t *pp = &ep->con_hash[con_bucket(ep, c->peer, c->mid)];
+    while (*pp != CON_NONE && *pp != i)
+        pp = &ep->con[*pp].hnext;
+    if (*pp == i)
+        *pp = c->hnext;
+    if (c->older != CON_NONE)
+        ep->con[c->older].newer = c->newer;
+    else
+        ep->con_oldest = c->newer;
+    if (c->newer != CON_NONE)
+        ep->con[c->newer].older = c->older;
+    else
+        ep->con_newest = c->older;
+    free(c->msg);
+    memset(c, 0, sizeof *c);
+    c->older = c->newer = CON_NONE;
+    c->hnext = ep->con_free;
+    ep->con_free = i;
+    ep->con_n--;
+}
+
+/* Starts retransmitting a CON the core produced (first transmission just attempted). */
+static void con_add(cl_udp_t *ep, uint64_t peer, const uint8_t *msg, size_t len)
+{
+    uint16_t mid = (uint16_t)(msg[2] << 8 | msg[3]);
+    int32_t i = con_find(ep, peer, mid);
+    if (i != CON_NONE) /* the same message id again: the newer message replaces it */
+        con_remove(ep, i);
+    if (ep->con_free == CON_NONE) {
+        ep->stats.notify_evicted++;
+        ulog(ep, CL_LOG_DEBUG, "msg=\"retransmission table full: oldest CON dropped\" entries=%zu",
+             ep->con_cap);
+        con_remove(ep, ep->con_oldest);
+    }
+    uint8_t *copy = malloc(len);
+    if (copy == NULL) {
+        ulog(ep, CL_LOG_WARN, "msg=\"CON not retransmitted: out of memory\" size=%zu", len);
+        return;
+    }
+    memcpy(copy, msg, len);
+    i = ep->con_free;
+    con_t *c = &ep->con[i];
+    ep->con_free = c->hnext;
+    c->peer = peer;
+    c->mid = mid;
+    c->msg = copy;
+    c->len = len;
+    c->used = true;
+    c->retries = 0;
+    /* RFC 7252 4.2: initial timeout random in [ACK_TIMEOUT, ACK_TIMEOUT * 1.5] */
+    c->timeout_ms = ep->ack_timeout_ms + rnd32(ep) % (ep->ack_timeout_ms / 2 + 1);
+    c->due_ms = ep->now_ms + c->timeout_ms;
+    size_t b = con_bucket(ep, peer, mid);
+    c->hnext = ep->con_hash[b];
+    ep->con_hash[b] = i;
+    c->older = ep->con_newest;
+    c->newer = CON_NONE;
+    if (ep->con_newest != CON_NONE)
+        ep->con[ep->con_newest].newer = i;
+    else
+        ep->con_oldest = i;
+    ep->con_newest = i;
+    ep->con_n++;
+}
+
 /* ------------------------------------------------------------ sending */
 
-/* Bookkeeping after a datagram left: counters, and ACK/RST the core must see. */
-static void sent_ok(cl_udp_t *ep, peer_t *p, uint64_t id, const uint8_t *msg, size_t len)
+static void count_tx(cl_udp_t *ep, peer_t *p, size_t len)
 {
     p->tx++;
     p->tx_bytes += len;
     ep->stats.tx++;
     ep->stats.tx_bytes += len;
-    /* A CON or NON we send may be answered by an ACK/RST that the core must see. */
-    if (len >= 4 && ((msg[0] >> 4) & 3) <= 1)
+}
+
+/*
+ * Bookkeeping of a datagram we tried to send (sent: it left). A CON the core
+ * produced is retransmitted even when its first attempt failed; a NON may be
+ * answered by an RST that the core must see.
+ */
+static void after_send(cl_udp_t *ep, peer_t *p, uint64_t id, const uint8_t *msg, size_t len,
+                       unsigned how, bool sent)
+{
+    if (sent) {
+        count_tx(ep, p, len);
+        if (how == TX_NOTIFY)
+            ep->stats.notify_sent++;
+    }
+    if (len < 4)
+        return;
+    unsigned type = (msg[0] >> 4) & 3;
+    if (type == 0 && how != TX_RESEND)
+        con_add(ep, id, msg, len);
+    else if (type == 1 && sent)
         expect_add(ep, id, (uint16_t)(msg[2] << 8 | msg[3]));
 }
 
-static void send_to(cl_udp_t *ep, peer_t *p, uint64_t id, const uint8_t *msg, size_t len)
+static void send_to(cl_udp_t *ep, peer_t *p, uint64_t id, const uint8_t *msg, size_t len,
+                    unsigned how)
 {
     ssize_t w;
     do {
         w = sendto(ep->fd, msg, len, 0, (const struct sockaddr *)&p->addr, p->addr_len);
     } while (w < 0 && errno == EINTR);
-    if (w < 0) {
+    if (w < 0)
         ulog(ep, CL_LOG_WARN, "msg=\"send failed\" errno=%d size=%zu", errno, len);
-        return;
-    }
-    sent_ok(ep, p, id, msg, len);
+    after_send(ep, p, id, msg, len, how, w >= 0);
 }
 
 static void send_queue(cl_udp_t *ep, out_queue_t *q)
@@ -267,14 +415,36 @@ static void send_queue(cl_udp_t *ep, out_queue_t *q)
         if (w <= 0) { /* this one failed: count it, go on with the rest */
             ulog(ep, CL_LOG_WARN, "msg=\"send failed\" errno=%d size=%zu", errno,
                  q->iov[done].iov_len);
+            after_send(ep, q->peer[done], q->id[done], q->iov[done].iov_base, q->iov[done].iov_len,
+                       q->how[done], false);
             done++;
             continue;
         }
         for (size_t i = done; i < done + (size_t)w; i++)
-            sent_ok(ep, q->peer[i], q->id[i], q->iov[i].iov_base, q->iov[i].iov_len);
+            after_send(ep, q->peer[i], q->id[i], q->iov[i].iov_base, q->iov[i].iov_len, q->how[i],
+                       true);
         done += (size_t)w;
     }
     q->n = 0;
+}
+
+/* Appends one datagram to the batch's sendmmsg queue (sent when full or at the end). */
+static void outq_add(cl_udp_t *ep, peer_t *p, uint64_t id, const uint8_t *msg, size_t len,
+                     unsigned how)
+{
+    out_queue_t *q = &ep->outq;
+    if (q->n == CL_CORE_MAX_BATCH)
+        send_queue(ep, q);
+    q->iov[q->n] = (struct iovec){.iov_base = (void *)(uintptr_t)msg, .iov_len = len};
+    memset(&q->m[q->n], 0, sizeof q->m[q->n]);
+    q->m[q->n].msg_hdr.msg_name = &p->addr;
+    q->m[q->n].msg_hdr.msg_namelen = p->addr_len;
+    q->m[q->n].msg_hdr.msg_iov = &q->iov[q->n];
+    q->m[q->n].msg_hdr.msg_iovlen = 1;
+    q->peer[q->n] = p;
+    q->id[q->n] = id;
+    q->how[q->n] = (uint8_t)how;
+    q->n++;
 }
 
 static void send_rst(cl_udp_t *ep, peer_t *p, uint16_t mid)
@@ -284,12 +454,8 @@ static void send_rst(cl_udp_t *ep, peer_t *p, uint16_t mid)
     do {
         w = sendto(ep->fd, rst, sizeof rst, 0, (const struct sockaddr *)&p->addr, p->addr_len);
     } while (w < 0 && errno == EINTR);
-    if (w == (ssize_t)sizeof rst) {
-        p->tx++;
-        p->tx_bytes += sizeof rst;
-        ep->stats.tx++;
-        ep->stats.tx_bytes += sizeof rst;
-    }
+    if (w == (ssize_t)sizeof rst)
+        count_tx(ep, p, sizeof rst);
 }
 
 cl_status_t cl_udp_send(void *ctx, uint64_t peer, uint16_t transport, const uint8_t *msg,
@@ -301,10 +467,119 @@ cl_status_t cl_udp_send(void *ctx, uint64_t peer, uint16_t transport, const uint
     if (transport != CL_TRANSPORT_COAP)
         return CL_ERR_UNSUPPORTED;
     peer_t *p = peer_by_id(ep, peer);
-    if (p == NULL)
+    if (p == NULL) {
+        ep->stats.notify_dropped_peer++;
         return CL_ERR_NOT_FOUND; /* evicted or never known */
-    send_to(ep, p, peer, msg, len);
+    }
+    if (cl_sendq_held(&ep->sq)) { /* inside a batch: leaves after its group commit */
+        cl_status_t st = cl_sendq_push(&ep->sq, peer, transport, msg, len);
+        if (st != CL_OK)
+            ep->stats.notify_dropped_full++;
+        return st;
+    }
+    send_to(ep, p, peer, msg, len, TX_NOTIFY);
     return CL_OK;
+}
+
+void cl_udp_hold(cl_udp_t *ep)
+{
+    if (ep != NULL)
+        cl_sendq_hold(&ep->sq);
+}
+
+/*
+ * Ends one hold; at the last one the queue goes into outq and true is
+ * returned: the caller sends outq, then clears the queue (outq points into it).
+ */
+static bool release_into_outq(cl_udp_t *ep, bool ok)
+{
+    size_t failed = 0, full = 0;
+    bool flush = cl_sendq_release(&ep->sq, ok, &failed, &full);
+    if (full > 0)
+        ulog(ep, CL_LOG_WARN,
+             "msg=\"send queue full: core-originated messages dropped\" transport=coap count=%zu "
+             "cap=%zu",
+             full, ep->sq.cap);
+    if (failed > 0) {
+        ep->stats.notify_dropped_failed += failed;
+        ulog(ep, CL_LOG_WARN,
+             "msg=\"core-originated messages dropped: batch failed\" transport=coap count=%zu",
+             failed);
+    }
+    if (!flush)
+        return false;
+    for (size_t i = 0; i < ep->sq.n; i++) {
+        const cl_sendq_ent_t *e = &ep->sq.e[i];
+        peer_t *p = peer_by_id(ep, e->peer);
+        if (p == NULL) {
+            ep->stats.notify_dropped_peer++;
+            continue;
+        }
+        outq_add(ep, p, e->peer, e->msg, e->len, TX_NOTIFY);
+    }
+    return true;
+}
+
+void cl_udp_release(cl_udp_t *ep, bool ok)
+{
+    if (ep == NULL)
+        return;
+    if (!release_into_outq(ep, ok))
+        return;
+    send_queue(ep, &ep->outq);
+    cl_sendq_clear(&ep->sq); /* after send_queue: outq pointed into it */
+}
+
+void cl_udp_timers(cl_udp_t *ep, uint64_t now_ms)
+{
+    if (ep == NULL)
+        return;
+    ep->now_ms = now_ms;
+    for (int32_t i = ep->con_oldest, next; i != CON_NONE; i = next) {
+        con_t *c = &ep->con[i];
+        next = c->newer;
+        if (c->due_ms > now_ms)
+            continue;
+        peer_t *p = peer_by_id(ep, c->peer);
+        if (c->retries >= CL_UDP_MAX_RETRANSMIT || p == NULL) {
+            if (p == NULL) {
+                ep->stats.notify_dropped_peer++;
+            } else {
+                ep->stats.notify_timeouts++;
+                char a[INET6_ADDRSTRLEN + 16];
+                addr_str(&p->addr, a, sizeof a);
+                ulog(ep, CL_LOG_DEBUG,
+                     "msg=\"CON not acknowledged: given up\" peer=%s retransmissions=%u size=%zu",
+                     a, (unsigned)c->retries, c->len);
+            }
+            con_remove(ep, i);
+            continue;
+        }
+        ssize_t w;
+        do {
+            w = sendto(ep->fd, c->msg, c->len, 0, (const struct sockaddr *)&p->addr, p->addr_len);
+        } while (w < 0 && errno == EINTR);
+        if (w >= 0) {
+            count_tx(ep, p, c->len);
+            ep->stats.notify_retransmitted++;
+        }
+        c->retries++;
+        c->timeout_ms *= 2;
+        c->due_ms = now_ms + c->timeout_ms;
+    }
+}
+
+int cl_udp_timeout_ms(const cl_udp_t *ep, uint64_t now_ms)
+{
+    if (ep == NULL || ep->con_n == 0)
+        return -1;
+    uint64_t due = UINT64_MAX;
+    for (int32_t i = ep->con_oldest; i != CON_NONE; i = ep->con[i].newer)
+        if (ep->con[i].due_ms < due)
+            due = ep->con[i].due_ms;
+    if (due <= now_ms)
+        return 0;
+    return due - now_ms > INT32_MAX ? INT32_MAX : (int)(due - now_ms);
 }
 
 /* ------------------------------------------------------------ one iteration */
@@ -332,10 +607,18 @@ static bool triage(cl_udp_t *ep, size_t slot, const uint8_t *d, size_t len, req_
         return false;
     }
     if (type == 2 || type == 3) { /* ACK / RST: only for what we sent */
-        if (!expect_take(ep, id, mid)) {
+        int32_t c = con_find(ep, id, mid);
+        if (c != CON_NONE) { /* a CON the core produced: retransmission ends */
+            con_remove(ep, c);
+            if (type == 2) { /* the ACK is the host's business (not proof of delivery) */
+                ep->stats.notify_acked++;
+                return false;
+            }
+        } else if (type == 2 || !expect_take(ep, id, mid)) {
             ep->stats.dropped_unmatched++;
             return false;
         }
+        ep->stats.notify_rst++; /* the core cancels what the RST refers to */
         rq->peer = id;
         rq->mid = mid;
         rq->ent = NO_ENT;
@@ -357,7 +640,7 @@ static bool triage(cl_udp_t *ep, size_t slot, const uint8_t *d, size_t len, req_
             ep->stats.dropped_inflight++;
         } else if (de->resp_len > 0) {
             ep->stats.dedup_hits++;
-            send_to(ep, p, id, de->resp, de->resp_len);
+            send_to(ep, p, id, de->resp, de->resp_len, TX_RESEND);
         } else {
             ep->stats.dedup_hits++; /* the core chose not to answer: same again */
         }
@@ -412,12 +695,11 @@ static void finish_pending(cl_udp_t *ep, size_t nreq)
     }
 }
 
+/* Queues the batch's responses in outq (positional ones, then core-originated items). */
 static void dispatch_responses(cl_udp_t *ep, size_t nreq, size_t out_len)
 {
     size_t count = 0, pos = 0, i = 0;
     cl_batch_item_t it;
-    out_queue_t *q = &ep->outq;
-    q->n = 0;
     if (cl_batch_validate(ep->batch_out, out_len, &count) != CL_OK) {
         ulog(ep, CL_LOG_ERROR, "msg=\"core returned an invalid batch\" size=%zu", out_len);
         ep->stats.handler_errors++;
@@ -428,7 +710,7 @@ static void dispatch_responses(cl_udp_t *ep, size_t nreq, size_t out_len)
         if (positional)
             cache_response(ep, &ep->reqs[i], it.msg, it.len);
         i++;
-        if (it.len == 0)
+        if (it.len == 0) /* no answer; CL_BATCH_F_DEFER means nothing over CoAP either */
             continue;
         if (it.transport != CL_TRANSPORT_COAP) {
             ulog(ep, CL_LOG_WARN, "msg=\"response for another transport dropped\" transport=%u",
@@ -440,19 +722,8 @@ static void dispatch_responses(cl_udp_t *ep, size_t nreq, size_t out_len)
             ep->stats.dropped_unmatched++;
             continue;
         }
-        if (q->n == CL_CORE_MAX_BATCH)
-            send_queue(ep, q);
-        q->iov[q->n] = (struct iovec){.iov_base = (void *)(uintptr_t)it.msg, .iov_len = it.len};
-        memset(&q->m[q->n], 0, sizeof q->m[q->n]);
-        q->m[q->n].msg_hdr.msg_name = &p->addr;
-        q->m[q->n].msg_hdr.msg_namelen = p->addr_len;
-        q->m[q->n].msg_hdr.msg_iov = &q->iov[q->n];
-        q->m[q->n].msg_hdr.msg_iovlen = 1;
-        q->peer[q->n] = p;
-        q->id[q->n] = it.peer;
-        q->n++;
+        outq_add(ep, p, it.peer, it.msg, it.len, positional ? TX_RESPONSE : TX_NOTIFY);
     }
-    send_queue(ep, q);
 }
 
 cl_status_t cl_udp_process(cl_udp_t *ep, uint64_t now_ms, size_t *got)
@@ -522,6 +793,8 @@ cl_status_t cl_udp_process(cl_udp_t *ep, uint64_t now_ms, size_t *got)
 
     size_t out_len = 0;
     ep->stats.batches++;
+    /* What the core sends during the batch waits for the handler's group commit. */
+    cl_sendq_hold(&ep->sq);
     cl_status_t st = ep->handler(ep->handler_ctx, ep->batch_in, blen, ep->batch_out,
                                  sizeof ep->batch_out, &out_len);
     if (st != CL_OK) {
@@ -529,9 +802,15 @@ cl_status_t cl_udp_process(cl_udp_t *ep, uint64_t now_ms, size_t *got)
         ulog(ep, CL_LOG_ERROR, "msg=\"core handle failed\" status=%s requests=%zu",
              cl_status_str(st), nreq);
         drop_pending(ep, nreq);
+        cl_udp_release(ep, false); /* nothing of a failed batch leaves */
         return CL_OK;
     }
+    ep->outq.n = 0;
     dispatch_responses(ep, nreq, out_len);
+    bool flushed = release_into_outq(ep, true); /* the held messages join the responses */
+    send_queue(ep, &ep->outq);
+    if (flushed)
+        cl_sendq_clear(&ep->sq);
     finish_pending(ep, nreq);
     return CL_OK;
 }
@@ -575,6 +854,38 @@ cl_status_t cl_udp_open(const cl_udp_config_t *cfg, cl_udp_handler_fn handler, v
         st = CL_FAIL(CL_ERR_FULL);
         goto fail;
     }
+    if ((st = cl_sendq_init(&ep->sq, cfg->send_queue)) != CL_OK)
+        goto fail;
+    ep->ack_timeout_ms = cfg->ack_timeout_ms ? cfg->ack_timeout_ms : CL_UDP_ACK_TIMEOUT_MS;
+    ep->con_cap = cfg->con_entries ? cfg->con_entries : CL_UDP_CON_ENTRIES;
+    if (ep->con_cap > 0x1000000 || ep->ack_timeout_ms > 600000) {
+        st = CL_FAIL(CL_ERR_INVALID_ARG);
+        goto fail;
+    }
+    size_t hsize = 16;
+    while (hsize < 2 * ep->con_cap)
+        hsize *= 2;
+    ep->con_hmask = hsize - 1;
+    ep->con = calloc(ep->con_cap, sizeof *ep->con);
+    ep->con_hash = malloc(hsize * sizeof *ep->con_hash);
+    if (ep->con == NULL || ep->con_hash == NULL) {
+        st = CL_FAIL(CL_ERR_FULL);
+        goto fail;
+    }
+    for (size_t i = 0; i < hsize; i++)
+        ep->con_hash[i] = CON_NONE;
+    for (size_t i = 0; i < ep->con_cap; i++) {
+        ep->con[i].hnext = i + 1 < ep->con_cap ? (int32_t)(i + 1) : CON_NONE;
+        ep->con[i].older = ep->con[i].newer = CON_NONE;
+    }
+    ep->con_free = 0;
+    ep->con_oldest = ep->con_newest = CON_NONE;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ep->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)ep ^
+              ((uint64_t)getpid() << 40);
+    if (ep->rng == 0)
+        ep->rng = 1;
 
     ep->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (ep->fd < 0 || bind(ep->fd, ai->ai_addr, ai->ai_addrlen) != 0) {
@@ -632,6 +943,12 @@ void cl_udp_close(cl_udp_t *ep)
         return;
     if (ep->fd >= 0)
         close(ep->fd);
+    if (ep->con != NULL)
+        for (size_t i = 0; i < ep->con_cap; i++)
+            free(ep->con[i].msg);
+    free(ep->con);
+    free(ep->con_hash);
+    cl_sendq_free(&ep->sq);
     cl_dedup_free(&ep->dd);
     free(ep->peers);
     free(ep);

@@ -14,6 +14,16 @@
  * table) handed to the handler once; response item i answers request i, an
  * empty item means "no answer", items past the request count are sent as
  * they are (notifications).
+ *
+ * Core-originated messages (the `send` ocall, cl_udp_send): while a batch
+ * runs they are held (sendq.h) and leave with the batch's responses, after
+ * the handler (handle + group commit) returned OK; a failed batch sends
+ * none of them. A CON the core produced is retransmitted (RFC 7252 4.2:
+ * ACK_TIMEOUT 2 s x random [1, 1.5], doubled each time, MAX_RETRANSMIT 4)
+ * until the ACK (consumed here, never given to the core) or the RST (handed
+ * to the core in the next batch, like any message) with the same peer and
+ * message id arrives, then given up and counted. The retransmission table is
+ * bounded (oldest dropped and counted); cl_udp_timers runs it.
  */
 #ifndef CLOISTER_HOST_UDP_ENDPOINT_H
 #define CLOISTER_HOST_UDP_ENDPOINT_H
@@ -33,6 +43,9 @@ extern "C" {
 #define CL_UDP_EXCHANGE_LIFETIME_MS 247000 /**< RFC 7252 section 4.8.2 */
 #define CL_UDP_DEDUP_ENTRIES 4096
 #define CL_UDP_MAX_PEERS 1024
+#define CL_UDP_ACK_TIMEOUT_MS 2000   /**< RFC 7252 section 4.8 ACK_TIMEOUT */
+#define CL_UDP_MAX_RETRANSMIT 4      /**< RFC 7252 section 4.8 MAX_RETRANSMIT */
+#define CL_UDP_CON_ENTRIES 4096      /**< core-originated CONs awaiting their ACK */
 
 /** The core's handle() as the endpoint sees it (cl_runtime_handle shaped). */
 typedef cl_status_t (*cl_udp_handler_fn)(void *ctx, const uint8_t *in, size_t in_len,
@@ -44,6 +57,9 @@ typedef struct cl_udp_config {
     size_t dedup_entries;         /**< 0 = CL_UDP_DEDUP_ENTRIES */
     uint32_t exchange_lifetime_ms; /**< 0 = CL_UDP_EXCHANGE_LIFETIME_MS */
     size_t max_peers;             /**< 0 = CL_UDP_MAX_PEERS */
+    size_t con_entries;           /**< 0 = CL_UDP_CON_ENTRIES (retransmission table) */
+    uint32_t ack_timeout_ms;      /**< 0 = CL_UDP_ACK_TIMEOUT_MS (tests shorten it) */
+    size_t send_queue;            /**< 0 = CL_SENDQ_CAP (messages held during a batch) */
 } cl_udp_config_t;
 
 /** Counters only: never contents. */
@@ -51,6 +67,16 @@ typedef struct cl_udp_stats {
     uint64_t rx, rx_bytes, tx, tx_bytes;
     uint64_t dropped_big, dropped_bad, dropped_unmatched, dropped_inflight;
     uint64_t pings, dedup_hits, batches, handler_errors, peers_evicted;
+    /* core-originated messages (send ocall and items past the request count) */
+    uint64_t notify_sent;          /**< first transmissions */
+    uint64_t notify_retransmitted; /**< CON retransmissions */
+    uint64_t notify_timeouts;      /**< CONs given up after MAX_RETRANSMIT */
+    uint64_t notify_acked;         /**< ACKs consumed by the host */
+    uint64_t notify_rst;           /**< RSTs to them, handed to the core */
+    uint64_t notify_evicted;       /**< retransmission table full: oldest dropped */
+    uint64_t notify_dropped_full;  /**< hold queue full */
+    uint64_t notify_dropped_failed; /**< held during a batch that failed */
+    uint64_t notify_dropped_peer;  /**< peer id unknown or evicted */
 } cl_udp_stats_t;
 
 typedef struct cl_udp cl_udp_t;
@@ -72,9 +98,27 @@ uint16_t cl_udp_port(const cl_udp_t *ep);
  * drained). A handler failure is logged and counted, not returned.
  */
 cl_status_t cl_udp_process(cl_udp_t *ep, uint64_t now_ms, size_t *got) CL_MUST_CHECK;
-/** Sends a core-originated message to a peer id (cl_host_send_fn shaped; ctx = ep). */
+/**
+ * Sends a core-originated message to a peer id (cl_host_send_fn shaped; ctx =
+ * ep): queued while held (see cl_udp_hold), else sent now. CL_ERR_NOT_FOUND
+ * for an unknown peer id, CL_ERR_UNSUPPORTED for another transport,
+ * CL_ERR_FULL when the hold queue is full (dropped, counted).
+ */
 cl_status_t cl_udp_send(void *ep, uint64_t peer, uint16_t transport, const uint8_t *msg,
                         size_t len);
+/**
+ * Holds core-originated messages (queued, not sent) until the matching
+ * cl_udp_release. Holds nest; cloisterd brackets every handle() and tick()
+ * with them (the group commit in between). NULL is fine.
+ */
+void cl_udp_hold(cl_udp_t *ep);
+/** Ends one hold: at the last one, sends the queue - or drops it (counted)
+ * when any release of the round said !ok (the batch or its commit failed). */
+void cl_udp_release(cl_udp_t *ep, bool ok);
+/** Retransmits the CONs that are due and gives up on those past MAX_RETRANSMIT. */
+void cl_udp_timers(cl_udp_t *ep, uint64_t now_ms);
+/** Milliseconds until cl_udp_timers has work (-1: nothing outstanding). */
+int cl_udp_timeout_ms(const cl_udp_t *ep, uint64_t now_ms);
 void cl_udp_get_stats(const cl_udp_t *ep, cl_udp_stats_t *out);
 /** Logs one line per known peer: address, counts and sizes. */
 void cl_udp_log_peers(const cl_udp_t *ep, int level);

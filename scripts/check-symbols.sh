@@ -35,7 +35,11 @@ ARCHIVES=(
     "lib/libcloister_crypto_openssl.a|protocol-lib,crypto-openssl|lib/libcloister_lib.a,lib/libcloister_crypto_openssl.a|required"
     "core/pki/libcloister_pki.a|protocol-lib,crypto-openssl,pki-openssl|lib/libcloister_lib.a,lib/libcloister_crypto_openssl.a,core/pki/libcloister_pki.a|required"
     "tee/common/libcloister_tee_trusted.a|protocol-lib,crypto-openssl,core|lib/libcloister_lib.a,lib/libcloister_crypto_openssl.a,tee/common/libcloister_tee_trusted.a|required"
-    "core/libcloister_core.a|protocol-lib,crypto-openssl,pki-openssl,core|lib/libcloister_lib.a,lib/libcloister_crypto_openssl.a,core/pki/libcloister_pki.a,tee/common/libcloister_tee_trusted.a,core/libcloister_core.a|required"
+    "core/js/libcloister_duktape.a|protocol-lib,core,duktape|core/js/libcloister_duktape.a|required"
+    "core/js/libcloister_js.a|protocol-lib,crypto-openssl,core,duktape|lib/libcloister_lib.a,core/js/libcloister_duktape.a,core/js/libcloister_js.a|required"
+    "core/engine/libcloister_engine.a|protocol-lib,crypto-openssl,core|lib/libcloister_lib.a,lib/libcloister_crypto_openssl.a,core/js/libcloister_js.a,core/model/libcloister_model.a,core/engine/libcloister_engine.a|required"
+    "core/model/libcloister_model.a|protocol-lib,crypto-openssl,core|lib/libcloister_lib.a,lib/libcloister_crypto_openssl.a,core/engine/libcloister_engine.a,core/js/libcloister_js.a,core/model/libcloister_model.a|required"
+    "core/libcloister_core.a|protocol-lib,crypto-openssl,pki-openssl,core|lib/libcloister_lib.a,lib/libcloister_crypto_openssl.a,core/pki/libcloister_pki.a,tee/common/libcloister_tee_trusted.a,core/js/libcloister_js.a,core/engine/libcloister_engine.a,core/model/libcloister_model.a,core/libcloister_core.a|required"
 )
 
 die() { echo "check-symbols: $*" >&2; exit 2; }

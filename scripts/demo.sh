@@ -28,7 +28,7 @@ runtime=${CL_RUNTIME:-process}
 work=$(mktemp -d "${TMPDIR:-/tmp}/cloister-demo.XXXXXX")
 daemon_pid=""
 step=0
-steps=11
+steps=12
 
 cleanup() {
     if [ -n "$daemon_pid" ]; then
@@ -192,6 +192,47 @@ if "$build/cli/cloister" whoami --dir "$work/thermostat" >"$work/revoked.out" 2>
 fi
 echo "    (the device now: $(tail -n 1 "$work/revoked.out"))"
 ok "revoked: its sessions dropped, new handshakes refused"
+
+heading "A third-party scenario inside the core: vacant-home-eco (the valve reacts)"
+# three devices: the phone says whether it is on the home Wi-Fi, the planner whether anybody
+# is expected, the valve (group "valves") receives setpoints; the rules run in the core
+for dev in phone:wifi.status planner:planner.presence valve:valve.report; do
+    name=${dev%%:*}
+    cl "token_$name" token create --owner "$work/owner" --role device --ttl 10m --name "$name" \
+        --publish "${dev#*:}" --json >/dev/null || die "token create $name"
+    tok=$(sed -n 's/.*"token": "\([0-9a-f]*\)".*/\1/p' "$work/token_$name.out")
+    [ ${#tok} = 32 ] || die "no token for $name"
+    "$build/cli/cloister" enroll --server "$server" --token "$tok" --dir "$work/$name" \
+        --name "$name" --owner-cert "$work/owner/owner.pem" >"$work/enroll_$name.out" 2>&1 ||
+        die "enroll $name"
+    "$build/cli/cloister" whoami --dir "$work/$name" >"$work/whoami_$name.out" 2>&1 ||
+        die "whoami $name"
+    eval "id_$name=\$(awk '\$1 == \"id\" {print \$2}' \"\$work/whoami_$name.out\")"
+done
+echo "    phone = client $id_phone, planner = client $id_planner, valve = client $id_valve"
+cl groups client groups "$id_valve" valves --owner "$work/owner" || die "client groups"
+cl scenario scenario install "$root/examples/scenarios/vacant-home-eco.json" --name home \
+    --param "phone=$id_phone" --param "planner=$id_planner" --unsigned --owner "$work/owner" ||
+    die "scenario install"
+"$build/cli/cloister" device listen --dir "$work/valve" --count 1 --timeout 30 \
+    >"$work/listen.out" 2>&1 &
+listener=$!
+for _ in $(seq 1 100); do
+    grep -q "waiting for actions" "$work/listen.out" && break
+    sleep 0.1
+done
+echo "    (the valve listens: CoAP Observe on /actions, notifications protected by OSCORE)"
+cl away device publish --dir "$work/phone" --type wifi.status --prop connected=false \
+    --prop ssid=home || die "publish wifi.status"
+cl nobody device publish --dir "$work/planner" --type planner.presence \
+    --prop someone_home=false || die "publish planner.presence"
+wait "$listener" || { cat "$work/listen.out"; die "the valve received no action"; }
+sed 's/^/    /' "$work/listen.out"
+grep -q "eco" "$work/listen.out" || die "the valve's action is not eco"
+if grep -rlaF -- "someone_home" "$work/data" "$work/cloisterd.log"; then
+    die "event plaintext reached the host"
+fi
+ok "phone away + nobody planned: the core's rule sent the valve 'eco' (the host saw ciphertext)"
 
 heading "Restart cloisterd: the core unseals its snapshot and replays the sealed log"
 stop_daemon

@@ -36,11 +36,11 @@ PACKAGES=(
     postgresql           # the server the PostgreSQL tests start on loopback themselves
     python3              # scripts/bench-daemon.sh: medians and spreads of the runs
     sqlite3              # sqlite3 CLI: the kill -9 test and the canary count archive.sqlite rows
+    duktape-dev          # core/js: the JS sandbox, built from /usr/share/duktape at build time
 )
 
 # Known for later issues - add them to PACKAGES in the change that first needs them:
 #   libcoap3-dev        host/ CoAP endpoint (issue 5)
-#   duktape-dev         core/ JS sandbox, built from /usr/share/duktape (issue 6)
 
 mode=install
 case "${1:-}" in

@@ -115,7 +115,15 @@ typedef struct cl_host_ops {
     cl_status_t (*archive_scan)(void *ctx, const uint8_t tag[16], uint64_t from, uint64_t to,
                                 uint64_t after_id, size_t max_records, uint8_t *buf, size_t size,
                                 size_t *len, size_t *n);
-    /** Sends a transport message to a peer (notifications, pushed actions). */
+    /**
+     * Sends a transport message to a peer (notifications, pushed actions,
+     * the answer to a deferred request). Called during handle() or tick().
+     * A host must not let a message sent during handle() leave before that
+     * batch's archive rows are durable (it queues them and sends them with
+     * the batch's responses, after the group commit). A CoAP CON message is
+     * retransmitted by the host (RFC 7252 section 4.2) until its ACK or RST;
+     * an RST is handed to the core in a later batch like any message.
+     */
     cl_status_t (*send)(void *ctx, uint64_t peer, uint16_t transport, const uint8_t *msg,
                         size_t len);
     /** Untrusted wall-clock time in milliseconds since the Unix epoch. */
@@ -181,6 +189,14 @@ const cl_core_ecalls_t *cl_core_ecall_table(void);
  * core echoes them on responses. count <= CL_CORE_MAX_BATCH, len <=
  * CL_CORE_MAX_MESSAGE. An item with len 0 in a response means "no answer".
  */
+/**
+ * Response item flag: the core holds this request open (an HTTP long poll
+ * on GET /actions?wait=1); len is 0 and the answer comes later through the
+ * send ocall for the same peer and transport. The host keeps the request
+ * pending until then or until its own poll timeout (then it answers 504).
+ */
+#define CL_BATCH_F_DEFER 0x0001u
+
 #define CL_BATCH_MAGIC "CLB1"
 #define CL_BATCH_HDR_LEN 8
 #define CL_BATCH_ITEM_HDR_LEN 16

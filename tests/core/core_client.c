@@ -142,6 +142,10 @@ static int exchange(cc_peer_t *p, cl_runtime_t *rt, const uint8_t *req, size_t r
     return 0;
 }
 
+/* The Block1 option of the next request build() makes (set by cc_request for large bodies). */
+static uint8_t g_block1[3];
+static size_t g_block1_len;
+
 static cl_status_t build(cc_peer_t *p, uint8_t code, const char *path, const char *query,
                          const uint8_t *block2, size_t block2_len, const uint8_t *payload,
                          size_t len, uint8_t *out, size_t out_size, size_t *out_len)
@@ -166,6 +170,9 @@ static cl_status_t build(cc_peer_t *p, uint8_t code, const char *path, const cha
     }
     if (block2 != NULL)
         cl_coap_build_option(&b, CL_COAP_OPT_BLOCK2, block2, block2_len);
+    if (g_block1_len > 0)
+        cl_coap_build_option(&b, CL_COAP_OPT_BLOCK1, g_block1, g_block1_len);
+    g_block1_len = 0;
     cl_coap_build_payload(&b, payload, len);
     return cl_coap_build_finish(&b, out_len);
 }
@@ -384,8 +391,20 @@ int cc_request(cc_peer_t *p, cl_runtime_t *rt, uint8_t code, const char *path,
 {
     cl_coap_block_t got;
     bool has;
-    return request_once(p, rt, code, path, NULL, -1, payload, len, out, out_size, out_len, &got,
-                        &has);
+    if (len <= 1024)
+        return request_once(p, rt, code, path, NULL, -1, payload, len, out, out_size, out_len,
+                            &got, &has);
+    /* a large body goes block-wise (inner Block1, 1024-byte blocks); 2.31 until the last */
+    for (uint32_t num = 0;; num++) {
+        size_t off = (size_t)num * 1024, n = len - off > 1024 ? 1024 : len - off;
+        cl_coap_block_t b1 = {num, off + n < len, 6};
+        if (cl_coap_block_encode(&b1, g_block1, &g_block1_len) != CL_OK)
+            return -1;
+        int code_got = request_once(p, rt, code, path, NULL, -1, payload + off, n, out, out_size,
+                                    out_len, &got, &has);
+        if (!b1.more || code_got != CL_COAP_CONTINUE)
+            return code_got;
+    }
 }
 
 static int request_once(cc_peer_t *p, cl_runtime_t *rt, uint8_t code, const char *path,
@@ -456,6 +475,11 @@ static bool find(const uint8_t *p, size_t len, const char *key, cl_cbor_dec_t *d
     return false;
 }
 
+bool cc_map_find(const uint8_t *p, size_t len, const char *key, cl_cbor_dec_t *d)
+{
+    return find(p, len, key, d);
+}
+
 bool cc_map_bstr(const uint8_t *p, size_t len, const char *key, const uint8_t **v, size_t *vl)
 {
     cl_cbor_dec_t d;
@@ -472,4 +496,60 @@ bool cc_map_uint(const uint8_t *p, size_t len, const char *key, uint64_t *v)
 {
     cl_cbor_dec_t d;
     return find(p, len, key, &d) && cl_cbor_dec_uint(&d, v) == CL_OK;
+}
+
+/* ---- Observe (GET with Observe: 0) and notifications ---- */
+
+int cc_observe(cc_peer_t *p, cl_runtime_t *rt, const char *path, uint32_t observe,
+               cl_oscore_req_t *oreq, uint8_t *out, size_t out_size, size_t *out_len,
+               bool *has_observe)
+{
+    uint8_t plain[MSG_MAX], prot[MSG_MAX], resp[MSG_MAX], dec[MSG_MAX];
+    size_t plain_len, prot_len, resp_len, dec_len;
+    cl_coap_builder_t b;
+    cl_coap_msg_t m;
+    uint8_t tok[2] = {(uint8_t)(p->mid >> 8), (uint8_t)p->mid};
+    *has_observe = false;
+    if (!p->have_osc)
+        return -1;
+    cl_coap_build_init(&b, plain, sizeof plain, CL_COAP_CON, CL_COAP_GET, p->mid++, tok, 2);
+    cl_coap_build_option_uint(&b, CL_COAP_OPT_OBSERVE, observe);
+    const char *s = path + 1;
+    while (*s) {
+        const char *e = strchr(s, '/');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        cl_coap_build_option(&b, CL_COAP_OPT_URI_PATH, (const uint8_t *)s, n);
+        s += n + (e ? 1 : 0);
+    }
+    if (cl_coap_build_finish(&b, &plain_len) != CL_OK ||
+        cl_oscore_protect_request(&p->osc, plain, plain_len, prot, sizeof prot, &prot_len, oreq) !=
+            CL_OK ||
+        exchange(p, rt, prot, prot_len, resp, sizeof resp, &resp_len) != 0 || resp_len == 0 ||
+        cl_oscore_unprotect_response(&p->osc, oreq, resp, resp_len, dec, sizeof dec, &dec_len) !=
+            CL_OK ||
+        cl_coap_parse(&m, dec, dec_len) != CL_OK || m.payload_len > out_size)
+        return -1;
+    *has_observe = cl_coap_msg_get(&m, CL_COAP_OPT_OBSERVE) != NULL;
+    memcpy(out, m.payload, m.payload_len);
+    *out_len = m.payload_len;
+    return m.code;
+}
+
+int cc_notification(cc_peer_t *p, cl_oscore_req_t *oreq, const uint8_t *msg, size_t len,
+                    uint8_t *out, size_t out_size, size_t *out_len, uint8_t *type)
+{
+    uint8_t copy[MSG_MAX], dec[MSG_MAX];
+    size_t dec_len;
+    cl_coap_msg_t m;
+    if (len > sizeof copy || cl_coap_parse(&m, msg, len) != CL_OK)
+        return -1;
+    *type = m.type;
+    memcpy(copy, msg, len);
+    if (cl_oscore_unprotect_response(&p->osc, oreq, copy, len, dec, sizeof dec, &dec_len) !=
+            CL_OK ||
+        cl_coap_parse(&m, dec, dec_len) != CL_OK || m.payload_len > out_size)
+        return -1;
+    memcpy(out, m.payload, m.payload_len);
+    *out_len = m.payload_len;
+    return m.code;
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cloister/cbor.h"
 #include "cloister/crypto.h"
 #include "cloister/edhoc.h"
 #include "cloister/oscore.h"
@@ -69,9 +70,23 @@ int cc_get(cc_peer_t *p, cl_runtime_t *rt, const char *path, const char *query, 
            size_t out_size, size_t *out_len, unsigned *blocks);
 
 /** ES256 signing through the peer's key (cl_pki_sign_fn). */
+/**
+ * GET path with Observe = observe (0 register, 1 deregister): the response's
+ * code, payload and whether it carried Observe; *oreq is what notifications
+ * are checked against.
+ */
+int cc_observe(cc_peer_t *p, cl_runtime_t *rt, const char *path, uint32_t observe,
+               cl_oscore_req_t *oreq, uint8_t *out, size_t out_size, size_t *out_len,
+               bool *has_observe);
+/** Decrypts a notification (a message the core sent); its CoAP type in *type. */
+int cc_notification(cc_peer_t *p, cl_oscore_req_t *oreq, const uint8_t *msg, size_t len,
+                    uint8_t *out, size_t out_size, size_t *out_len, uint8_t *type);
+
 cl_status_t cc_sign(void *peer, const uint8_t *tbs, size_t tbs_len, uint8_t sig[64]);
 
 /** Looks up a text key in a CBOR map body (helpers for assertions). */
+/** Positions d at the value of text key `key` of the top-level map. */
+bool cc_map_find(const uint8_t *p, size_t len, const char *key, cl_cbor_dec_t *d);
 bool cc_map_bstr(const uint8_t *p, size_t len, const char *key, const uint8_t **v, size_t *vl);
 bool cc_map_tstr(const uint8_t *p, size_t len, const char *key, const char **v, size_t *vl);
 bool cc_map_uint(const uint8_t *p, size_t len, const char *key, uint64_t *v);

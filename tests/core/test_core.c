@@ -21,11 +21,13 @@
 #include "cloister/attest.h"
 #include "cloister/cbor.h"
 #include "cloister/coap.h"
+#include "cloister/json.h"
 #include "cloister/runtime.h"
 #include "cloister/tee_sim.h"
 #include "core_client.h"
 #include "lying_host.h"
 #include "pki.h"
+#include "scenario.h"
 
 static cl_runtime_kind_t g_kind = CL_RUNTIME_SIM;
 static const int64_t T0 = INT64_C(1800000000000); /* 2027-01-15 */
@@ -933,6 +935,460 @@ static void test_sealing_across_builds(void **state)
     world_free(&w);
 }
 
+
+/* ---- the model and the rules (docs/model.md) ---- */
+
+/* JSON text -> CBOR (the tests write documents as people do). */
+static size_t jcbor(const char *json, uint8_t *out, size_t size)
+{
+    size_t len = 0, off = 0;
+    cl_status_t st = cl_json_to_cbor(json, strlen(json), out, size, &len, &off);
+    if (st != CL_OK)
+        fprintf(stderr, "bad test JSON at %zu: %s\n", off, json);
+    assert_int_equal(st, CL_OK);
+    return len;
+}
+
+static int jreq(cc_peer_t *p, cl_runtime_t *rt, uint8_t code, const char *path, const char *json,
+                uint8_t *resp, size_t resp_size, size_t *rl)
+{
+    uint8_t body[4096];
+    size_t len = json != NULL ? jcbor(json, body, sizeof body) : 0;
+    return cc_request(p, rt, code, path, body, len, resp, resp_size, rl);
+}
+
+/* The actions of a {"actions": [...]} body: count, and the first one's "action"/"id". */
+static size_t actions_of(const uint8_t *body, size_t len, uint64_t ids[8], const uint8_t **first,
+                         size_t *first_len)
+{
+    cl_cbor_dec_t d;
+    size_t pairs, n = 0;
+    cl_cbor_dec_init(&d, body, len);
+    assert_int_equal(cl_cbor_dec_map(&d, &pairs), CL_OK);
+    for (size_t i = 0; i < pairs; i++) {
+        const char *k;
+        size_t kl;
+        assert_int_equal(cl_cbor_dec_tstr(&d, &k, &kl), CL_OK);
+        if (kl != 7 || memcmp(k, "actions", 7) != 0) {
+            assert_int_equal(cl_cbor_dec_skip(&d), CL_OK);
+            continue;
+        }
+        assert_int_equal(cl_cbor_dec_array(&d, &n), CL_OK);
+        for (size_t j = 0; j < n; j++) {
+            const uint8_t *a;
+            size_t al;
+            uint64_t id = 0;
+            assert_int_equal(cl_cbor_dec_raw(&d, &a, &al), CL_OK);
+            assert_true(cc_map_uint(a, al, "id", &id));
+            if (j < 8)
+                ids[j] = id;
+            if (j == 0 && first != NULL) {
+                *first = a;
+                *first_len = al;
+            }
+        }
+    }
+    return n;
+}
+
+/* The newest message the core sent since `from`, decrypted as a notification for p. */
+static int last_notification(world_t *w, cc_peer_t *p, cl_oscore_req_t *oreq, size_t from,
+                             uint8_t *out, size_t size, size_t *len, uint8_t *type)
+{
+    size_t n = lh_sent_count(w->lh);
+    uint64_t peer;
+    uint16_t tr;
+    const uint8_t *msg;
+    size_t ml;
+    if (n <= from)
+        return 0;
+    assert_int_equal(lh_sent(w->lh, n - 1, &peer, &tr, &msg, &ml), 1);
+    assert_int_equal(peer, p->peer_id);
+    return cc_notification(p, oreq, msg, ml, out, size, len, type);
+}
+
+static void enroll_as(world_t *w, cc_peer_t *dev, uint64_t peer_id, const char *name,
+                      const char **publish_types)
+{
+    uint8_t token[16], cert[2048];
+    size_t cert_len;
+    token_create_perms(w, "device", 3600, publish_types, token);
+    cc_init(dev, peer_id);
+    assert_int_equal(enroll(w, dev, token, name, cert, &cert_len, NULL, NULL), CL_COAP_CREATED);
+    cc_cred_x5t(dev, cert, cert_len);
+    assert_int_equal(cc_connect(dev, w->rt), CL_OK);
+}
+
+static void test_rules(void **state)
+{
+    (void)state;
+    world_t w;
+    uint8_t resp[8192], body[2048];
+    size_t rl, bl;
+    const char *temps[] = {"temp", NULL};
+    cc_peer_t sensor, valve;
+    cl_oscore_req_t oreq;
+    bool has_obs;
+    uint64_t ids[8];
+    uint8_t type;
+    const uint8_t *first;
+    size_t first_len;
+    unsigned nb;
+
+    world_init(&w);
+    provision(&w);
+    /* types with schemas; a violating event is refused and not archived */
+    assert_int_equal(jreq(&w.owner, w.rt, CL_COAP_POST, "/event-types",
+                          "{\"name\":\"temp\",\"schema\":{\"type\":\"object\",\"properties\":"
+                          "{\"c\":{\"type\":\"number\",\"maximum\":60}},\"required\":[\"c\"]}}",
+                          resp, sizeof resp, &rl),
+                     CL_COAP_CREATED);
+    assert_int_equal(jreq(&w.owner, w.rt, CL_COAP_PUT, "/action-types/valve.set",
+                          "{\"description\":\"set a valve\",\"schema\":{\"type\":\"object\","
+                          "\"properties\":{\"mode\":{\"enum\":[\"eco\",\"comfort\"]}},"
+                          "\"required\":[\"mode\"]}}",
+                          resp, sizeof resp, &rl),
+                     CL_COAP_CREATED);
+    enroll_as(&w, &sensor, 11, "sensor", temps);
+    enroll_as(&w, &valve, 12, "valve", temps);
+    assert_int_equal(jreq(&w.owner, w.rt, CL_COAP_POST, "/clients/2/groups",
+                          "{\"groups\":[\"valves\"]}", resp, sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    size_t archived = lh_archive_count(w.lh);
+    assert_int_equal(jreq(&sensor, w.rt, CL_COAP_POST, "/events",
+                          "{\"type\":\"temp\",\"properties\":{\"c\":99}}", resp, sizeof resp, &rl),
+                     CL_COAP_BAD_REQUEST);
+    assert_true(has_error(resp, rl, "schema-violation"));
+    assert_int_equal(lh_archive_count(w.lh), archived);
+
+    /* rules: declarative with a template, and a script with state */
+    const char *hot = "{\"rule\":{\"name\":\"hot\",\"on\":[\"temp\"],\"when\":{\"all\":[{\"prop\":"
+                      "\"c\",\"op\":\"gt\",\"value\":25}]},\"then\":[{\"action\":\"valve.set\","
+                      "\"target\":\"@valves\",\"properties\":{\"mode\":\"eco\",\"c\":"
+                      "\"{{event.properties.c}}\"}}]}}";
+    assert_int_equal(jreq(&w.owner, w.rt, CL_COAP_PUT, "/rules/hot", hot, resp, sizeof resp, &rl),
+                     CL_COAP_CREATED);
+    assert_int_equal(
+        jreq(&w.owner, w.rt, CL_COAP_PUT, "/rules/count",
+             "{\"rule\":{\"name\":\"count\",\"on\":[\"temp\"],\"script\":\"state.n = (state.n || "
+             "0) + 1; if (state.n % 2 == 0) emit('valve.set', '@valves', {mode: 'comfort', n: "
+             "state.n});\"}}",
+             resp, sizeof resp, &rl),
+        CL_COAP_CREATED);
+    /* a device cannot edit rules; a stale version is refused; a bad rule says why */
+    assert_int_equal(jreq(&sensor, w.rt, CL_COAP_PUT, "/rules/hot", hot, resp, sizeof resp, &rl),
+                     CL_COAP_FORBIDDEN);
+    char stale[1024];
+    snprintf(stale, sizeof stale, "%.*s,\"if_version\":0}", (int)strlen(hot) - 1, hot);
+    assert_int_equal(jreq(&w.owner, w.rt, CL_COAP_PUT, "/rules/hot", stale, resp, sizeof resp, &rl),
+                     CL_COAP_PRECONDITION_FAILED);
+    assert_true(has_error(resp, rl, "version-conflict"));
+    assert_int_equal(jreq(&w.owner, w.rt, CL_COAP_PUT, "/rules/bad",
+                          "{\"rule\":{\"name\":\"bad\",\"on\":[\"temp\"]}}", resp, sizeof resp, &rl),
+                     CL_COAP_BAD_REQUEST);
+    assert_true(has_error(resp, rl, "bad-rule"));
+
+    /* the valve observes its actions */
+    assert_int_equal(cc_observe(&valve, w.rt, "/actions", 0, &oreq, body, sizeof body, &bl, &has_obs),
+                     CL_COAP_CONTENT);
+    assert_true(has_obs);
+    assert_int_equal(actions_of(body, bl, ids, NULL, NULL), 0);
+
+    /* a hot reading: the valve is notified (CON, protected) with the templated action */
+    size_t sent0 = lh_sent_count(w.lh);
+    assert_int_equal(jreq(&sensor, w.rt, CL_COAP_POST, "/events",
+                          "{\"type\":\"temp\",\"properties\":{\"c\":30}}", resp, sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    assert_int_equal(last_notification(&w, &valve, &oreq, sent0, body, sizeof body, &bl, &type),
+                     CL_COAP_CONTENT);
+    assert_int_equal(type, CL_COAP_CON);
+    assert_int_equal(actions_of(body, bl, ids, &first, &first_len), 1);
+    const char *act;
+    size_t act_len;
+    assert_true(cc_map_tstr(first, first_len, "action", &act, &act_len));
+    assert_int_equal(act_len, 9);
+    assert_memory_equal(act, "valve.set", 9);
+    cl_cbor_dec_t d;
+    assert_true(cc_map_find(first, first_len, "properties", &d));
+    const uint8_t *props;
+    size_t pl;
+    assert_int_equal(cl_cbor_dec_raw(&d, &props, &pl), CL_OK);
+    uint64_t c30 = 0;
+    assert_true(cc_map_uint(props, pl, "c", &c30)); /* typed placeholder: still a number */
+    assert_int_equal(c30, 30);
+
+    /* a dry run changes nothing */
+    size_t sent1 = lh_sent_count(w.lh);
+    assert_int_equal(jreq(&w.owner, w.rt, CL_COAP_POST, "/rules/hot/validate",
+                          "{\"event\":{\"type\":\"temp\",\"properties\":{\"c\":40}}}", resp,
+                          sizeof resp, &rl),
+                     CL_COAP_CONTENT);
+    bool matched = false;
+    assert_true(cc_map_find(resp, rl, "matched", &d));
+    assert_int_equal(cl_cbor_dec_bool(&d, &matched), CL_OK);
+    assert_true(matched);
+    assert_int_equal(lh_sent_count(w.lh), sent1);
+
+    /* the second reading: the script's state reaches 2 and it emits */
+    assert_int_equal(jreq(&sensor, w.rt, CL_COAP_POST, "/events",
+                          "{\"type\":\"temp\",\"properties\":{\"c\":20}}", resp, sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    assert_int_equal(last_notification(&w, &valve, &oreq, sent1, body, sizeof body, &bl, &type),
+                     CL_COAP_CONTENT);
+    assert_int_equal(actions_of(body, bl, ids, NULL, NULL), 2); /* pending: both */
+
+    /* acknowledge the first: one left */
+    char ack[64];
+    snprintf(ack, sizeof ack, "{\"ids\":[%llu,999999]}", (unsigned long long)ids[0]);
+    assert_int_equal(jreq(&valve, w.rt, CL_COAP_POST, "/actions/ack", ack, resp, sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    uint64_t acked = 0;
+    assert_true(cc_map_uint(resp, rl, "acked", &acked));
+    assert_int_equal(acked, 1);
+    /* the sensor cannot acknowledge the valve's actions */
+    snprintf(ack, sizeof ack, "{\"ids\":[%llu]}", (unsigned long long)ids[1]);
+    assert_int_equal(jreq(&sensor, w.rt, CL_COAP_POST, "/actions/ack", ack, resp, sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    assert_true(cc_map_uint(resp, rl, "acked", &acked));
+    assert_int_equal(acked, 0);
+
+    /* restart: the pending action, the rules and the script's state are all there */
+    cl_runtime_close(w.rt);
+    w.rt = NULL;
+    assert_int_equal(rt_open(&w), CL_OK);
+    assert_int_equal(cc_connect(&w.owner, w.rt), CL_OK);
+    assert_int_equal(cc_connect(&sensor, w.rt), CL_OK);
+    assert_int_equal(cc_connect(&valve, w.rt), CL_OK);
+    assert_int_equal(cc_get(&valve, w.rt, "/actions", NULL, body, sizeof body, &bl, &nb),
+                     CL_COAP_CONTENT);
+    assert_int_equal(actions_of(body, bl, ids, NULL, NULL), 1);
+    assert_int_equal(jreq(&sensor, w.rt, CL_COAP_POST, "/events",
+                          "{\"type\":\"temp\",\"properties\":{\"c\":10}}", resp, sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    assert_int_equal(jreq(&sensor, w.rt, CL_COAP_POST, "/events",
+                          "{\"type\":\"temp\",\"properties\":{\"c\":11}}", resp, sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    assert_int_equal(cc_get(&valve, w.rt, "/actions", NULL, body, sizeof body, &bl, &nb),
+                     CL_COAP_CONTENT);
+    assert_int_equal(actions_of(body, bl, ids, NULL, NULL), 2);
+    /* the newest carries n = 4: the state survived the restart */
+    assert_true(contains(body, bl, "comfort"));
+    uint8_t four[] = {0x61, 'n', 0x04};
+    bool found4 = false;
+    for (size_t i = 0; i + sizeof four <= bl && !found4; i++)
+        found4 = memcmp(body + i, four, sizeof four) == 0;
+    assert_true(found4);
+
+    /* a hostile script stops only its own rule, with a reason the owner reads */
+    assert_int_equal(jreq(&w.owner, w.rt, CL_COAP_PUT, "/rules/spin",
+                          "{\"rule\":{\"name\":\"spin\",\"on\":[\"temp\"],\"script\":\"while "
+                          "(true) {}\"}}",
+                          resp, sizeof resp, &rl),
+                     CL_COAP_CREATED);
+    assert_int_equal(jreq(&sensor, w.rt, CL_COAP_POST, "/events",
+                          "{\"type\":\"temp\",\"properties\":{\"c\":31}}", resp, sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    assert_int_equal(cc_get(&w.owner, w.rt, "/rules", NULL, resp, sizeof resp, &rl, &nb),
+                     CL_COAP_CONTENT);
+    assert_true(contains(resp, rl, "failed"));
+    assert_int_equal(cc_get(&valve, w.rt, "/actions", NULL, body, sizeof body, &bl, &nb),
+                     CL_COAP_CONTENT);
+    assert_int_equal(actions_of(body, bl, ids, NULL, NULL), 3); /* "hot" still fired */
+    cc_free(&sensor);
+    cc_free(&valve);
+    world_free(&w);
+}
+
+
+static size_t read_file(const char *path, uint8_t *out, size_t size)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(out, 1, size, f);
+    assert_true(n > 0 && n < size);
+    fclose(f);
+    return n;
+}
+
+/* POST /scenarios {"name", "template", "signature"?, "params"} */
+static int install(world_t *w, const char *name, const uint8_t *tmpl, size_t tl, const uint8_t *sig,
+                   size_t sl, const char *params_json, uint8_t *resp, size_t size, size_t *rl)
+{
+    static uint8_t body[70000];
+    uint8_t params[512];
+    size_t pl = jcbor(params_json, params, sizeof params), len;
+    cl_cbor_enc_t e;
+    cl_cbor_enc_init(&e, body, sizeof body);
+    cl_cbor_enc_map(&e, sig != NULL ? 4 : 3);
+    cl_cbor_enc_tstr_z(&e, "name");
+    cl_cbor_enc_tstr_z(&e, name);
+    cl_cbor_enc_tstr_z(&e, "template");
+    cl_cbor_enc_bstr(&e, tmpl, tl);
+    if (sig != NULL) {
+        cl_cbor_enc_tstr_z(&e, "signature");
+        cl_cbor_enc_bstr(&e, sig, sl);
+    }
+    cl_cbor_enc_tstr_z(&e, "params");
+    cl_cbor_enc_raw(&e, params, pl);
+    assert_int_equal(cl_cbor_enc_finish(&e, &len), CL_OK);
+    return cc_request(&w->owner, w->rt, CL_COAP_POST, "/scenarios", body, len, resp, size, rl);
+}
+
+/* Scenario templates: atomic install, signatures, the vacant-home scenario end to end, removal. */
+static void test_scenarios(void **state)
+{
+    (void)state;
+    world_t w;
+    static uint8_t tmpl[65536], resp[16384];
+    uint8_t body[2048], sig[512];
+    size_t tl, rl, bl, sl;
+    cc_peer_t phone, planner, valve, publisher;
+    cl_oscore_req_t oreq;
+    bool has_obs;
+    uint64_t ids[8];
+    uint8_t type;
+    unsigned nb;
+    const char *wifi[] = {"wifi.status", NULL}, *presence[] = {"planner.presence", NULL},
+               *none[] = {"none", NULL};
+
+    world_init(&w);
+    provision(&w);
+    tl = read_file(CL_SOURCE_DIR "/examples/scenarios/vacant-home-eco.json", tmpl, sizeof tmpl);
+    enroll_as(&w, &phone, 21, "phone", wifi);
+    enroll_as(&w, &planner, 22, "planner", presence);
+    enroll_as(&w, &valve, 23, "valve", none);
+    assert_int_equal(jreq(&w.owner, w.rt, CL_COAP_POST, "/clients/3/groups",
+                          "{\"groups\":[\"valves\"]}", resp, sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+
+    /* all or nothing: a rule already named like one of the scenario's refuses the install */
+    assert_int_equal(jreq(&w.owner, w.rt, CL_COAP_PUT, "/action-types/x", "{}", resp, sizeof resp,
+                          &rl),
+                     CL_COAP_CREATED);
+    assert_int_equal(jreq(&w.owner, w.rt, CL_COAP_PUT, "/rules/home.eco-when-away",
+                          "{\"rule\":{\"name\":\"home.eco-when-away\",\"on\":[\"*\"],\"then\":[{"
+                          "\"action\":\"x\",\"target\":1,\"properties\":{}}]}}",
+                          resp, sizeof resp, &rl),
+                     CL_COAP_CREATED);
+    assert_int_equal(install(&w, "home", tmpl, tl, NULL, 0, "{\"phone\":1,\"planner\":2}", resp,
+                             sizeof resp, &rl),
+                     CL_COAP_CODE(4, 9));
+    assert_int_equal(cc_get(&w.owner, w.rt, "/event-types", NULL, resp, sizeof resp, &rl, &nb),
+                     CL_COAP_CONTENT);
+    assert_false(contains(resp, rl, "wifi.status")); /* nothing of it was created */
+    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_DELETE, "/rules/home.eco-when-away", NULL,
+                                0, resp, sizeof resp, &rl),
+                     CL_COAP_DELETED);
+    /* a missing required parameter says which */
+    assert_int_equal(install(&w, "home", tmpl, tl, NULL, 0, "{\"phone\":1}", resp, sizeof resp,
+                             &rl),
+                     CL_COAP_BAD_REQUEST);
+    assert_true(contains(resp, rl, "planner"));
+    /* unsigned: installs, listed as unsigned */
+    assert_int_equal(install(&w, "home", tmpl, tl, NULL, 0, "{\"phone\":1,\"planner\":2}", resp,
+                             sizeof resp, &rl),
+                     CL_COAP_CREATED);
+    assert_true(contains(resp, rl, "home.eco-when-away"));
+    assert_int_equal(cc_get(&w.owner, w.rt, "/scenarios", NULL, resp, sizeof resp, &rl, &nb),
+                     CL_COAP_CONTENT);
+    assert_true(contains(resp, rl, "vacant-home-eco"));
+
+    /* the valve reacts: eco once both say nobody is home, comfort when the phone is back */
+    assert_int_equal(cc_observe(&valve, w.rt, "/actions", 0, &oreq, body, sizeof body, &bl, &has_obs),
+                     CL_COAP_CONTENT);
+    size_t sent = lh_sent_count(w.lh);
+    assert_int_equal(jreq(&phone, w.rt, CL_COAP_POST, "/events",
+                          "{\"type\":\"wifi.status\",\"properties\":{\"connected\":false,\"ssid\":"
+                          "\"home\"}}",
+                          resp, sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    assert_int_equal(lh_sent_count(w.lh), sent); /* undecided: the planner has not spoken */
+    assert_int_equal(jreq(&planner, w.rt, CL_COAP_POST, "/events",
+                          "{\"type\":\"planner.presence\",\"properties\":{\"someone_home\":false}}",
+                          resp, sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    assert_int_equal(last_notification(&w, &valve, &oreq, sent, body, sizeof body, &bl, &type),
+                     CL_COAP_CONTENT);
+    assert_int_equal(actions_of(body, bl, ids, NULL, NULL), 1);
+    assert_true(contains(body, bl, "eco"));
+    char ack[64];
+    snprintf(ack, sizeof ack, "{\"ids\":[%llu]}", (unsigned long long)ids[0]);
+    assert_int_equal(jreq(&valve, w.rt, CL_COAP_POST, "/actions/ack", ack, resp, sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    sent = lh_sent_count(w.lh);
+    assert_int_equal(jreq(&phone, w.rt, CL_COAP_POST, "/events",
+                          "{\"type\":\"wifi.status\",\"properties\":{\"connected\":true,\"ssid\":"
+                          "\"home\"}}",
+                          resp, sizeof resp, &rl),
+                     CL_COAP_CHANGED);
+    assert_int_equal(last_notification(&w, &valve, &oreq, sent, body, sizeof body, &bl, &type),
+                     CL_COAP_CONTENT);
+    assert_true(contains(body, bl, "comfort"));
+    /* a device may not install scenarios */
+    assert_int_equal(jreq(&valve, w.rt, CL_COAP_POST, "/scenarios", "{\"name\":\"x\"}", resp,
+                          sizeof resp, &rl),
+                     CL_COAP_FORBIDDEN);
+
+    /* signed templates: checked against the publisher the owner registered */
+    cc_init(&publisher, 29);
+    assert_int_equal(cl_scn_sign(&publisher.crypto, publisher.key, "acme-heating", 12, tmpl, tl,
+                                 sig, sizeof sig, &sl),
+                     CL_OK);
+    assert_int_equal(install(&w, "away", tmpl, tl, sig, sl, "{\"phone\":1,\"planner\":2}", resp,
+                             sizeof resp, &rl),
+                     CL_COAP_FORBIDDEN); /* publisher unknown yet */
+    assert_true(has_error(resp, rl, "unknown-publisher"));
+    cl_cbor_enc_t e;
+    cl_cbor_enc_init(&e, body, sizeof body);
+    cl_cbor_enc_map(&e, 1);
+    cl_cbor_enc_tstr_z(&e, "key");
+    cl_cbor_enc_bstr(&e, publisher.pub, 65);
+    assert_int_equal(cl_cbor_enc_finish(&e, &bl), CL_OK);
+    assert_int_equal(cc_request(&valve, w.rt, CL_COAP_PUT, "/publishers/acme-heating", body, bl,
+                                resp, sizeof resp, &rl),
+                     CL_COAP_FORBIDDEN);
+    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_PUT, "/publishers/acme-heating", body, bl,
+                                resp, sizeof resp, &rl),
+                     CL_COAP_CREATED);
+    tmpl[40] ^= 1; /* tampered after signing */
+    assert_int_equal(install(&w, "away", tmpl, tl, sig, sl, "{\"phone\":1,\"planner\":2}", resp,
+                             sizeof resp, &rl),
+                     CL_COAP_FORBIDDEN);
+    assert_true(has_error(resp, rl, "bad-signature"));
+    tmpl[40] ^= 1;
+    assert_int_equal(install(&w, "away", tmpl, tl, sig, sl, "{\"phone\":1,\"planner\":2}", resp,
+                             sizeof resp, &rl),
+                     CL_COAP_CREATED);
+    assert_true(contains(resp, rl, "acme-heating"));
+
+    /* removal: the rules go; types another scenario's rule still names stay */
+    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_DELETE, "/scenarios/home", NULL, 0, resp,
+                                sizeof resp, &rl),
+                     CL_COAP_DELETED);
+    assert_int_equal(cc_get(&w.owner, w.rt, "/rules/home.eco-when-away", NULL, resp, sizeof resp,
+                            &rl, &nb),
+                     CL_COAP_NOT_FOUND);
+    assert_int_equal(cc_get(&w.owner, w.rt, "/event-types", NULL, resp, sizeof resp, &rl, &nb),
+                     CL_COAP_CONTENT);
+    assert_true(contains(resp, rl, "wifi.status"));
+    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_DELETE, "/scenarios/away", NULL, 0, resp,
+                                sizeof resp, &rl),
+                     CL_COAP_DELETED);
+    /* survives a restart as removed */
+    cl_runtime_close(w.rt);
+    w.rt = NULL;
+    assert_int_equal(rt_open(&w), CL_OK);
+    assert_int_equal(cc_connect(&w.owner, w.rt), CL_OK);
+    assert_int_equal(cc_get(&w.owner, w.rt, "/scenarios", NULL, resp, sizeof resp, &rl, &nb),
+                     CL_COAP_CONTENT);
+    assert_false(contains(resp, rl, "vacant-home-eco"));
+    cc_free(&publisher);
+    cc_free(&phone);
+    cc_free(&planner);
+    cc_free(&valve);
+    world_free(&w);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "process") == 0)
@@ -947,6 +1403,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_wrong_clock),
         cmocka_unit_test(test_enrollee_flood),
         cmocka_unit_test(test_history),
+        cmocka_unit_test(test_rules),
+        cmocka_unit_test(test_scenarios),
     };
     printf("runtime: %s\n", g_kind == CL_RUNTIME_PROCESS ? "process" : "sim");
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,14 +4,17 @@
  * message id and payload length on one line - never the payload itself.
  *
  *   coap_probe HOST PORT [--path /attestation] [--query nonce=HEX]
- *              [--mid N] [--non] [--ping] [--timeout MS] [--repeat N]
+ *              [--mid N] [--non] [--ping] [--timeout MS] [--repeat N] [--more MS]
  *
  * --repeat sends the same datagram N times (a retransmission) and prints a
- * line per response. Exit: 0 every send answered, 1 timeout or error, 2 usage.
+ * line per response. --more then prints a line per further datagram
+ * (notifications, their retransmissions; never ACKed) until none came for MS
+ * milliseconds. Exit: 0 every send answered, 1 timeout or error, 2 usage.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +26,7 @@
 int main(int argc, char **argv)
 {
     const char *path = "/attestation", *query = NULL;
-    long mid = 0x4242, timeout = 2000, repeat = 1;
+    long mid = 0x4242, timeout = 2000, repeat = 1, more = 0;
     int type = CL_COAP_CON;
     int ping = 0;
     if (argc < 3)
@@ -43,6 +46,8 @@ int main(int argc, char **argv)
             timeout = strtol(argv[++i], NULL, 0);
         else if (i + 1 < argc && strcmp(argv[i], "--repeat") == 0)
             repeat = strtol(argv[++i], NULL, 0);
+        else if (i + 1 < argc && strcmp(argv[i], "--more") == 0)
+            more = strtol(argv[++i], NULL, 0);
         else
             goto usage;
     }
@@ -85,16 +90,21 @@ int main(int argc, char **argv)
         perror("coap_probe");
         return 1;
     }
-    for (long r = 0; r < repeat; r++) {
-        if (send(s, req, len, 0) != (ssize_t)len) {
+    for (long r = 0; r < repeat + (more > 0 ? 1 : 0); r++) {
+        bool extra = r == repeat; /* --more: whatever else arrives, until quiet for MS */
+        if (!extra && send(s, req, len, 0) != (ssize_t)len) {
             perror("coap_probe: send");
             return 1;
         }
         struct pollfd pfd = {.fd = s, .events = POLLIN};
-        if (poll(&pfd, 1, (int)timeout) <= 0) {
+        if (poll(&pfd, 1, (int)(extra ? more : timeout)) <= 0) {
+            if (extra)
+                break;
             printf("timeout\n");
             return 1;
         }
+        if (extra)
+            r--; /* one line per datagram */
         uint8_t resp[2048];
         ssize_t n = recv(s, resp, sizeof resp, 0);
         if (n < 4) {
@@ -114,6 +124,6 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: coap_probe HOST PORT [--path P] [--query Q] [--mid N] [--non] "
-                    "[--ping] [--timeout MS] [--repeat N]\n");
+                    "[--ping] [--timeout MS] [--repeat N] [--more MS]\n");
     return 2;
 }

@@ -6,16 +6,42 @@
  * and appends one log record per batch through the host's ocall table (so the
  * smoke test sees the data directory being used). Linked only into the test
  * binary cloisterd_fake.
+ *
+ * For cloisterd_delivery.sh (the send ocall through the daemon) it also:
+ *   CoAP request with Uri-Path "notify": sends a CON 2.05 notification (mid
+ *     0x5150, the request's token) through host->send during handle();
+ *   OSCORE-over-HTTP request with payload "wait": defers it (len 0 +
+ *     CL_BATCH_F_DEFER) and answers it at the next tick through host->send
+ *     (NON 2.04, empty OSCORE option, payload "fake-action");
+ *   payload "wait-forever": defers it and never answers (the host's 504).
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "cloister/coap.h"
 #include "cloister/runtime.h"
 
 struct cl_runtime {
     const cl_host_ops_t *host;
     uint64_t next_counter;
+    bool poll_pending; /* answer poll_peer at the next tick */
+    uint64_t poll_peer;
+    uint8_t poll_token[8];
+    size_t poll_tkl;
 };
+
+/* A CoAP message (type, code, mid, token, optional empty OSCORE option, payload) into out. */
+static size_t build(uint8_t *out, size_t size, uint8_t type, uint8_t code, uint16_t mid,
+                    const uint8_t *tok, size_t tkl, bool oscore, const char *payload)
+{
+    cl_coap_builder_t b;
+    size_t len = 0;
+    cl_coap_build_init(&b, out, size, type, code, mid, tok, tkl);
+    if (oscore)
+        cl_coap_build_option(&b, CL_COAP_OPT_OSCORE, (const uint8_t *)"", 0);
+    cl_coap_build_payload(&b, (const uint8_t *)payload, strlen(payload));
+    return cl_coap_build_finish(&b, &len) == CL_OK ? len : 0;
+}
 
 cl_status_t cl_runtime_open(const cl_runtime_config_t *cfg, const cl_host_ops_t *host,
                             cl_runtime_t **out)
@@ -51,6 +77,37 @@ cl_status_t cl_runtime_handle(cl_runtime_t *rt, const uint8_t *in, size_t in_len
     while (cl_batch_next(in, in_len, &pos, &it) == CL_OK) {
         uint8_t resp[32];
         size_t n = 0;
+        cl_coap_msg_t m;
+        char path[32] = "";
+        bool parsed = cl_coap_parse(&m, it.msg, it.len) == CL_OK;
+        if (parsed && cl_coap_uri_path(&m, path, sizeof path) != CL_OK)
+            path[0] = '\0';
+        if (parsed && it.transport == CL_TRANSPORT_HTTP &&
+            cl_coap_msg_get(&m, CL_COAP_OPT_OSCORE) != NULL && m.payload_len >= 4 &&
+            memcmp(m.payload, "wait", 4) == 0) { /* a long poll */
+            bool forever = m.payload_len > 4;
+            if (!forever) {
+                rt->poll_pending = true;
+                rt->poll_peer = it.peer;
+                rt->poll_tkl = m.tkl;
+                memcpy(rt->poll_token, m.token, m.tkl);
+            }
+            cl_batch_item_t r = {.peer = it.peer,
+                                 .transport = it.transport,
+                                 .flags = CL_BATCH_F_DEFER,
+                                 .msg = NULL,
+                                 .len = 0};
+            if ((st = cl_batch_add(out, out_size, out_len, &r)) != CL_OK)
+                return st;
+            continue;
+        }
+        if (parsed && it.transport == CL_TRANSPORT_COAP && strcmp(path, "/notify") == 0) {
+            uint8_t note[64];
+            size_t nl = build(note, sizeof note, CL_COAP_CON, CL_COAP_CONTENT, 0x5150, m.token,
+                              m.tkl, false, "fake-notification");
+            if (nl > 0) /* the host holds it until the batch is committed */
+                (void)rt->host->send(rt->host->ctx, it.peer, CL_TRANSPORT_COAP, note, nl);
+        }
         if (it.len >= 4) {
             size_t tkl = it.msg[0] & 15u;
             if (tkl > 8 || it.len < 4 + tkl)
@@ -76,7 +133,17 @@ cl_status_t cl_runtime_handle(cl_runtime_t *rt, const uint8_t *in, size_t in_len
 cl_status_t cl_runtime_tick(cl_runtime_t *rt, int64_t now_ms)
 {
     (void)now_ms;
-    return rt != NULL ? CL_OK : CL_ERR_INVALID_ARG;
+    if (rt == NULL)
+        return CL_ERR_INVALID_ARG;
+    if (rt->poll_pending) { /* "an action was queued": answer the long poll */
+        uint8_t msg[64];
+        size_t n = build(msg, sizeof msg, CL_COAP_NON, CL_COAP_CHANGED, 0x5151, rt->poll_token,
+                         rt->poll_tkl, true, "fake-action");
+        rt->poll_pending = false;
+        if (n > 0)
+            (void)rt->host->send(rt->host->ctx, rt->poll_peer, CL_TRANSPORT_HTTP, msg, n);
+    }
+    return CL_OK;
 }
 
 cl_status_t cl_runtime_attest(cl_runtime_t *rt, const uint8_t *nonce, size_t nonce_len,

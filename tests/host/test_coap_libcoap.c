@@ -7,7 +7,9 @@
  * batch per pass, retransmissions never reaching the core twice, Block2 /
  * Observe / OSCORE / EDHOC options passing through both ways, garbage and
  * oversized datagrams, handler failures (5.03), the pending limit,
- * core-originated sends and the bind rules.
+ * core-originated sends (held until the batch returned, dropped when it
+ * failed, an RST to a CON notification handed to the core) and the bind
+ * rules.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -48,7 +50,36 @@ typedef struct fake_core {
     uint8_t extra_val[4][4];
     size_t extra_len[4];
     size_t big; /* > 0: payload of this many 'B' instead of "#<calls>" */
+    /* core-originated messages */
+    cl_lcoap_t *ep;
+    int probe;         /* must see nothing while the handler runs (when notify > 0) */
+    int notify;        /* CON notifications sent through cl_lcoap_send per batch */
+    bool left_early;
+    size_t rst_items;  /* RSTs handed to the core */
+    uint8_t rst[4];
 } fake_core_t;
+
+/* A CON notification (mid given, token "ob", payload "N"). */
+static size_t make_con(uint8_t *m, uint16_t mid)
+{
+    const uint8_t t[] = {0x42, 0x45, (uint8_t)(mid >> 8), (uint8_t)mid, 'o', 'b', 0xFF, 'N'};
+    memcpy(m, t, sizeof t);
+    return sizeof t;
+}
+
+static void send_notifications(fake_core_t *fc)
+{
+    uint8_t m[16];
+    for (int k = 0; k < fc->notify; k++) {
+        size_t n = make_con(m, (uint16_t)(0x9100 + fc->calls * 8 + k));
+        assert_int_equal(cl_lcoap_send(fc->ep, fc->last_peer, CL_TRANSPORT_COAP, m, n), CL_OK);
+    }
+    if (fc->notify > 0) {
+        uint8_t b[64];
+        if (recv(fc->probe, b, sizeof b, MSG_DONTWAIT) >= 0)
+            fc->left_early = true;
+    }
+}
 
 /* Answers every request with 2.05, same token, payload "#<calls>" (+ extra options). */
 static cl_status_t fake_handle(void *ctx, const uint8_t *in, size_t in_len, uint8_t *out,
@@ -58,8 +89,10 @@ static cl_status_t fake_handle(void *ctx, const uint8_t *in, size_t in_len, uint
     size_t count = 0, pos = 0, k = 0;
     cl_batch_item_t it;
     fc->calls++;
-    if (fc->fail)
+    if (fc->fail) {
+        send_notifications(fc); /* never to leave: the batch failed */
         return CL_ERR_PERSIST;
+    }
     assert_int_equal(cl_batch_validate(in, in_len, &count), CL_OK);
     fc->last_count = count;
     assert_int_equal(cl_batch_begin(out, out_size, out_len), CL_OK);
@@ -74,6 +107,13 @@ static cl_status_t fake_handle(void *ctx, const uint8_t *in, size_t in_len, uint
         k++;
         fc->last_peer = it.peer;
         assert_int_equal(cl_coap_parse(&m, it.msg, it.len), CL_OK); /* the core's own parse */
+        if (m.type == CL_COAP_RST) { /* the core cancels; no answer */
+            fc->rst_items++;
+            memcpy(fc->rst, it.msg, it.len < 4 ? it.len : 4);
+            cl_batch_item_t r = {.peer = it.peer, .transport = it.transport, .msg = NULL, .len = 0};
+            assert_int_equal(cl_batch_add(out, out_size, out_len, &r), CL_OK);
+            continue;
+        }
         if (!fc->silent) {
             char pl[16];
             cl_coap_builder_t b;
@@ -94,6 +134,7 @@ static cl_status_t fake_handle(void *ctx, const uint8_t *in, size_t in_len, uint
         cl_batch_item_t r = {.peer = it.peer, .transport = it.transport, .msg = resp, .len = n};
         assert_int_equal(cl_batch_add(out, out_size, out_len, &r), CL_OK);
     }
+    send_notifications(fc);
     return CL_OK;
 }
 
@@ -128,6 +169,7 @@ static int setup_with(void **state, size_t max_pending)
                      CL_OK);
     assert_true(cl_lcoap_port(fx->ep) != 0);
     assert_true(cl_lcoap_fd(fx->ep) >= 0);
+    fx->core.ep = fx->ep;
     fx->srv.sin_family = AF_INET;
     fx->srv.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     fx->srv.sin_port = htons(cl_lcoap_port(fx->ep));
@@ -690,6 +732,75 @@ static void test_core_send(void **state)
     assert_memory_equal(r, con, sizeof con);
 }
 
+/* Sends made during a batch leave after it (none when it failed); an RST reaches the core. */
+static void test_core_send_held_and_rst(void **state)
+{
+    fx_t *fx = *state;
+    uint8_t r[128];
+    fx->core.probe = fx->cli;
+    fx->core.notify = 1;
+    send_get(fx, fx->cli, 0x0200, CL_COAP_NON, "h1"); /* NON: no empty ACK during the pass */
+    process(fx);
+    assert_false(fx->core.left_early);
+    int notif = 0, resp = 0;
+    uint16_t nmid = 0;
+    ssize_t n;
+    while ((n = recv_one(fx->cli, r, sizeof r)) > 0) {
+        if ((r[0] >> 4 & 3) == CL_COAP_CON) {
+            notif++;
+            nmid = (uint16_t)(r[2] << 8 | r[3]);
+        } else {
+            resp++;
+        }
+    }
+    assert_int_equal(notif, 1);
+    assert_int_equal(resp, 1);
+    cl_udp_stats_t st;
+    cl_lcoap_get_stats(fx->ep, &st);
+    assert_int_equal(st.notify_sent, 1);
+
+    /* The client RSTs the notification: the core gets the RST (peer, message id). */
+    fx->core.notify = 0;
+    int calls = fx->core.calls;
+    uint8_t rst[4] = {0x70, 0x00, (uint8_t)(nmid >> 8), (uint8_t)nmid};
+    send_raw(fx, fx->cli, rst, sizeof rst);
+    process(fx);
+    assert_int_equal(fx->core.calls, calls + 1);
+    assert_int_equal(fx->core.rst_items, 1);
+    assert_memory_equal(fx->core.rst, rst, 4);
+    /* A second RST (and one for a mid never sent) matches nothing. */
+    send_raw(fx, fx->cli, rst, sizeof rst);
+    rst[3] ^= 0x55;
+    send_raw(fx, fx->cli, rst, sizeof rst);
+    process(fx);
+    assert_int_equal(fx->core.rst_items, 1);
+    cl_lcoap_get_stats(fx->ep, &st);
+    assert_int_equal(st.notify_rst, 1);
+
+    /* A failed batch: what the core sent during it never leaves. */
+    fx->core.fail = true;
+    fx->core.notify = 1;
+    send_get(fx, fx->cli, 0x0201, CL_COAP_NON, "h2");
+    process(fx);
+    while ((n = recv_one(fx->cli, r, sizeof r)) > 0)
+        assert_true((r[0] >> 4 & 3) != CL_COAP_CON); /* (the 5.03, no notification) */
+    cl_lcoap_get_stats(fx->ep, &st);
+    assert_int_equal(st.notify_dropped_failed, 1);
+    assert_int_equal(st.notify_sent, 1);
+
+    /* cloisterd's nested hold: sent at the last release. */
+    fx->core.fail = false;
+    fx->core.notify = 0;
+    uint8_t m[16];
+    size_t mn = make_con(m, 0x9999);
+    cl_lcoap_hold(fx->ep);
+    assert_int_equal(cl_lcoap_send(fx->ep, fx->core.last_peer, CL_TRANSPORT_COAP, m, mn), CL_OK);
+    assert_int_equal(recv_wait(fx->cli, r, sizeof r, 50), -1);
+    cl_lcoap_release(fx->ep, true);
+    assert_int_equal(recv_one(fx->cli, r, sizeof r), (ssize_t)mn);
+    assert_memory_equal(r, m, mn);
+}
+
 /* cli/net.c's side of a separate response: a client that never ACKs the CON response
  * gets it retransmitted (ACK_TIMEOUT 2-3 s); one that ACKs does not. */
 static void test_separate_response_retransmitted_until_acked(void **state)
@@ -776,6 +887,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handler_failure_and_silence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_limit, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_core_send, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_send_held_and_rst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_separate_response_retransmitted_until_acked, setup,
                                         teardown),
         cmocka_unit_test(test_bind_rules),

@@ -7,6 +7,12 @@
  * /healthz and /metrics, the limits (413/405/404/415, bad OSCORE header,
  * garbage), many connections, a slow client dropped after the idle timeout
  * while others are served, core failures (503) and silence (504).
+ *
+ * Long polls (CL_BATCH_F_DEFER): answered by a later send (mapped like any
+ * answer), 504 after the poll timeout, 503 past the poll cap, a send for an
+ * unknown/expired peer dropped and counted; sends made during a batch are
+ * held until the batch (and its commit) returned - a poll deferred in the
+ * same batch is answered - and dropped when it failed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,7 +57,44 @@ typedef struct fake_core {
     uint8_t payload[CL_CORE_MAX_MESSAGE];
     size_t payload_len;
     int block2; /* -1 none, else num */
+    /* long polls */
+    bool defer;          /* defer every OSCORE request (len 0 + CL_BATCH_F_DEFER) */
+    cl_http_t *ep;       /* for cl_http_send from inside the handler */
+    uint64_t deferred[64];
+    size_t ndeferred;
+    bool send_prev;      /* inside the handler: answer every poll deferred so far */
+    bool item_prev;      /* the same as extra (non-positional) items of the response batch */
+    int sent_in_batch;   /* sends made inside the handler */
+    uint64_t answered_in_batch; /* polls_answered seen inside the handler (must stay 0) */
 } fake_core_t;
+
+/* The core's answer to a long poll: an OSCORE-protected 2.05 (outer 2.04) with a payload. */
+static size_t poll_answer(uint8_t *out, size_t size, uint64_t peer, const char *body)
+{
+    cl_coap_builder_t b;
+    uint8_t token[8];
+    size_t len = 0;
+    for (size_t i = 0; i < 8; i++)
+        token[i] = (uint8_t)(peer >> (56 - 8 * i));
+    cl_coap_build_init(&b, out, size, CL_COAP_NON, CL_COAP_CHANGED, 0x4242, token, 8);
+    cl_coap_build_option(&b, CL_COAP_OPT_OSCORE, (const uint8_t *)"\x09\x01", 2);
+    cl_coap_build_payload(&b, (const uint8_t *)body, strlen(body));
+    assert_int_equal(cl_coap_build_finish(&b, &len), CL_OK);
+    return len;
+}
+
+static void send_to_deferred(fake_core_t *fc)
+{
+    for (size_t k = 0; k < fc->ndeferred; k++) {
+        uint8_t m[128];
+        size_t n = poll_answer(m, sizeof m, fc->deferred[k], "in-batch");
+        assert_int_equal(cl_http_send(fc->ep, fc->deferred[k], CL_TRANSPORT_HTTP, m, n), CL_OK);
+        fc->sent_in_batch++;
+    }
+    cl_http_stats_t st;
+    cl_http_get_stats(fc->ep, &st);
+    fc->answered_in_batch += st.polls_answered;
+}
 
 static uint8_t g_att[8192];
 
@@ -109,8 +152,11 @@ static cl_status_t fake_handle(void *ctx, const uint8_t *in, size_t in_len, uint
     size_t count = 0, pos = 0;
     cl_batch_item_t it;
     fc->calls++;
-    if (fc->fail)
+    if (fc->fail) {
+        if (fc->send_prev) /* sent, then the batch failed: must never be delivered */
+            send_to_deferred(fc);
         return CL_ERR_PERSIST;
+    }
     assert_int_equal(cl_batch_validate(in, in_len, &count), CL_OK);
     fc->items += count;
     if (count > fc->max_batch)
@@ -150,9 +196,25 @@ static cl_status_t fake_handle(void *ctx, const uint8_t *in, size_t in_len, uint
         if (m.payload_len > 0)
             memcpy(fc->payload, m.payload, m.payload_len);
         fc->payload_len = m.payload_len;
-        if (!fc->silent)
+        uint16_t flags = 0;
+        if (fc->defer && fc->oscore_len >= 0) {
+            flags = CL_BATCH_F_DEFER;
+            if (fc->ndeferred < sizeof fc->deferred / sizeof fc->deferred[0])
+                fc->deferred[fc->ndeferred++] = it.peer;
+        } else if (!fc->silent) {
             n = answer(fc, &m, resp, sizeof resp);
-        cl_batch_item_t r = {.peer = it.peer, .transport = it.transport, .msg = resp, .len = n};
+        }
+        cl_batch_item_t r = {
+            .peer = it.peer, .transport = it.transport, .flags = flags, .msg = resp, .len = n};
+        assert_int_equal(cl_batch_add(out, out_size, out_len, &r), CL_OK);
+    }
+    if (fc->send_prev)
+        send_to_deferred(fc);
+    for (size_t k = 0; fc->item_prev && k < fc->ndeferred; k++) {
+        uint8_t m[128];
+        size_t n = poll_answer(m, sizeof m, fc->deferred[k], "as-item");
+        cl_batch_item_t r = {
+            .peer = fc->deferred[k], .transport = CL_TRANSPORT_HTTP, .msg = m, .len = n};
         assert_int_equal(cl_batch_add(out, out_size, out_len, &r), CL_OK);
     }
     return CL_OK;
@@ -201,6 +263,7 @@ static int open_cfg(fx_t *f, const cl_http_config_t *cfg)
         g_att[i] = (uint8_t)(i * 7 + 1);
     if (cl_http_open(cfg, fake_handle, &f->core, NULL, NULL, &f->ep) != CL_OK)
         return -1;
+    f->core.ep = f->ep;
     cl_http_set_health(f->ep, fake_health, NULL);
     f->port = cl_http_port(f->ep);
     return 0;
@@ -749,6 +812,297 @@ static void test_slow_client_dropped(void **state)
     close(s);
 }
 
+
+/* ------------------------------------------------------------ long polls */
+
+static const char k_poll_req[] = "POST /actions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                 "Content-Type: application/oscore\r\nOSCORE: CSU\r\n"
+                                 "Content-Length: 4\r\n\r\nwait";
+
+/* Starts a long poll; pumps until the core deferred it. Returns the client socket. */
+static int start_poll(fx_t *f, hresp_t *r)
+{
+    memset(r, 0, sizeof *r);
+    size_t before = f->core.ndeferred;
+    int s = client_connect(f);
+    client_send(s, k_poll_req, sizeof k_poll_req - 1);
+    uint64_t end = ms_now() + 5000;
+    while (f->core.ndeferred == before && !client_read(s, r) && ms_now() < end)
+        pump(f, 10);
+    return s;
+}
+
+/* Pumps until the client's answer is complete (or 5 s). */
+static void finish(fx_t *f, int s, hresp_t *r)
+{
+    uint64_t end = ms_now() + 5000;
+    while (!client_read(s, r) && ms_now() < end)
+        pump(f, 10);
+    close(s);
+    assert_true(r->closed);
+    parse_resp(r);
+}
+
+static void test_long_poll_answered_by_send(void **state)
+{
+    fx_t *f = *state;
+    static hresp_t r;
+    char v[64];
+    uint8_t m[128];
+    f->core.defer = true;
+    int s = start_poll(f, &r);
+    assert_int_equal(f->core.ndeferred, 1);
+    uint64_t peer = f->core.deferred[0];
+    assert_true((peer & CL_HTTP_PEER_BIT) != 0);
+    for (int i = 0; i < 20; i++) /* held open: no answer */
+        pump(f, 5);
+    assert_false(client_read(s, &r));
+    assert_int_equal(r.len, 0);
+    cl_http_stats_t st;
+    cl_http_get_stats(f->ep, &st);
+    assert_int_equal(st.polls_deferred, 1);
+    assert_int_equal(st.polls_pending, 1);
+    assert_int_equal(st.no_answer, 0);
+
+    /* Other requests are served (and get other peer ids) while the poll waits. */
+    f->core.defer = false;
+    static hresp_t o;
+    exchange_str(f, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &o);
+    assert_int_equal(o.status, 200);
+    const char other[] = "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                         "Content-Type: application/oscore\r\nOSCORE: AA\r\n"
+                         "Content-Length: 2\r\n\r\nab";
+    exchange(f, other, sizeof other - 1, &o);
+    assert_int_equal(o.status, 200);
+    assert_true(f->core.peer != peer);
+
+    /* Wrong transport, wrong peer: nothing happens to the poll. */
+    size_t n = poll_answer(m, sizeof m, peer, "act-1");
+    assert_int_equal(cl_http_send(f->ep, peer, CL_TRANSPORT_COAP, m, n), CL_ERR_UNSUPPORTED);
+    assert_int_equal(cl_http_send(f->ep, peer + 1000, CL_TRANSPORT_HTTP, m, n), CL_ERR_NOT_FOUND);
+    assert_int_equal(cl_http_send(f->ep, 7, CL_TRANSPORT_HTTP, m, n), CL_ERR_NOT_FOUND);
+    pump(f, 5);
+    assert_false(client_read(s, &r));
+
+    /* The core's send (from a tick, say): the poll is answered like any OSCORE answer. */
+    assert_int_equal(cl_http_send(f->ep, peer, CL_TRANSPORT_HTTP, m, n), CL_OK);
+    assert_int_equal(cl_http_timeout_ms(f->ep), 0); /* the loop must run the endpoint now */
+    finish(f, s, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(hdr(&r, "OSCORE", v, sizeof v));
+    assert_string_equal(v, "CQE");
+    assert_non_null(hdr(&r, "Content-Type", v, sizeof v));
+    assert_string_equal(v, "application/oscore");
+    assert_int_equal(r.body_len, 5);
+    assert_memory_equal(r.body, "act-1", 5);
+
+    /* Answered: a second send for that peer is dropped and counted. */
+    assert_int_equal(cl_http_send(f->ep, peer, CL_TRANSPORT_HTTP, m, n), CL_ERR_NOT_FOUND);
+    cl_http_get_stats(f->ep, &st);
+    assert_int_equal(st.polls_answered, 1);
+    assert_int_equal(st.polls_pending, 0);
+    assert_int_equal(st.send_dropped_peer, 3);
+
+    /* /metrics shows them, without contents. */
+    exchange_str(f, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &o);
+    assert_int_equal(o.status, 200);
+    assert_non_null(strstr(o.body, "cloister_http_polls 0\n"));
+    assert_non_null(strstr(o.body, "cloister_http_polls_total{result=\"answered\"} 1\n"));
+    assert_non_null(
+        strstr(o.body, "cloister_sends_dropped_total{transport=\"http\",reason=\"unknown_peer\"} 3\n"));
+    assert_null(strstr(o.body, "act-1"));
+}
+
+static void test_long_poll_timeout(void **state)
+{
+    (void)state;
+    fx_t *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    /* The poll outlives the 1 s idle timeout: suspended connections do not idle out. */
+    cl_http_config_t cfg = {.listen = "127.0.0.1:0", .timeout_s = 1, .poll_timeout_ms = 1500};
+    assert_int_equal(open_cfg(f, &cfg), 0);
+    static hresp_t r;
+    char v[64];
+    f->core.defer = true;
+    uint64_t t0 = ms_now();
+    int s = start_poll(f, &r);
+    assert_int_equal(f->core.ndeferred, 1);
+    int w = cl_http_timeout_ms(f->ep);
+    assert_true(w >= 0 && w <= 1500);
+    finish(f, s, &r);
+    uint64_t took = ms_now() - t0;
+    assert_int_equal(r.status, 504);
+    assert_true(took >= 1400 && took < 4000);
+    assert_non_null(hdr(&r, "Content-Type", v, sizeof v));
+    assert_non_null(strstr(v, "text/plain"));
+    assert_int_equal(r.body_len, strlen("no action yet; poll again\n"));
+    assert_memory_equal(r.body, "no action yet; poll again\n", r.body_len);
+    /* A late send for the expired poll: dropped, counted. */
+    uint8_t m[128];
+    size_t n = poll_answer(m, sizeof m, f->core.deferred[0], "late");
+    assert_int_equal(cl_http_send(f->ep, f->core.deferred[0], CL_TRANSPORT_HTTP, m, n),
+                     CL_ERR_NOT_FOUND);
+    cl_http_stats_t st;
+    cl_http_get_stats(f->ep, &st);
+    assert_int_equal(st.polls_timed_out, 1);
+    assert_int_equal(st.polls_answered, 0);
+    assert_int_equal(st.send_dropped_peer, 1);
+    assert_int_equal(st.polls_pending, 0);
+    cl_http_close(f->ep);
+    free(f);
+}
+
+static void test_long_poll_cap(void **state)
+{
+    (void)state;
+    fx_t *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    cl_http_config_t cfg = {.listen = "127.0.0.1:0", .timeout_s = 5, .max_connections = 32,
+                            .per_ip_limit = 32, .max_polls = 2};
+    assert_int_equal(open_cfg(f, &cfg), 0);
+    static hresp_t r[3];
+    f->core.defer = true;
+    int s0 = start_poll(f, &r[0]);
+    int s1 = start_poll(f, &r[1]);
+    int s2 = start_poll(f, &r[2]);
+    assert_int_equal(f->core.ndeferred, 3);
+    finish(f, s2, &r[2]); /* past the cap: 503 at once */
+    assert_int_equal(r[2].status, 503);
+    assert_false(client_read(s0, &r[0]));
+    assert_false(client_read(s1, &r[1]));
+    cl_http_stats_t st;
+    cl_http_get_stats(f->ep, &st);
+    assert_int_equal(st.polls_refused, 1);
+    assert_int_equal(st.polls_pending, 2);
+    /* Closing the endpoint answers the waiting polls (503) instead of leaking them. */
+    cl_http_close(f->ep);
+    f->ep = NULL;
+    uint64_t end = ms_now() + 2000;
+    while ((!client_read(s0, &r[0]) || !client_read(s1, &r[1])) && ms_now() < end)
+        (void)poll(NULL, 0, 10);
+    close(s0);
+    close(s1);
+    parse_resp(&r[0]);
+    parse_resp(&r[1]);
+    assert_true(r[0].status == 503 || r[0].status == 0);
+    assert_true(r[1].status == 503 || r[1].status == 0);
+    free(f);
+
+    /* The cap never exceeds 3/4 of the connection limit. */
+    f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    cl_http_config_t c2 = {.listen = "127.0.0.1:0", .max_connections = 4, .per_ip_limit = 4};
+    assert_int_equal(open_cfg(f, &c2), 0);
+    f->core.defer = true;
+    int a = start_poll(f, &r[0]);
+    int b = start_poll(f, &r[1]);
+    int c = start_poll(f, &r[2]);
+    int d = start_poll(f, &r[2]);
+    finish(f, d, &r[2]);
+    assert_int_equal(r[2].status, 503);
+    cl_http_get_stats(f->ep, &st);
+    assert_int_equal(st.polls_pending, 3);
+    close(a);
+    close(b);
+    close(c);
+    cl_http_close(f->ep);
+    free(f);
+}
+
+/* Sends made during a batch wait for the batch; a poll deferred in the same batch is answered. */
+static void test_sends_held_during_batch(void **state)
+{
+    fx_t *f = *state;
+    static hresp_t r1, r2;
+    char v[64];
+    f->core.defer = true;
+    int s1 = start_poll(f, &r1);
+    /* The next batch defers the second poll and sends to both. */
+    f->core.send_prev = true;
+    int s2 = start_poll(f, &r2);
+    assert_int_equal(f->core.sent_in_batch, 2);
+    assert_int_equal(f->core.answered_in_batch, 0); /* held until the handler returned */
+    finish(f, s1, &r1);
+    finish(f, s2, &r2);
+    assert_int_equal(r1.status, 200);
+    assert_int_equal(r2.status, 200);
+    assert_int_equal(r2.body_len, 8);
+    assert_memory_equal(r2.body, "in-batch", 8);
+    assert_non_null(hdr(&r2, "OSCORE", v, sizeof v));
+    cl_http_stats_t st;
+    cl_http_get_stats(f->ep, &st);
+    assert_int_equal(st.polls_deferred, 2);
+    assert_int_equal(st.polls_answered, 2);
+    assert_int_equal(st.polls_pending, 0);
+
+    /* A batch that fails after sending: the sends are dropped, the poll keeps waiting. */
+    f->core.send_prev = false;
+    f->core.ndeferred = 0;
+    int s3 = start_poll(f, &r1);
+    assert_int_equal(f->core.ndeferred, 1);
+    f->core.fail = true;
+    f->core.send_prev = true;
+    exchange_str(f,
+                 "POST /pki/owner HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 "Content-Type: application/cbor\r\nContent-Length: 1\r\n\r\n\xa0",
+                 &r2);
+    assert_int_equal(r2.status, 503);
+    for (int i = 0; i < 10; i++)
+        pump(f, 5);
+    assert_false(client_read(s3, &r1));
+    cl_http_get_stats(f->ep, &st);
+    assert_int_equal(st.send_dropped_failed, 1);
+    assert_int_equal(st.polls_pending, 1);
+
+    /* cloisterd's nested hold (a tick or another transport's batch): delivered at release. */
+    f->core.fail = false;
+    f->core.send_prev = false;
+    uint8_t m[128];
+    size_t n = poll_answer(m, sizeof m, f->core.deferred[0], "tick");
+    cl_http_hold(f->ep);
+    assert_int_equal(cl_http_send(f->ep, f->core.deferred[0], CL_TRANSPORT_HTTP, m, n), CL_OK);
+    pump(f, 5);
+    assert_false(client_read(s3, &r1));
+    cl_http_release(f->ep, true);
+    finish(f, s3, &r1);
+    assert_int_equal(r1.status, 200);
+    assert_int_equal(r1.body_len, 4);
+    assert_memory_equal(r1.body, "tick", 4);
+
+    /* The answer as an extra (non-positional) item of the batch works like a send. */
+    f->core.ndeferred = 0;
+    f->core.item_prev = true;
+    int s4 = start_poll(f, &r1);
+    finish(f, s4, &r1);
+    assert_int_equal(r1.status, 200);
+    assert_int_equal(r1.body_len, 7);
+    assert_memory_equal(r1.body, "as-item", 7);
+}
+
+/* The hold queue is bounded. */
+static void test_send_queue_bound(void **state)
+{
+    (void)state;
+    fx_t *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    cl_http_config_t cfg = {.listen = "127.0.0.1:0", .send_queue = 2};
+    assert_int_equal(open_cfg(f, &cfg), 0);
+    uint8_t m[128];
+    size_t n = poll_answer(m, sizeof m, CL_HTTP_PEER_BIT | 99, "x");
+    cl_http_hold(f->ep);
+    assert_int_equal(cl_http_send(f->ep, CL_HTTP_PEER_BIT | 99, CL_TRANSPORT_HTTP, m, n), CL_OK);
+    assert_int_equal(cl_http_send(f->ep, CL_HTTP_PEER_BIT | 98, CL_TRANSPORT_HTTP, m, n), CL_OK);
+    assert_int_equal(cl_http_send(f->ep, CL_HTTP_PEER_BIT | 97, CL_TRANSPORT_HTTP, m, n),
+                     CL_ERR_FULL);
+    cl_http_release(f->ep, true); /* both for unknown peers: dropped, counted */
+    cl_http_stats_t st;
+    cl_http_get_stats(f->ep, &st);
+    assert_int_equal(st.send_dropped_full, 1);
+    assert_int_equal(st.send_dropped_peer, 2);
+    cl_http_close(f->ep);
+    free(f);
+}
+
 static void test_open_args(void **state)
 {
     (void)state;
@@ -783,6 +1137,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_many_connections_batched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_poll_answered_by_send, setup, teardown),
+        cmocka_unit_test(test_long_poll_timeout),
+        cmocka_unit_test(test_long_poll_cap),
+        cmocka_unit_test_setup_teardown(test_sends_held_during_batch, setup, teardown),
+        cmocka_unit_test(test_send_queue_bound),
         cmocka_unit_test(test_open_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
