@@ -15,6 +15,7 @@
 #include "schema.h"
 
 #define RETRY_MS 30000
+#define OBSERVER_GONE_MS (5 * RETRY_MS)
 #define NOTIFY_MAX_ACTIONS 16
 #define FX_MAX_ACTIONS 4096 /* pending between two commits */
 #define REC_SOFT_MAX (CL_CORE_MAX_RECORD - 4096)
@@ -590,9 +591,16 @@ void cl_rules_tick(cl_core_t *c)
     c->next_retry_ms = c->now_ms + RETRY_MS / 3;
     for (size_t i = 0; i < c->n_sessions; i++) {
         cl_session_t *x = &c->sessions[i];
-        if (x->state == CL_SESS_ESTABLISHED && x->obs_active && !x->obs_oneshot &&
-            c->now_ms - x->obs_sent_ms >= RETRY_MS &&
-            cl_actions_next(&c->st, x->client_id, 0) < c->st.n_actions)
-            notify_session(c, x); /* still unacknowledged: tell again */
+        if (x->state != CL_SESS_ESTABLISHED || !x->obs_active || x->obs_oneshot ||
+            c->now_ms - x->obs_sent_ms < RETRY_MS ||
+            cl_actions_next(&c->st, x->client_id, 0) >= c->st.n_actions)
+            continue;
+        if (c->now_ms - x->used_ms > OBSERVER_GONE_MS) {
+            /* notified again and again, not a word back (no ack, no request): the observer is
+             * gone (RFC 7641 4.5); it registers again when it comes back, the queue waits */
+            x->obs_active = false;
+            continue;
+        }
+        notify_session(c, x); /* still unacknowledged: tell again */
     }
 }

@@ -7,11 +7,13 @@
  * build directory is a sanitizer build):
  *
  *   cmake --build build --target cloister_core cloister_tee_sim
- *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -Icore -Icore/pki -Ifuzz \
- *      fuzz/gen_core_corpus.c build/core/libcloister_core.a build/core/pki/libcloister_pki.a \
- *      build/tee/sim/libcloister_tee_sim.a build/tee/common/libcloister_tee_trusted.a \
- *      build/lib/libcloister_crypto_openssl.a build/lib/libcloister_lib.a -lcrypto -ldl \
- *      -o /tmp/gen_core_corpus
+ *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -Icore -Icore/pki -Icore/js \
+ *      -Icore/engine -Icore/model -Ifuzz fuzz/gen_core_corpus.c build/core/libcloister_core.a \
+ *      build/core/model/libcloister_model.a build/core/engine/libcloister_engine.a \
+ *      build/core/js/libcloister_js.a build/core/js/libcloister_duktape.a \
+ *      build/core/pki/libcloister_pki.a build/tee/sim/libcloister_tee_sim.a \
+ *      build/tee/common/libcloister_tee_trusted.a build/lib/libcloister_crypto_openssl.a \
+ *      build/lib/libcloister_lib.a -lcrypto -ldl -lm -o /tmp/gen_core_corpus
  *   /tmp/gen_core_corpus fuzz/corpus
  *
  * The seeds follow the input layouts described at the top of each harness:
@@ -203,6 +205,9 @@ static void rec_begin(cl_cbor_enc_t *e, uint8_t *out, size_t size, size_t n, uin
     (void)cl_cbor_enc_int(e, t);
 }
 
+/* The permission list ["*"] as TOKEN and ENROLL records carry it (a bstr holding CBOR). */
+static const uint8_t ANY_PERMS[] = {0x81, 0x61, '*'};
+
 static void fill(uint8_t *p, size_t n, uint8_t seed)
 {
     for (size_t i = 0; i < n; i++)
@@ -238,16 +243,17 @@ static size_t make_records(uint8_t recs[][600], size_t *lens)
     CHECK(cl_cbor_enc_finish(&e, &lens[n++]) == CL_OK);
 
     for (uint32_t i = 1; i <= 2; i++) {
-        rec_begin(&e, recs[n], 600, 7, CL_REC_TOKEN, t0 + 3000 + i);
+        rec_begin(&e, recs[n], 600, 8, CL_REC_TOKEN, t0 + 3000 + i);
         (void)cl_cbor_enc_uint(&e, i);
         fill(k, 32, (uint8_t)(0x60 + i)), (void)cl_cbor_enc_bstr(&e, k, 32);
         (void)cl_cbor_enc_uint(&e, i == 1 ? CL_ROLE_DEVICE : CL_ROLE_ADMIN);
         (void)cl_cbor_enc_int(&e, t0 + 86400000);
         (void)cl_cbor_enc_tstr_z(&e, i == 1 ? "thermostat" : "alice");
+        (void)cl_cbor_enc_bstr(&e, ANY_PERMS, sizeof ANY_PERMS);
         CHECK(cl_cbor_enc_finish(&e, &lens[n++]) == CL_OK);
     }
 
-    rec_begin(&e, recs[n], 600, 10, CL_REC_ENROLL, t0 + 4000);
+    rec_begin(&e, recs[n], 600, 11, CL_REC_ENROLL, t0 + 4000);
     (void)cl_cbor_enc_uint(&e, 1); /* token */
     (void)cl_cbor_enc_uint(&e, 1); /* client */
     (void)cl_cbor_enc_uint(&e, CL_ROLE_DEVICE);
@@ -256,6 +262,7 @@ static size_t make_records(uint8_t recs[][600], size_t *lens)
     fill(k, 32, 9), (void)cl_cbor_enc_bstr(&e, k, 32);
     fill(k, 8, 10), (void)cl_cbor_enc_bstr(&e, k, 8);
     (void)cl_cbor_enc_uint(&e, 4);
+    (void)cl_cbor_enc_bstr(&e, ANY_PERMS, sizeof ANY_PERMS);
     CHECK(cl_cbor_enc_finish(&e, &lens[n++]) == CL_OK);
 
     rec_begin(&e, recs[n], 600, 3, CL_REC_REVOKE, t0 + 5000);
@@ -327,6 +334,180 @@ static void gen_state(void)
     chunk(&b, tmp, lens[0]);
     chunk(&b, recs[0], lens[0]);
     put("keys_bad_field", b.b, b.n);
+}
+
+
+/* The middleware model's records (model_state.c) on top of a provisioned history. */
+static void gen_state_model(void)
+{
+    uint8_t recs[8][600], m[12][600];
+    size_t lens[8], ml[12], n = make_records(recs, lens), k = 0;
+    cl_cbor_enc_t e;
+    const int64_t t = INT64_C(1700000100000);
+    uint8_t groups[16];
+    size_t gl;
+    cl_state_t s;
+    uint8_t *snap;
+    size_t snap_len;
+    buf_t b;
+    set_dir("fuzz_core_state");
+
+    /* a second enrolled client (id 2) that stays */
+    rec_begin(&e, m[k], 600, 11, CL_REC_ENROLL, t);
+    (void)cl_cbor_enc_uint(&e, 2);
+    (void)cl_cbor_enc_uint(&e, 2);
+    (void)cl_cbor_enc_uint(&e, CL_ROLE_DEVICE);
+    (void)cl_cbor_enc_tstr_z(&e, "valve");
+    uint8_t cert[80], h[32];
+    fill(cert, 80, 0x71), (void)cl_cbor_enc_bstr(&e, cert, 80);
+    fill(h, 32, 19), (void)cl_cbor_enc_bstr(&e, h, 32);
+    fill(h, 8, 20), (void)cl_cbor_enc_bstr(&e, h, 8);
+    (void)cl_cbor_enc_uint(&e, 5);
+    (void)cl_cbor_enc_bstr(&e, ANY_PERMS, sizeof ANY_PERMS);
+    CHECK(cl_cbor_enc_finish(&e, &ml[k++]) == CL_OK);
+    /* GROUPS [10, t, 2, bstr(["valves"])] */
+    cl_cbor_enc_init(&e, groups, sizeof groups);
+    (void)cl_cbor_enc_array(&e, 1);
+    (void)cl_cbor_enc_tstr_z(&e, "valves");
+    CHECK(cl_cbor_enc_finish(&e, &gl) == CL_OK);
+    rec_begin(&e, m[k], 600, 4, CL_REC_GROUPS, t + 1);
+    (void)cl_cbor_enc_uint(&e, 2);
+    (void)cl_cbor_enc_bstr(&e, groups, gl);
+    CHECK(cl_cbor_enc_finish(&e, &ml[k++]) == CL_OK);
+    /* EVTYPE with a schema [9, t, name, desc, roles, schema, scenario] */
+    rec_begin(&e, m[k], 600, 7, CL_REC_EVTYPE, t + 2);
+    (void)cl_cbor_enc_tstr_z(&e, "temp");
+    (void)cl_cbor_enc_tstr_z(&e, "room temperature");
+    (void)cl_cbor_enc_uint(&e, 0x0c);
+    (void)cl_cbor_enc_map(&e, 1);
+    (void)cl_cbor_enc_tstr_z(&e, "type");
+    (void)cl_cbor_enc_tstr_z(&e, "object");
+    (void)cl_cbor_enc_tstr_z(&e, "");
+    CHECK(cl_cbor_enc_finish(&e, &ml[k++]) == CL_OK);
+    /* MODEL: an action type, a rule */
+    rec_begin(&e, m[k], 600, 6, CL_REC_MODEL, t + 3);
+    (void)cl_cbor_enc_uint(&e, CL_MK_ACTTYPE);
+    (void)cl_cbor_enc_tstr_z(&e, "valve.set");
+    (void)cl_cbor_enc_map(&e, 1);
+    (void)cl_cbor_enc_tstr_z(&e, "name");
+    (void)cl_cbor_enc_tstr_z(&e, "valve.set");
+    (void)cl_cbor_enc_tstr_z(&e, "");
+    CHECK(cl_cbor_enc_finish(&e, &ml[k++]) == CL_OK);
+    rec_begin(&e, m[k], 600, 6, CL_REC_MODEL, t + 4);
+    (void)cl_cbor_enc_uint(&e, CL_MK_RULE);
+    (void)cl_cbor_enc_tstr_z(&e, "hot");
+    (void)cl_cbor_enc_map(&e, 2);
+    (void)cl_cbor_enc_tstr_z(&e, "name");
+    (void)cl_cbor_enc_tstr_z(&e, "hot");
+    (void)cl_cbor_enc_tstr_z(&e, "enabled");
+    (void)cl_cbor_enc_bool(&e, false);
+    (void)cl_cbor_enc_tstr_z(&e, "");
+    CHECK(cl_cbor_enc_finish(&e, &ml[k++]) == CL_OK);
+    /* RULE_FLAGS [12, t, name, enabled] */
+    rec_begin(&e, m[k], 600, 4, CL_REC_RULE_FLAGS, t + 5);
+    (void)cl_cbor_enc_tstr_z(&e, "hot");
+    (void)cl_cbor_enc_bool(&e, true);
+    CHECK(cl_cbor_enc_finish(&e, &ml[k++]) == CL_OK);
+    /* EFFECTS [13, t, [[rule, state]], [[rule, reason]], [action]] */
+    rec_begin(&e, m[k], 600, 5, CL_REC_EFFECTS, t + 6);
+    (void)cl_cbor_enc_array(&e, 1);
+    (void)cl_cbor_enc_array(&e, 2);
+    (void)cl_cbor_enc_tstr_z(&e, "hot");
+    uint8_t st[] = {0xa1, 0x61, 'n', 0x02};
+    (void)cl_cbor_enc_bstr(&e, st, sizeof st);
+    (void)cl_cbor_enc_array(&e, 1);
+    (void)cl_cbor_enc_array(&e, 2);
+    (void)cl_cbor_enc_tstr_z(&e, "hot");
+    (void)cl_cbor_enc_tstr_z(&e, "time budget of 10 ms exceeded");
+    (void)cl_cbor_enc_array(&e, 2);
+    for (uint64_t id = 1; id <= 2; id++) {
+        (void)cl_cbor_enc_array(&e, 7);
+        (void)cl_cbor_enc_uint(&e, id);
+        (void)cl_cbor_enc_uint(&e, 2);
+        (void)cl_cbor_enc_tstr_z(&e, "valve.set");
+        (void)cl_cbor_enc_map(&e, 1);
+        (void)cl_cbor_enc_tstr_z(&e, "mode");
+        (void)cl_cbor_enc_tstr_z(&e, id == 1 ? "eco" : "comfort");
+        (void)cl_cbor_enc_int(&e, t + 6);
+        (void)cl_cbor_enc_tstr_z(&e, "hot");
+        (void)cl_cbor_enc_int(&e, t + 3600006);
+    }
+    CHECK(cl_cbor_enc_finish(&e, &ml[k++]) == CL_OK);
+    /* DONE [14, t, target, [ids], reason] */
+    rec_begin(&e, m[k], 600, 5, CL_REC_DONE, t + 7);
+    (void)cl_cbor_enc_uint(&e, 2);
+    (void)cl_cbor_enc_array(&e, 1);
+    (void)cl_cbor_enc_uint(&e, 1);
+    (void)cl_cbor_enc_uint(&e, 0);
+    CHECK(cl_cbor_enc_finish(&e, &ml[k++]) == CL_OK);
+    /* SCENARIO [15, t, name, doc, [[kind, name, doc]...]]: an event type and a rule */
+    rec_begin(&e, m[k], 600, 5, CL_REC_SCENARIO, t + 8);
+    (void)cl_cbor_enc_tstr_z(&e, "home");
+    (void)cl_cbor_enc_map(&e, 1);
+    (void)cl_cbor_enc_tstr_z(&e, "objects");
+    (void)cl_cbor_enc_array(&e, 2);
+    (void)cl_cbor_enc_array(&e, 2);
+    (void)cl_cbor_enc_uint(&e, 0);
+    (void)cl_cbor_enc_tstr_z(&e, "wifi.status");
+    (void)cl_cbor_enc_array(&e, 2);
+    (void)cl_cbor_enc_uint(&e, CL_MK_RULE);
+    (void)cl_cbor_enc_tstr_z(&e, "home.away");
+    (void)cl_cbor_enc_array(&e, 2);
+    (void)cl_cbor_enc_array(&e, 3);
+    (void)cl_cbor_enc_uint(&e, 0);
+    (void)cl_cbor_enc_tstr_z(&e, "wifi.status");
+    (void)cl_cbor_enc_map(&e, 1);
+    (void)cl_cbor_enc_tstr_z(&e, "name");
+    (void)cl_cbor_enc_tstr_z(&e, "wifi.status");
+    (void)cl_cbor_enc_array(&e, 3);
+    (void)cl_cbor_enc_uint(&e, CL_MK_RULE);
+    (void)cl_cbor_enc_tstr_z(&e, "home.away");
+    (void)cl_cbor_enc_map(&e, 1);
+    (void)cl_cbor_enc_tstr_z(&e, "name");
+    (void)cl_cbor_enc_tstr_z(&e, "home.away");
+    CHECK(cl_cbor_enc_finish(&e, &ml[k++]) == CL_OK);
+    size_t scenario_rec = k - 1;
+    /* SCENARIO_DEL [16, t, name, [[kind, name]...]] */
+    rec_begin(&e, m[k], 600, 4, CL_REC_SCENARIO_DEL, t + 9);
+    (void)cl_cbor_enc_tstr_z(&e, "home");
+    (void)cl_cbor_enc_array(&e, 2);
+    (void)cl_cbor_enc_array(&e, 2);
+    (void)cl_cbor_enc_uint(&e, 0);
+    (void)cl_cbor_enc_tstr_z(&e, "wifi.status");
+    (void)cl_cbor_enc_array(&e, 2);
+    (void)cl_cbor_enc_uint(&e, CL_MK_RULE);
+    (void)cl_cbor_enc_tstr_z(&e, "home.away");
+    CHECK(cl_cbor_enc_finish(&e, &ml[k++]) == CL_OK);
+
+    /* the history, then every model record (all accepted) */
+    memset(&s, 0, sizeof s);
+    b.n = 0;
+    chunk(&b, (const uint8_t *)"\xa0", 1);
+    for (size_t i = 0; i < n - 1; i++) { /* without the revocation */
+        chunk(&b, recs[i], lens[i]);
+        CHECK(cl_state_apply(&s, recs[i], lens[i]) == CL_OK);
+    }
+    for (size_t i = 0; i < k; i++) {
+        chunk(&b, m[i], ml[i]);
+        CHECK(cl_state_apply(&s, m[i], ml[i]) == CL_OK);
+    }
+    put("model_history", b.b, b.n);
+    /* the snapshot after the scenario was installed (before its removal): restored, removed */
+    cl_state_free(&s);
+    memset(&s, 0, sizeof s);
+    for (size_t i = 0; i < n - 1; i++)
+        CHECK(cl_state_apply(&s, recs[i], lens[i]) == CL_OK);
+    for (size_t i = 0; i <= scenario_rec; i++)
+        CHECK(cl_state_apply(&s, m[i], ml[i]) == CL_OK);
+    CHECK(cl_state_snapshot(&s, &snap, &snap_len) == CL_OK);
+    cl_state_free(&s);
+    b.n = 0;
+    chunk(&b, snap, snap_len);
+    chunk(&b, m[scenario_rec + 1], ml[scenario_rec + 1]);
+    chunk(&b, m[scenario_rec], ml[scenario_rec]); /* installed again */
+    chunk(&b, m[scenario_rec], ml[scenario_rec]); /* and again: refused */
+    put("model_snapshot_then_records", b.b, b.n);
+    free(snap);
 }
 
 /* ---- fuzz_core_requests ---- */
@@ -500,6 +681,7 @@ int main(int argc, char **argv)
     gen_batch();
     gen_unseal();
     gen_state();
+    gen_state_model();
     gen_requests();
     return 0;
 }
