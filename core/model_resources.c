@@ -59,13 +59,7 @@ static cl_status_t method(reqctx_t *r, const char *allowed)
 
 static cl_status_t version_body(reqctx_t *r, uint8_t code, uint64_t version)
 {
-    cl_cbor_enc_t e;
-    r->code = code;
-    cl_cbor_enc_init(&e, r->body, sizeof r->body);
-    cl_cbor_enc_map(&e, 1);
-    cl_cbor_enc_tstr_z(&e, "version");
-    cl_cbor_enc_uint(&e, version);
-    return cl_cbor_enc_finish(&e, &r->body_len);
+    return cl_res_uint_answer(r, code, "version", version);
 }
 
 static cl_status_t empty_body(reqctx_t *r, uint8_t code)
@@ -289,7 +283,7 @@ static cl_status_t list_objects(reqctx_t *r, int kind, bool with_rule_status)
     cl_state_t *s = &r->c->st;
     uint8_t *big = malloc(LIST_MAX_BODY);
     cl_cbor_enc_t e;
-    size_t n = 0, len;
+    size_t n = 0;
     if (big == NULL)
         return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "out of memory");
     for (size_t i = 0; i < s->n_objs; i++)
@@ -347,14 +341,7 @@ static cl_status_t list_objects(reqctx_t *r, int kind, bool with_rule_status)
         cl_cbor_enc_uint(&e, o->version);
         cl_cbor_enc_raw(&e, o->doc + head, o->doc_len - head);
     }
-    if (cl_cbor_enc_finish(&e, &len) != CL_OK) {
-        free(big);
-        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "listing too large");
-    }
-    r->code = CL_COAP_CONTENT;
-    r->big = big;
-    r->big_len = len;
-    return CL_OK;
+    return cl_res_big_answer(r, &e, big);
 }
 
 /* ---- rules ---- */
@@ -404,7 +391,6 @@ static cl_status_t get_rule(reqctx_t *r, const char *name, size_t nl)
     cl_mobj_t *o = cl_model_get(&r->c->st, CL_MK_RULE, name, nl);
     cl_eca_rule_info_t info;
     cl_cbor_enc_t e;
-    size_t len;
     if (o == NULL)
         return cl_res_error(r, CL_COAP_NOT_FOUND, "not-found", "no such rule");
     memset(&info, 0, sizeof info);
@@ -437,14 +423,7 @@ static cl_status_t get_rule(reqctx_t *r, const char *name, size_t nl)
         cl_cbor_enc_tstr_z(&e, "state");
         cl_cbor_enc_raw(&e, o->state, o->state_len);
     }
-    if (cl_cbor_enc_finish(&e, &len) != CL_OK) {
-        free(big);
-        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "rule too large");
-    }
-    r->code = CL_COAP_CONTENT;
-    r->big = big;
-    r->big_len = len;
-    return CL_OK;
+    return cl_res_big_answer(r, &e, big);
 }
 
 static cl_status_t rule_flags(reqctx_t *r, const char *name, size_t nl, bool enabled)
@@ -548,7 +527,7 @@ static cl_status_t validate_rule(reqctx_t *r, const uint8_t *doc, size_t dl)
     cl_eca_event_t e = {type, type_len, (uint32_t)source, t, props, props_len};
     cl_status_t st = cl_eca_dry_run(c->eca, doc, dl, &e, dry_action, dry_derived, dr, &matched,
                                     why, sizeof why);
-    size_t al = 0, el = 0, len;
+    size_t al = 0, el = 0;
     if (cl_cbor_enc_finish(&dr->acts, &al) != CL_OK || cl_cbor_enc_finish(&dr->evs, &el) != CL_OK) {
         free(dr);
         return cl_res_error(r, CL_COAP_REQUEST_TOO_LARGE, "too-large", "the dry run emitted too much");
@@ -575,14 +554,7 @@ static cl_status_t validate_rule(reqctx_t *r, const uint8_t *doc, size_t dl)
         cl_cbor_enc_tstr_z(&o, why[0] ? why : cl_status_str(st));
     }
     free(dr);
-    if (cl_cbor_enc_finish(&o, &len) != CL_OK) {
-        free(big);
-        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "response too large");
-    }
-    r->code = CL_COAP_CONTENT;
-    r->big = big;
-    r->big_len = len;
-    return CL_OK;
+    return cl_res_big_answer(r, &o, big);
 }
 
 /* ---- publishers ---- */
@@ -1048,12 +1020,7 @@ static cl_status_t post_ack(reqctx_t *r)
         if (cl_cbor_enc_finish(&e, &len) != CL_OK || cl_core_commit(c, rec, len) != CL_OK)
             return storage_failed(r);
     }
-    r->code = CL_COAP_CHANGED;
-    cl_cbor_enc_init(&e, r->body, sizeof r->body);
-    cl_cbor_enc_map(&e, 1);
-    cl_cbor_enc_tstr_z(&e, "acked");
-    cl_cbor_enc_uint(&e, k);
-    return cl_cbor_enc_finish(&e, &r->body_len);
+    return cl_res_uint_answer(r, CL_COAP_CHANGED, "acked", k);
 }
 
 /* ---- routing ---- */

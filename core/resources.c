@@ -53,6 +53,30 @@ cl_status_t cl_res_error(reqctx_t *r, uint8_t code, const char *err, const char 
     return cl_cbor_enc_finish(&e, &r->body_len);
 }
 
+cl_status_t cl_res_uint_answer(reqctx_t *r, uint8_t code, const char *key, uint64_t value)
+{
+    cl_cbor_enc_t e;
+    r->code = code;
+    cl_cbor_enc_init(&e, r->body, sizeof r->body);
+    cl_cbor_enc_map(&e, 1);
+    cl_cbor_enc_tstr_z(&e, key);
+    cl_cbor_enc_uint(&e, value);
+    return cl_cbor_enc_finish(&e, &r->body_len);
+}
+
+cl_status_t cl_res_big_answer(reqctx_t *r, const cl_cbor_enc_t *e, uint8_t *big)
+{
+    size_t len;
+    if (cl_cbor_enc_finish(e, &len) != CL_OK) {
+        free(big);
+        return cl_res_error(r, CL_COAP_INTERNAL_ERROR, "internal", "response too large");
+    }
+    r->code = CL_COAP_CONTENT;
+    r->big = big;
+    r->big_len = len;
+    return CL_OK;
+}
+
 /* Positions d at the value of text key `key` in the top-level map of p. */
 bool cl_res_map_find(const uint8_t *p, size_t len, const char *key, cl_cbor_dec_t *d)
 {
@@ -914,13 +938,7 @@ static cl_status_t post_events(reqctx_t *r)
     if (cl_rules_commit(c) != CL_OK)
         return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
                             "the events are stored but the rules' effects could not be sealed");
-    r->code = CL_COAP_CHANGED;
-    cl_cbor_enc_t e;
-    cl_cbor_enc_init(&e, r->body, sizeof r->body);
-    cl_cbor_enc_map(&e, 1);
-    cl_cbor_enc_tstr_z(&e, "accepted");
-    cl_cbor_enc_uint(&e, n);
-    return cl_cbor_enc_finish(&e, &r->body_len);
+    return cl_res_uint_answer(r, CL_COAP_CHANGED, "accepted", n);
 }
 
 /* "/clients/<id>/<action>" */
@@ -1016,12 +1034,8 @@ static cl_status_t post_event_type(reqctx_t *r)
     if (cl_cbor_enc_finish(&e, &rec_len) != CL_OK || cl_core_commit(c, rec, rec_len) != CL_OK)
         return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
                      "the sealed log could not be written; nothing changed");
-    r->code = existed ? CL_COAP_CHANGED : CL_COAP_CREATED;
-    cl_cbor_enc_init(&e, r->body, sizeof r->body);
-    cl_cbor_enc_map(&e, 1);
-    cl_cbor_enc_tstr_z(&e, "version");
-    cl_cbor_enc_uint(&e, cl_state_evtype(&c->st, name, name_len)->version);
-    return cl_cbor_enc_finish(&e, &r->body_len);
+    return cl_res_uint_answer(r, existed ? CL_COAP_CHANGED : CL_COAP_CREATED, "version",
+                              cl_state_evtype(&c->st, name, name_len)->version);
 }
 
 static void enc_roles(cl_cbor_enc_t *e, uint8_t mask)

@@ -35,6 +35,10 @@ typedef struct reqctx {
 #define MEMBERS (ADMINS | R(CL_ROLE_USER) | R(CL_ROLE_DEVICE) | R(CL_ROLE_SERVICE))
 #define READERS (ADMINS | R(CL_ROLE_USER))
 
+/** An answer {key: value}. */
+cl_status_t cl_res_uint_answer(reqctx_t *r, uint8_t code, const char *key, uint64_t value);
+/** 2.05 with the heap body an encoder wrote into `big` (freed on failure: 5.00). */
+cl_status_t cl_res_big_answer(reqctx_t *r, const cl_cbor_enc_t *e, uint8_t *big);
 /** An error response {"error": err, "message": msg}. */
 cl_status_t cl_res_error(reqctx_t *r, uint8_t code, const char *err, const char *msg);
 /** Positions d at the value of text key `key` in the top-level map of p (<= 32 keys). */
