@@ -33,11 +33,14 @@
  *   off and rounded (the "decimal shift" algorithm of Go's strconv and
  *   Wuffs: 800 digits hold every binary64 midpoint exactly, digits beyond
  *   them only matter for breaking ties, and a sticky flag keeps that);
- * - binary64 -> decimal is shortest round trip: the exact decimal expansion
- *   of the double (at most 767 significant digits) is rounded to 1, 2, ...
- *   17 digits, and the first rounding that parses back to the same double
- *   with the parser above is printed. Printed floats always carry a '.' or
- *   an exponent, so they come back as floats, not integers.
+ * - binary64 -> decimal is shortest round trip: the double and the two
+ *   midpoints to its neighbours are computed exactly as big integers
+ *   (k * 5^n or k * 2^n in base 10^9), and the first of the roundings to
+ *   1, 2, ... 17 digits that lies between the midpoints is printed: any
+ *   correct parser reads it back as the same double. This printer shares
+ *   nothing with the parser, so the round trip checks one with the other.
+ *   Printed floats always carry a '.' or an exponent, so they come back
+ *   as floats, not integers.
  */
 #include "cloister/json.h"
 
@@ -71,23 +74,6 @@ static void dec_trim(struct decimal *a)
         a->nd--;
     if (a->nd == 0)
         a->dp = 0;
-}
-
-static void dec_assign(struct decimal *a, uint64_t v)
-{
-    uint8_t rev[20];
-    int n = 0;
-
-    while (v > 0) {
-        rev[n++] = (uint8_t)(v % 10);
-        v /= 10;
-    }
-    a->nd = 0;
-    a->trunc = false;
-    while (n > 0)
-        a->d[a->nd++] = rev[--n];
-    a->dp = a->nd;
-    dec_trim(a);
 }
 
 /* Divides by 2^k (k <= DEC_MAX_SHIFT): long division, digit by digit. */
@@ -359,13 +345,84 @@ static double dec_value(struct decimal *a, bool *overflow)
 /* Shortest round-trip printing of doubles                             */
 /* ------------------------------------------------------------------ */
 
-/* Digits kept of an exact expansion: 17 to print, one to round, one more to see. */
+/*
+ * Exact values k * 2^f as big integers in base 10^9 (little-endian limbs):
+ * k * 2^f for f >= 0, k * 5^-f (times 10^f) for f < 0. The largest is
+ * 2^57 * 5^1076, below 10^770: 86 limbs.
+ */
+#define LIMB_BASE 1000000000u
+#define MAX_LIMBS 88
+#define POW5_13 1220703125u /* the largest power of five below 2^32 */
+
+struct bignum {
+    uint32_t l[MAX_LIMBS];
+    int n; /**< limbs in use; the top one is nonzero */
+};
+
+/* b *= f; with f < 2^32 every step (limb * f + carry) stays below 2^64. */
+static void big_mul_small(struct bignum *b, uint32_t f)
+{
+    uint64_t carry = 0;
+
+    for (int i = 0; i < b->n; i++) {
+        uint64_t t = (uint64_t)b->l[i] * f + carry;
+        b->l[i] = (uint32_t)(t % LIMB_BASE);
+        carry = t / LIMB_BASE;
+    }
+    while (carry > 0 && b->n < MAX_LIMBS) {
+        b->l[b->n++] = (uint32_t)(carry % LIMB_BASE);
+        carry /= LIMB_BASE;
+    }
+}
+
+/* 2^f (f >= 0) or 5^-f (f < 0). */
+static void big_pow(struct bignum *b, int f)
+{
+    b->l[0] = 1;
+    b->n = 1;
+    for (; f >= 31; f -= 31)
+        big_mul_small(b, (uint32_t)1 << 31);
+    if (f >= 0) {
+        big_mul_small(b, (uint32_t)1 << f);
+        return;
+    }
+    for (f = -f; f >= 13; f -= 13)
+        big_mul_small(b, POW5_13);
+    for (; f > 0; f--)
+        big_mul_small(b, 5);
+}
+
+/*
+ * r = p * k for k < 2^57: k = k1 * 10^9 + k0 with k1 < 2^28, so each limb
+ * sum p[i] * k0 + p[i-1] * k1 + carry stays below 2^64.
+ */
+static void big_mul_u64(const struct bignum *p, uint64_t k, struct bignum *r)
+{
+    uint64_t k0 = k % LIMB_BASE, k1 = k / LIMB_BASE, carry = 0;
+    int i;
+
+    for (i = 0; i <= p->n && i < MAX_LIMBS; i++) {
+        uint64_t a0 = i < p->n ? p->l[i] : 0, a1 = i > 0 ? p->l[i - 1] : 0;
+        uint64_t t = a0 * k0 + a1 * k1 + carry;
+        r->l[i] = (uint32_t)(t % LIMB_BASE);
+        carry = t / LIMB_BASE;
+    }
+    while (carry > 0 && i < MAX_LIMBS) {
+        r->l[i++] = (uint32_t)(carry % LIMB_BASE);
+        carry /= LIMB_BASE;
+    }
+    while (i > 0 && r->l[i - 1] == 0)
+        i--;
+    r->n = i;
+}
+
+/* Digits kept of an exact value: 17 to print, one to round, one more to see. */
 #define KEEP_DIGITS 19
 #define MAX_SHORTEST 17
 /* Longest printed float: "-0.00000" + 17 digits, or "-" + 21 digits + ".0". */
 #define FLOAT_TEXT_MAX 32
 
-/** A short decimal: value = 0.d[0]..d[nd-1] * 10^dp; more = nonzero digits follow. */
+/** A short decimal: value = 0.d[0]..d[nd-1] * 10^dp, d[0] != 0; more = nonzero digits follow. */
 struct digits {
     uint8_t d[KEEP_DIGITS];
     int nd;
@@ -373,49 +430,67 @@ struct digits {
     bool more;
 };
 
-/* Exact decimal expansion of the finite, nonzero, positive double v (first digits). */
-static void exact_digits(double v, struct decimal *scratch, struct digits *x)
+/* The leading digits of n * 10^e10 (n > 0). */
+static void big_digits(const struct bignum *n, int e10, struct digits *x)
 {
-    uint64_t bits = to_bits(v);
-    uint64_t mant = bits & (((uint64_t)1 << F64_MANT_BITS) - 1);
-    int e = (int)(bits >> F64_MANT_BITS);
+    int total = 9 * (n->n - 1), top_len = 0;
 
-    if (e == 0) {
-        e = 1 - F64_BIAS - F64_MANT_BITS; /* subnormal: mant * 2^-1074 */
-    } else {
-        mant |= (uint64_t)1 << F64_MANT_BITS;
-        e -= F64_BIAS + F64_MANT_BITS;
+    for (uint32_t t = n->l[n->n - 1]; t > 0; t /= 10)
+        top_len++;
+    total += top_len;
+    x->nd = 0;
+    x->more = false;
+    x->dp = total + e10;
+    for (int i = n->n - 1; i >= 0 && !x->more; i--) {
+        uint32_t limb = n->l[i], div = 100000000u; /* 10^8: a limb's first digit */
+        if (x->nd == KEEP_DIGITS) {
+            x->more = limb != 0; /* whole limbs beyond the kept digits */
+            continue;
+        }
+        for (int j = i == n->n - 1 ? top_len : 9; j < 9; j++)
+            div /= 10;
+        for (; div > 0; div /= 10) {
+            uint8_t dgt = (uint8_t)(limb / div % 10);
+            if (x->nd < KEEP_DIGITS)
+                x->d[x->nd++] = dgt;
+            else if (dgt != 0)
+                x->more = true;
+        }
     }
-    dec_assign(scratch, mant);
-    dec_shift(scratch, e);
-    x->nd = scratch->nd < KEEP_DIGITS ? scratch->nd : KEEP_DIGITS;
-    memcpy(x->d, scratch->d, (size_t)x->nd);
-    x->dp = scratch->dp;
-    /* no trailing zeros: any digit beyond the kept ones is nonzero */
-    x->more = scratch->nd > KEEP_DIGITS || scratch->trunc;
+    if (!x->more)
+        while (x->nd > 0 && x->d[x->nd - 1] == 0)
+            x->nd--;
 }
 
-/* x rounded half to even to at most p digits (p < KEEP_DIGITS), trailing zeros dropped. */
-static void round_digits(const struct digits *x, int p, struct digits *r)
+/* Compares two short decimals with nonzero leading digits. */
+static int digits_cmp(const struct digits *a, const struct digits *b)
 {
-    bool up = false;
+    int n = a->nd > b->nd ? a->nd : b->nd;
 
+    if (a->dp != b->dp)
+        return a->dp < b->dp ? -1 : 1;
+    for (int i = 0; i < n; i++) {
+        uint8_t x = i < a->nd ? a->d[i] : 0, y = i < b->nd ? b->d[i] : 0;
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    if (a->more != b->more)
+        return a->more ? 1 : -1;
+    return 0;
+}
+
+/* x cut to p digits (p < x->nd), plus one unit in the last place when up. */
+static void cut_digits(const struct digits *x, int p, bool up, struct digits *r)
+{
     *r = *x;
     r->more = false;
-    if (x->nd <= p)
-        return;
     r->nd = p;
-    if (x->d[p] > 5) {
-        up = true;
-    } else if (x->d[p] == 5) {
-        up = x->more || x->nd > p + 1 || x->d[p - 1] % 2 == 1;
-    }
     if (up) {
         int i = p - 1;
         while (i >= 0 && r->d[i] == 9)
             r->d[i--] = 0;
         if (i < 0) {
-            /* 99..9 rounds up to 1 followed by zeros */
+            /* 99..9 + 1 = 10..0 */
             r->d[0] = 1;
             r->nd = 1;
             r->dp++;
@@ -427,18 +502,74 @@ static void round_digits(const struct digits *x, int p, struct digits *r)
         r->nd--;
 }
 
-/* Does the short decimal c parse back to exactly the double with these bits? */
-static bool round_trips(const struct digits *c, uint64_t bits, struct decimal *scratch)
-{
-    bool overflow;
-    double v;
+/** The value printed and the interval of decimals that read back as it. */
+struct shortest {
+    struct digits v, lo, hi;
+    bool inclusive; /**< even mantissa: ties at lo and hi round to it */
+};
 
-    memcpy(scratch->d, c->d, (size_t)c->nd);
-    scratch->nd = c->nd;
-    scratch->dp = c->dp;
-    scratch->trunc = false;
-    v = dec_value(scratch, &overflow);
-    return !overflow && to_bits(v) == bits;
+static bool in_interval(const struct shortest *s, const struct digits *c)
+{
+    int l = digits_cmp(c, &s->lo), h = digits_cmp(c, &s->hi);
+    return (l > 0 || (l == 0 && s->inclusive)) && (h < 0 || (h == 0 && s->inclusive));
+}
+
+/*
+ * Shortest decimal that reads back as the finite positive double with
+ * these bits: the first p (1, 2, ... 17) for which the nearest p-digit
+ * decimal, or failing that the p-digit neighbour on the other side, lies
+ * strictly between the midpoints to the adjacent doubles (or on one when
+ * round-half-even would pick our double). With v = m * 2^e the midpoints
+ * are (4m +- 2) * 2^(e-2), except at a power of two, where the double
+ * below is only half as far: (4m - 1) * 2^(e-2).
+ */
+static void shortest_digits(uint64_t bits, struct bignum *pow, struct bignum *prod,
+                            struct digits *out)
+{
+    struct shortest s;
+    uint64_t mant = bits & (((uint64_t)1 << F64_MANT_BITS) - 1), m;
+    int be = (int)(bits >> F64_MANT_BITS), f, e10;
+
+    if (be == 0) {
+        m = mant; /* subnormal: m * 2^-1074 */
+        f = 1 - F64_BIAS - F64_MANT_BITS - 2;
+    } else {
+        m = mant | (uint64_t)1 << F64_MANT_BITS;
+        f = be - F64_BIAS - F64_MANT_BITS - 2;
+    }
+    big_pow(pow, f);
+    e10 = f < 0 ? f : 0;
+    big_mul_u64(pow, 4 * m, prod);
+    big_digits(prod, e10, &s.v);
+    big_mul_u64(pow, 4 * m + 2, prod);
+    big_digits(prod, e10, &s.hi);
+    big_mul_u64(pow, mant == 0 && be > 1 ? 4 * m - 1 : 4 * m - 2, prod);
+    big_digits(prod, e10, &s.lo);
+    s.inclusive = m % 2 == 0;
+
+    for (int p = 1; p <= MAX_SHORTEST; p++) {
+        struct digits c;
+        bool dropped = s.v.more, up;
+
+        if (s.v.nd <= p) {
+            *out = s.v; /* exact in p digits: it is the value itself */
+            return;
+        }
+        for (int i = p + 1; i < s.v.nd; i++)
+            dropped = dropped || s.v.d[i] != 0;
+        up = s.v.d[p] > 5 || (s.v.d[p] == 5 && (dropped || s.v.d[p - 1] % 2 == 1));
+        cut_digits(&s.v, p, up, &c);
+        if (in_interval(&s, &c) || p == MAX_SHORTEST) {
+            *out = c;
+            return;
+        }
+        /* nearest is out: the neighbour on the other side may still be in */
+        cut_digits(&s.v, p, !up, &c);
+        if (in_interval(&s, &c)) {
+            *out = c;
+            return;
+        }
+    }
 }
 
 static size_t put_uint_text(char *out, uint64_t v)
@@ -455,16 +586,21 @@ static size_t put_uint_text(char *out, uint64_t v)
     return n;
 }
 
+/** Scratch space of the float printer (on the caller's stack, once per call). */
+struct fmt_scratch {
+    struct bignum pow, prod;
+};
+
 /*
  * Writes the finite double v as JSON text (at most FLOAT_TEXT_MAX bytes, no
  * NUL); returns the length. The layout is ECMAScript's Number::toString
  * (plain digits from 1e-6 up to 1e21, an exponent outside), with ".0"
  * appended to integral values so they stay floats.
  */
-static size_t format_double(double v, char *out, struct decimal *scratch)
+static size_t format_double(double v, char *out, struct fmt_scratch *scratch)
 {
     uint64_t bits = to_bits(v), mag = bits & ~((uint64_t)1 << 63);
-    struct digits x, c;
+    struct digits c;
     size_t o = 0;
     int k, n, i;
 
@@ -474,13 +610,7 @@ static size_t format_double(double v, char *out, struct decimal *scratch)
         memcpy(out + o, "0.0", 3);
         return o + 3;
     }
-    exact_digits(from_bits(mag), scratch, &x);
-    for (int p = 1;; p++) {
-        round_digits(&x, p, &c);
-        /* 17 significant digits always identify a double (IEEE 754 5.12.2) */
-        if (p >= MAX_SHORTEST || round_trips(&c, mag, scratch))
-            break;
-    }
+    shortest_digits(mag, &scratch->pow, &scratch->prod, &c);
     k = c.nd;
     n = c.dp;
     if (k <= n && n <= 21) {
@@ -909,7 +1039,7 @@ static bool is_duplicate(const struct parser *p, const struct frame *f, size_t k
             return false;
         if (same_key(p, i, key))
             return true;
-        i = ws_from(p, skip_checked_string(p, i)) + 1; /* the ':' */
+        i = ws_from(p, skip_checked_string(p, i)) + 1;            /* the ':' */
         i = ws_from(p, skip_checked_value(p, ws_from(p, i))) + 1; /* the ',' */
     }
 }
@@ -925,6 +1055,10 @@ static cl_status_t parse_key(struct parser *p, const struct frame *f)
     rc = put_string(p);
     if (rc != CL_OK)
         return rc;
+    if (f->count >= CL_JSON_MAX_MEMBERS) { /* also bounds the duplicate check's quadratic cost */
+        p->err = key;
+        return CL_FAIL(CL_ERR_LIMIT);
+    }
     if (p->check_dups && f->count > 0 && is_duplicate(p, f, key))
         return BAD_AT(p, key);
     skip_ws(p);
@@ -1425,7 +1559,7 @@ static void put_big_negative(struct sink *k, const uint8_t *head, size_t n)
 }
 
 /* A simple value or float: false, true, null and finite floats have a JSON form. */
-static cl_status_t put_simple(cl_cbor_dec_t *d, struct sink *k, struct decimal *scratch)
+static cl_status_t put_simple(cl_cbor_dec_t *d, struct sink *k, struct fmt_scratch *scratch)
 {
     cl_status_t rc;
     uint8_t sv;
@@ -1455,7 +1589,7 @@ static cl_status_t put_simple(cl_cbor_dec_t *d, struct sink *k, struct decimal *
 
 /* One pass: checks the item and writes (or counts) its JSON text. */
 static cl_status_t cbor_pass(const uint8_t *cbor, size_t len, struct sink *k, bool check_dups,
-                             struct decimal *scratch)
+                             struct fmt_scratch *scratch)
 {
     struct jframe stack[CL_JSON_MAX_DEPTH];
     size_t depth = 0;
@@ -1565,7 +1699,7 @@ cl_status_t cl_cbor_to_json(const uint8_t *cbor, size_t len, char *out, size_t o
                             size_t *out_len)
 {
     cl_status_t rc;
-    struct decimal scratch;
+    struct fmt_scratch scratch;
     struct sink k = {NULL, 0, 0, false};
 
     if (out_len == NULL || (cbor == NULL && len > 0)) {

@@ -21,14 +21,27 @@
  *   - nesting deeper than CL_JSON_MAX_DEPTH is CL_ERR_LIMIT;
  *   - definite lengths only: the converter makes two passes over the text
  *     (count, then emit) and needs no heap.
- *   Output that does not fit: CL_ERR_BUFFER_TOO_SMALL (out may be NULL with
- *   out_size 0 to learn the size in *out_len).
+ *   Output that does not fit: CL_ERR_BUFFER_TOO_SMALL, nothing written, and
+ *   *out_len is the size needed. out may be NULL (out_size is then ignored)
+ *   to learn the size: CL_OK with the size in *out_len. err_off may be NULL;
+ *   it is only written on CL_ERR_BAD_INPUT / CL_ERR_LIMIT (for LIMIT: the
+ *   bracket that opens level CL_JSON_MAX_DEPTH + 1). When the text ends too
+ *   early, *err_off is len.
  *
  * CBOR -> JSON (cl_cbor_to_json): the inverse for the subset above (maps
  * with text keys, arrays, text, ints, floats, bools, null). Byte strings are
  * written as base64url strings without padding; tags, undefined and other
- * simple values are CL_ERR_UNSUPPORTED. Output is compact (no spaces),
- * NUL-terminated; *out_len excludes the NUL.
+ * simple values, NaN and infinities, and map keys that are not text are
+ * CL_ERR_UNSUPPORTED; malformed CBOR, text that is not UTF-8, duplicate map
+ * keys and bytes after the one item are CL_ERR_BAD_INPUT; nesting deeper
+ * than CL_JSON_MAX_DEPTH is CL_ERR_LIMIT. Integers are printed exactly
+ * (also beyond int64, which JSON -> CBOR then reads as floats); floats are
+ * printed in the shortest form that reads back as the same double, always
+ * with a '.' or an exponent ("1.0", "-0.0", "1e21"), so JSON -> CBOR ->
+ * JSON -> CBOR gives the same CBOR. Output is compact (no spaces),
+ * NUL-terminated; *out_len excludes the NUL. Sizes work as above: out ==
+ * NULL asks for the length (out_size must then be at least *out_len + 1);
+ * a refusal or a short buffer writes nothing.
  */
 #ifndef CLOISTER_JSON_H
 #define CLOISTER_JSON_H
@@ -43,6 +56,8 @@ extern "C" {
 #endif
 
 #define CL_JSON_MAX_DEPTH 32
+/** Members of one object (more: CL_ERR_LIMIT; bounds the duplicate-key check). */
+#define CL_JSON_MAX_MEMBERS 1024
 
 cl_status_t cl_json_to_cbor(const char *json, size_t len, uint8_t *out, size_t out_size,
                             size_t *out_len, size_t *err_off) CL_MUST_CHECK;
