@@ -204,7 +204,7 @@ static void batch(int c, size_t *pos)
             duk_pop(g_duk);
             continue;
         }
-        cl_js_event_t jev = {"reading", 7, ev->source, 1700000000000 + (int64_t)p, ev->props,
+        cl_js_event_t jev = {"reading",    7, ev->source, 1700000000000 + (int64_t)p, ev->props,
                              ev->props_len};
         cl_status_t st;
         if (c == C_SCRIPT) {
@@ -368,8 +368,8 @@ int main(int argc, char **argv)
                vmax(ns[c], o.reps), 1e9 / m);
     }
     double cond = median(ns[C_COND], o.reps), call = median(ns[C_CALL], o.reps);
-    printf("\ncond / call: %.1fx; cond - cond_true (the expression itself): %.1f ns\n",
-           cond / call, cond - median(ns[C_TRUE], o.reps));
+    printf("\ncond / call: %.1fx; cond - cond_true (the expression itself): %.1f ns\n", cond / call,
+           cond - median(ns[C_TRUE], o.reps));
     printf("script: %.2f emits per run\n",
            evals[C_SCRIPT] ? (double)(g_emits - emits0) / (double)evals[C_SCRIPT] : 0.0);
     printf("memory: %zu bytes per sandbox with the condition, %zu with the script "
@@ -377,8 +377,7 @@ int main(int argc, char **argv)
            heap_cond, heap_script, cl_js_heap_used(g_js[C_COND]), cl_js_heap_used(g_js[C_TRUE]),
            cl_js_heap_used(g_js[C_SCRIPT]));
     printf("creation: %.0f us per sandbox (heap, compile, lockdown)\n", create_us);
-    printf("target: >= 1000000 conditions/s per core: %s\n",
-           1e9 / cond >= 1e6 ? "met" : "NOT met");
+    printf("target: >= 1000000 conditions/s per core: %s\n", 1e9 / cond >= 1e6 ? "met" : "NOT met");
     for (int c = 0; c < C_COUNT; c++)
         cl_js_free(g_js[c]);
     duk_destroy_heap(g_duk);

@@ -112,17 +112,17 @@ static size_t export_state(cl_js_t *js, uint8_t *out)
 /* Fixed events: several shapes, so the event cache sees changes of keys and values. */
 static const uint8_t ev0[] = {
     /* {"temp": 21.5, "hum": 40, "mode": "auto", "list": [1, "x"], "n": {"a": true}} */
-    0xa5, 0x64, 't', 'e', 'm', 'p', 0xf9, 0x4d, 0x60, 0x63, 'h', 'u', 'm', 0x18, 0x28,
-    0x64, 'm', 'o', 'd', 'e', 0x64, 'a', 'u', 't', 'o', 0x64, 'l', 'i', 's', 't',
-    0x82, 0x01, 0x61, 'x', 0x61, 'n', 0xa1, 0x61, 'a', 0xf5};
+    0xa5, 0x64, 't',  'e',  'm',  'p', 0xf9, 0x4d, 0x60, 0x63, 'h', 'u',  'm', 0x18,
+    0x28, 0x64, 'm',  'o',  'd',  'e', 0x64, 'a',  'u',  't',  'o', 0x64, 'l', 'i',
+    's',  't',  0x82, 0x01, 0x61, 'x', 0x61, 'n',  0xa1, 0x61, 'a', 0xf5};
 static const uint8_t ev1[] = {
     /* {"temp": -3, "hum": 99, "mode": "", "list": [], "n": {}} */
-    0xa5, 0x64, 't', 'e', 'm', 'p', 0x22, 0x63, 'h', 'u', 'm', 0x18, 0x63, 0x64, 'm',
-    'o',  'd',  'e', 0x60, 0x64, 'l', 'i', 's', 't', 0x80, 0x61, 'n', 0xa0};
+    0xa5, 0x64, 't', 'e', 'm',  'p',  0x22, 0x63, 'h', 'u', 'm',  0x18, 0x63, 0x64,
+    'm',  'o',  'd', 'e', 0x60, 0x64, 'l',  'i',  's', 't', 0x80, 0x61, 'n',  0xa0};
 static const uint8_t ev2[] = {
     /* {"b": h'0102', "t": 1(5), "s": "été"} */
-    0xa3, 0x61, 'b', 0x42, 0x01, 0x02, 0x61, 't', 0xc1, 0x05, 0x61, 's', 0x65,
-    0xc3, 0xa9, 't',  0xc3, 0xa9};
+    0xa3, 0x61, 'b', 0x42, 0x01, 0x02, 0x61, 't',  0xc1,
+    0x05, 0x61, 's', 0x65, 0xc3, 0xa9, 't',  0xc3, 0xa9};
 
 static void round_of_calls(cl_js_t *js, uint8_t *state, size_t *state_len)
 {
@@ -130,10 +130,11 @@ static void round_of_calls(cl_js_t *js, uint8_t *state, size_t *state_len)
         const uint8_t *p;
         size_t len;
         uint32_t source;
-    } evs[] = {{ev0, sizeof ev0, 3}, {ev1, sizeof ev1, 3}, {ev0, sizeof ev0, 7}, {ev2, sizeof ev2, 1}};
+    } evs[] = {
+        {ev0, sizeof ev0, 3}, {ev1, sizeof ev1, 3}, {ev0, sizeof ev0, 7}, {ev2, sizeof ev2, 1}};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
-        cl_js_event_t ev = {"reading", 7, evs[i].source, 1700000000000 + (int64_t)i, evs[i].p,
-                            evs[i].len};
+        cl_js_event_t ev = {"reading", 7,         evs[i].source, 1700000000000 + (int64_t)i,
+                            evs[i].p,  evs[i].len};
         char why[CL_JS_WHY_MAX];
         bool r = true;
         memset(why, 'x', sizeof why);
@@ -178,9 +179,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cl_js_t *js = NULL;
     char why[CL_JS_WHY_MAX];
     why[0] = '\0';
-    cl_status_t st = cl_js_create(&js, &env, &lim, cond_len ? (const char *)data : NULL, cond_len,
-                                  script_len ? (const char *)script : NULL, script_len, why,
-                                  sizeof why);
+    cl_status_t st =
+        cl_js_create(&js, &env, &lim, cond_len ? (const char *)data : NULL, cond_len,
+                     script_len ? (const char *)script : NULL, script_len, why, sizeof why);
     check_why(st, why);
     if (st != CL_OK) {
         CHECK(js == NULL);

@@ -38,19 +38,19 @@
  */
 typedef struct cl_duk_udata {
     /* --- the budget of the current entry into Duktape (js.c arms it) --- */
-    void *arg;                        /**< the environment's argument */
-    uint64_t (*clock_us)(void *arg);  /**< monotonic us; NULL: work budget only */
-    int64_t (*now_ms)(void *arg);     /**< the core's time for Date.now() / now() */
-    uint64_t budget_us;               /**< the time budget of this entry */
-    uint64_t deadline_us;             /**< clock_us() value at which time is up */
-    int started;                      /**< deadline_us set (at the first check) */
-    uint64_t work;                    /**< work units (bytecode instructions) spent */
-    uint64_t work_limit;              /**< units at which the budget is exceeded */
-    uint32_t allocs;                  /**< allocations since the last clock read */
-    int armed;                        /**< 0 between calls: no budget applies */
-    int expired;                      /**< sticky once the budget is exceeded */
+    void *arg;                       /**< the environment's argument */
+    uint64_t (*clock_us)(void *arg); /**< monotonic us; NULL: work budget only */
+    int64_t (*now_ms)(void *arg);    /**< the core's time for Date.now() / now() */
+    uint64_t budget_us;              /**< the time budget of this entry */
+    uint64_t deadline_us;            /**< clock_us() value at which time is up */
+    int started;                     /**< deadline_us set (at the first check) */
+    uint64_t work;                   /**< work units (bytecode instructions) spent */
+    uint64_t work_limit;             /**< units at which the budget is exceeded */
+    uint32_t allocs;                 /**< allocations since the last clock read */
+    int armed;                       /**< 0 between calls: no budget applies */
+    int expired;                     /**< sticky once the budget is exceeded */
     /* --- the sandbox's services --- */
-    double (*random)(struct cl_duk_udata *u);           /**< [0, 1) from the DRBG */
+    double (*random)(struct cl_duk_udata *u);               /**< [0, 1) from the DRBG */
     void (*fatal)(struct cl_duk_udata *u, const char *msg); /**< must not return */
 } cl_duk_udata_t;
 

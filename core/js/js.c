@@ -75,9 +75,10 @@ static const char COND_POST_CHECK[] = "\n];}";
  * unmatched '}' would be cut short silently; the probe below returns whether
  * the function it compiled still contains the declaration placed after the
  * body (it returns before the body, which therefore never runs). */
-static const char SCRIPT_PRE[] = "function (event, state, emit) {\"use strict\";\n";
+static const char SCRIPT_PRE[] = "function (event, state, emit) {\"use strict\"; ";
 static const char SCRIPT_POST[] = "\n}";
-#define PROBE_PRE "function (event, state, emit) {\"use strict\"; return typeof %s === \"function\";\n"
+#define PROBE_PRE                                                                                  \
+    "function (event, state, emit) {\"use strict\"; return typeof %s === \"function\"; "
 #define PROBE_POST "\nfunction %s() {}\n}"
 
 /* Removes what a rule must not have (README.md, "Escape analysis"), then
@@ -95,7 +96,8 @@ static const char LOCKDOWN_SRC[] =
     "  delete g.Duktape;\n" /* .fin, .act, .gc, .errCreate, .Thread, .enc */
     "  while (todo.length > 0) {\n"
     "    o = todo.pop();\n"
-    "    if (o === null || (typeof o !== \"object\" && typeof o !== \"function\") || O.isFrozen(o))\n"
+    "    if (o === null || (typeof o !== \"object\" && typeof o !== \"function\") || "
+    "O.isFrozen(o))\n"
     "      continue;\n"
     "    O.freeze(o);\n"
     "    todo.push(O.getPrototypeOf(o));\n"
@@ -389,8 +391,8 @@ static void blk_set(uint8_t *b, uint32_t size, uint32_t slot)
 static bool cap_allows(cl_js_t *js, size_t more, bool block)
 {
     size_t cost = more + (block ? BLOCK_OVERHEAD : 0);
-    if (!js->init && (more > js->heap_cap || js->used > js->heap_cap ||
-                      cost > js->heap_cap - js->used)) {
+    if (!js->init &&
+        (more > js->heap_cap || js->used > js->heap_cap || cost > js->heap_cap - js->used)) {
         js->oom = true;
         return false;
     }
@@ -632,7 +634,8 @@ static cl_status_t enter(cl_js_t *js, duk_safe_call_function fn, op_t *op, bool 
         js->in_run = js->in_emit = false;
         disarm(js);
         abandon_heap(js);
-        why_set(why, why_size, "ECMAScript engine failure (%s); the sandbox restarts on its next call",
+        why_set(why, why_size,
+                "ECMAScript engine failure (%s); the sandbox restarts on its next call",
                 js->fatal_msg);
         return CL_FAIL(CL_ERR_STATE);
     }
@@ -690,12 +693,21 @@ static void dec_value(cl_js_t *js, duk_context *ctx, cl_cbor_dec_t *d, unsigned 
     case CL_CBOR_NINT: {
         int64_t v;
         uint64_t u;
-        if (t == CL_CBOR_UINT && cl_cbor_dec_uint(d, &u) == CL_OK)
+        const uint8_t *raw;
+        size_t rlen;
+        if (t == CL_CBOR_UINT && cl_cbor_dec_uint(d, &u) == CL_OK) {
             duk_push_number(ctx, (double)u);
-        else if (t == CL_CBOR_NINT && cl_cbor_dec_int(d, &v) == CL_OK)
+        } else if (t == CL_CBOR_NINT && cl_cbor_dec_int(d, &v) == CL_OK) {
             duk_push_number(ctx, (double)v);
-        else
-            dec_fail(js, ctx, what, "integer out of range");
+        } else if (t == CL_CBOR_NINT && cl_cbor_dec_raw(d, &raw, &rlen) == CL_OK && rlen == 9) {
+            /* below -2^63: -1 - n with n from the 8-byte argument, as a double */
+            uint64_t n = 0;
+            for (size_t i = 1; i < 9; i++)
+                n = n << 8 | raw[i];
+            duk_push_number(ctx, -1.0 - (double)n);
+        } else {
+            dec_fail(js, ctx, what, "malformed CBOR");
+        }
         return;
     }
     case CL_CBOR_TSTR: {
@@ -818,8 +830,7 @@ static void enc_fail(cl_js_t *js, duk_context *ctx, const enc_t *x, const char *
     own_error(js, ctx, CL_ERR_BAD_INPUT, "%s: %s", x->what, detail);
 }
 
-static void enc_too_large(cl_js_t *js, duk_context *ctx, const enc_t *x)
-    __attribute__((noreturn));
+static void enc_too_large(cl_js_t *js, duk_context *ctx, const enc_t *x) __attribute__((noreturn));
 static void enc_too_large(cl_js_t *js, duk_context *ctx, const enc_t *x)
 {
     own_error(js, ctx, CL_ERR_LIMIT, "%s larger than %zu bytes", x->what, x->limit);
@@ -962,12 +973,8 @@ static void enc_value(cl_js_t *js, duk_context *ctx, enc_t *x, duk_idx_t idx, un
     duk_require_stack(ctx, 8);
     switch (duk_get_type(ctx, idx)) {
     case DUK_TYPE_UNDEFINED: /* only reached in arrays (maps leave it out) */
-    case DUK_TYPE_NULL:
-        cl_cbor_enc_null(&x->e);
-        break;
-    case DUK_TYPE_BOOLEAN:
-        cl_cbor_enc_bool(&x->e, duk_get_boolean(ctx, idx) != 0);
-        break;
+    case DUK_TYPE_NULL: cl_cbor_enc_null(&x->e); break;
+    case DUK_TYPE_BOOLEAN: cl_cbor_enc_bool(&x->e, duk_get_boolean(ctx, idx) != 0); break;
     case DUK_TYPE_NUMBER: {
         double v = duk_get_number(ctx, idx);
         if (v != v || v - v != 0.0)
@@ -1142,28 +1149,28 @@ static duk_ret_t nat_emit(duk_context *ctx)
     duk_size_t len = 0;
     if (!duk_is_string(ctx, 0) || duk_is_symbol(ctx, 0) ||
         (e.action = duk_get_lstring(ctx, 0, &len), !name_ok(e.action, len)))
-        own_error(js, ctx, CL_ERR_BAD_INPUT,
-                         "emit: the action must be a text of 1 to %d bytes", CL_JS_NAME_MAX);
+        own_error(js, ctx, CL_ERR_BAD_INPUT, "emit: the action must be a text of 1 to %d bytes",
+                  CL_JS_NAME_MAX);
     e.action_len = len;
 
     if (duk_is_number(ctx, 1)) {
         double id = duk_get_number(ctx, 1);
         if (!(id >= 1.0 && id <= 4294967295.0) || (double)(uint32_t)id != id)
             own_error(js, ctx, CL_ERR_BAD_INPUT,
-                             "emit: a target client id must be an integer from 1 to 4294967295");
+                      "emit: a target client id must be an integer from 1 to 4294967295");
         e.target_id = (uint32_t)id;
     } else if (duk_is_string(ctx, 1) && !duk_is_symbol(ctx, 1)) {
         const char *g = duk_get_lstring(ctx, 1, &len);
         if (len < 2 || g[0] != '@' || !name_ok(g + 1, len - 1))
             own_error(js, ctx, CL_ERR_BAD_INPUT,
-                             "emit: a target group must be \"@\" and a name of 1 to %d bytes",
-                             CL_JS_NAME_MAX);
+                      "emit: a target group must be \"@\" and a name of 1 to %d bytes",
+                      CL_JS_NAME_MAX);
         e.target_is_group = true;
         e.target_group = g + 1;
         e.target_group_len = len - 1;
     } else {
         own_error(js, ctx, CL_ERR_BAD_INPUT,
-                         "emit: the target must be a client id (an integer >= 1) or \"@group\"");
+                  "emit: the target must be a client id (an integer >= 1) or \"@group\"");
     }
 
     static const uint8_t empty_map[1] = {0xa0};
@@ -1243,14 +1250,15 @@ static duk_ret_t sc_setup(duk_context *ctx, void *udata)
         duk_pop(ctx);
     }
     if (js->script != NULL) {
-        char pre[sizeof PROBE_PRE + sizeof js->end_name], post[sizeof PROBE_POST + sizeof js->end_name];
+        char pre[sizeof PROBE_PRE + sizeof js->end_name],
+            post[sizeof PROBE_POST + sizeof js->end_name];
         snprintf(pre, sizeof pre, PROBE_PRE, js->end_name);
         snprintf(post, sizeof post, PROBE_POST, js->end_name);
         compile(ctx, pre, js->script, js->script_len, post, "script");
         duk_call(ctx, 0); /* returns before the body: runs nothing of the rule's */
         if (!duk_get_boolean(ctx, -1))
             own_error(js, ctx, CL_ERR_BAD_INPUT,
-                             "SyntaxError: unbalanced '}' (the script ends before its end)");
+                      "SyntaxError: unbalanced '}' (the script ends before its end)");
         duk_pop(ctx);
         compile(ctx, SCRIPT_PRE, js->script, js->script_len, SCRIPT_POST, "script");
         js->fn_script = stash(ctx, "script");
@@ -1364,8 +1372,8 @@ static void kill_heap(cl_js_t *js)
 /* API                                                                 */
 /* ------------------------------------------------------------------ */
 
-static cl_status_t copy_source(const char *src, size_t len, const char *name, char **out,
-                               char *why, size_t why_size)
+static cl_status_t copy_source(const char *src, size_t len, const char *name, char **out, char *why,
+                               size_t why_size)
 {
     *out = NULL;
     if (src == NULL)
@@ -1552,8 +1560,8 @@ static bool props_same_keys(cl_js_t *js, cl_cbor_dec_t d, size_t n)
  */
 static void push_event(cl_js_t *js, duk_context *ctx, const cl_js_event_t *ev)
 {
-    if (ev->type_len > 0 && (ev->type == NULL ||
-                             !cl_cbor_utf8_valid((const uint8_t *)ev->type, ev->type_len)))
+    if (ev->type_len > 0 &&
+        (ev->type == NULL || !cl_cbor_utf8_valid((const uint8_t *)ev->type, ev->type_len)))
         dec_fail(js, ctx, "event", "the type is not valid UTF-8");
     const uint8_t *raw = ev->props != NULL ? ev->props : (const uint8_t *)"";
     size_t raw_len = ev->props != NULL ? ev->props_len : 0;
@@ -1747,7 +1755,7 @@ static duk_ret_t sc_run(duk_context *ctx, void *udata)
 static duk_ret_t sc_rollback(duk_context *ctx, void *udata)
 {
     op_t *op = udata;
-    set_state(op->js, ctx, op->js->snap, op->js->snap_len, true);
+    set_state(op->js, ctx, op->js->snap, op->js->snap_len, false); /* snap is unchanged */
     return 0;
 }
 

@@ -10,8 +10,9 @@
  *
  * What a script sees (nothing else: no require, no print, no eval, no
  * Function constructor, no Duktape object, no I/O):
- *   event   {type, source, time, properties}  (a fresh object per call,
- *           built from CBOR; frozen, deeply)
+ *   event   {type, source, time, properties}  (built from CBOR; frozen,
+ *           deeply; the sandbox keeps the object and updates it for the
+ *           next event, which no call can observe: nothing survives a call)
  *   state   the rule's persistent object (kept in the heap between calls;
  *           exported/imported as CBOR for the sealed log). Scripts may
  *           change it; a condition sees a frozen copy (reading is fine,
@@ -50,7 +51,7 @@
  *
  * Fatal errors: if Duktape itself fails (an internal error it cannot throw,
  * which it would normally answer with abort()), the call returns
- * CL_ERR_STATE ("ECMAScript engine failure: ..."), the heap is abandoned
+ * CL_ERR_STATE ("ECMAScript engine failure (...)"), the heap is abandoned
  * (its memory freed by the sandbox's allocator, without asking Duktape) and
  * the next call builds a fresh heap: the sources are compiled again and
  * state is restored from its last committed value. Only if that fails too
@@ -64,7 +65,9 @@
  * instructions per ms of budget). Allocations count as work too (native
  * built-ins run no bytecode) and look at the clock every few calls. With a
  * clock, the instruction count is only a backstop (CL_JS_CLOCK_BACKSTOP
- * times the instruction budget) against a clock that stands still.
+ * times the instruction budget) against a clock that stands still. The
+ * clock is first read at the first check of a call (so the budget starts at
+ * most one interval late), and a call that ends before it never reads it.
  *
  * Threads: a sandbox is used by one thread at a time; different sandboxes
  * are independent. The callbacks of env and emit must not call back into
@@ -79,15 +82,15 @@
 
 #include "cloister/status.h"
 
-#define CL_JS_MAX_SOURCE 8192          /**< bytes of "if" or "script" */
+#define CL_JS_MAX_SOURCE 8192 /**< bytes of "if" or "script" */
 #define CL_JS_DEFAULT_HEAP (256u * 1024u)
 #define CL_JS_DEFAULT_BUDGET_MS 10
 #define CL_JS_DEFAULT_MAX_EMIT 16
 #define CL_JS_DEFAULT_MAX_STATE 4096
 #define CL_JS_WHY_MAX 160
-#define CL_JS_NAME_MAX 64              /**< bytes of an emitted action or group name */
-#define CL_JS_MAX_DEPTH 16             /**< nesting of converted objects and arrays */
-#define CL_JS_MAX_EMIT_PROPS 8192      /**< CBOR bytes of one emit's properties */
+#define CL_JS_NAME_MAX 64         /**< bytes of an emitted action or group name */
+#define CL_JS_MAX_DEPTH 16        /**< nesting of converted objects and arrays */
+#define CL_JS_MAX_EMIT_PROPS 8192 /**< CBOR bytes of one emit's properties */
 /** Bytecode instructions between two budget checks (duktape.c is patched for it). */
 #define CL_JS_INTERRUPT_INSTRUCTIONS 8192
 /** Instructions per ms of budget without a clock (measured: 11k..340k per ms
@@ -163,16 +166,26 @@ cl_status_t cl_js_cond(cl_js_t *js, const cl_js_event_t *ev, bool *result, char 
 cl_status_t cl_js_run(cl_js_t *js, const cl_js_event_t *ev, cl_js_emit_fn emit, void *emit_arg,
                       bool *state_changed, char *why, size_t why_size) CL_MUST_CHECK;
 
-/** Exports state as CBOR (a map). CL_ERR_LIMIT beyond limits.max_state. */
+/**
+ * Exports state as CBOR (a map): the value the last successful call or
+ * cl_js_state_set committed (nothing runs; never more than limits.max_state
+ * bytes: a run that would make it larger fails). CL_ERR_BUFFER_TOO_SMALL
+ * when out_size is short.
+ */
 cl_status_t cl_js_state_get(cl_js_t *js, uint8_t *out, size_t out_size,
                             size_t *out_len) CL_MUST_CHECK;
-/** Replaces state with a CBOR map (restore from the sealed log). */
+/**
+ * Replaces state with a CBOR map (restore from the sealed log): CL_ERR_LIMIT
+ * beyond limits.max_state, CL_ERR_BAD_INPUT for what is not a map of
+ * convertible values (byte strings included); the old state stays then.
+ */
 cl_status_t cl_js_state_set(cl_js_t *js, const uint8_t *cbor, size_t len) CL_MUST_CHECK;
 
 /**
  * Bytes the sandbox's heap currently holds (reported per rule): what Duktape
  * allocated plus the allocator's bookkeeping (16 bytes per block); this is
- * what limits.heap_bytes caps. A fresh sandbox holds about 70 KiB.
+ * what limits.heap_bytes caps. A fresh sandbox holds about 63 KiB (Duktape's
+ * own heap is about 62 KiB of it).
  */
 size_t cl_js_heap_used(const cl_js_t *js);
 
