@@ -61,12 +61,14 @@ int cli_cmd_event_type(int argc, char **argv)
                "                              [--history admin,user,device,service]\n"
                "                              [--schema FILE.json]\n"
                "       cloister event-type list --owner DIR [--json]\n"
+               "       cloister event-type remove NAME --owner DIR\n"
                "Event types the core accepts: events of any other type are refused. --history\n"
                "names the roles that may read the type's history (default admin,user; the\n"
                "owner always may). --schema: a JSON Schema (subset: type, properties,\n"
                "required, additionalProperties, enum, minimum/maximum, minLength/maxLength,\n"
                "items...) the events' properties must satisfy; the core refuses an event that\n"
-               "violates it (schema-violation). Adding an existing type updates it. DIR: the\n"
+               "violates it (schema-violation). Adding an existing type updates it. Removing\n"
+               "a type is refused while a rule names it; its archived events stay. DIR: the\n"
                "owner's directory or an admin's client directory.\n");
         rc = CLI_EXIT_OK;
         goto done;
@@ -76,8 +78,22 @@ int cli_cmd_event_type(int argc, char **argv)
     const char *server = cli_val(opts, N_OPTS(opts), "--server");
     bool add = n_pos == 2 && strcmp(pos[0], "add") == 0;
     bool list = n_pos == 1 && strcmp(pos[0], "list") == 0;
-    if ((!add && !list) || dir == NULL) {
-        cli_fail("usage: cloister event-type add NAME | list --owner DIR (try --help)");
+    bool remove = n_pos == 2 && strcmp(pos[0], "remove") == 0;
+    if ((!add && !list && !remove) || dir == NULL) {
+        cli_fail("usage: cloister event-type add NAME | list | remove NAME --owner DIR (try --help)");
+        goto done;
+    }
+    if (remove) {
+        char path[128];
+        if (snprintf(path, sizeof path, "/event-types/%s", pos[1]) >= (int)sizeof path) {
+            cli_fail("event type name too long");
+            goto done;
+        }
+        cli_req_t r = {.code = CL_COAP_DELETE, .path = path, .cf = -1};
+        rc = cli_ident_call(dir, server, "DELETE /event-types", &r, false, out, HISTORY_BODY_MAX,
+                            &out_len);
+        if (rc == CLI_EXIT_OK)
+            printf("event type '%s' removed (its archived events stay)\n", pos[1]);
         goto done;
     }
     if (list) {

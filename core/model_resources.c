@@ -1023,6 +1023,32 @@ static cl_status_t post_ack(reqctx_t *r)
     return cl_res_uint_answer(r, CL_COAP_CHANGED, "acked", k);
 }
 
+/* DELETE /event-types/{name}: refused while a rule names it; its archived events stay. */
+static cl_status_t delete_event_type(reqctx_t *r, const char *name, size_t nl)
+{
+    cl_core_t *c = r->c;
+    uint64_t want;
+    uint8_t rec[CL_EVTYPE_MAX_NAME + 32];
+    cl_cbor_enc_t e;
+    size_t len;
+    cl_evtype_t *t = cl_state_evtype(&c->st, name, nl);
+    if (t == NULL)
+        return cl_res_error(r, CL_COAP_NOT_FOUND, "not-found", "no such event type");
+    if (if_version(r, &want) && want != t->version)
+        return cl_model_conflict(r, t->version);
+    if (used_by_rules(&c->st, name, nl, NULL))
+        return cl_res_error(r, CL_COAP_CONFLICT, "in-use",
+                            "a rule names this event type: change or remove the rule first");
+    cl_cbor_enc_init(&e, rec, sizeof rec);
+    cl_cbor_enc_array(&e, 3);
+    cl_cbor_enc_uint(&e, CL_REC_EVTYPE_DEL);
+    cl_cbor_enc_int(&e, cl_core_now(c));
+    cl_cbor_enc_tstr(&e, name, nl);
+    if (cl_cbor_enc_finish(&e, &len) != CL_OK || cl_core_commit(c, rec, len) != CL_OK)
+        return storage_failed(r);
+    return empty_body(r, CL_COAP_DELETED);
+}
+
 /* ---- routing ---- */
 
 static cl_status_t parse_id(const char *s, size_t len, uint32_t *id)
@@ -1056,6 +1082,12 @@ cl_status_t cl_model_route(reqctx_t *r)
         if (m != CL_COAP_POST)
             return method(r, "POST");
         return cl_res_role_in(r, ADMINS) ? post_groups(r, id) : forbidden(r, "admins only");
+    }
+    if (n == 2 && seg_is(seg[0], sl[0], "event-types")) {
+        if (m != CL_COAP_DELETE)
+            return method(r, "DELETE");
+        return cl_res_role_in(r, ADMINS) ? delete_event_type(r, seg[1], sl[1])
+                                         : forbidden(r, "admins only");
     }
     if (seg_is(seg[0], sl[0], "action-types") && n <= 2) {
         if (n == 1)

@@ -16,6 +16,7 @@
  *   DONE         [14, t, target, [ids...], reason]  0 = acknowledged, 1 = expired
  *   SCENARIO     [15, t, name, doc, [[kind, name, doc]...]]  kind 0 = event type
  *   SCENARIO_DEL [16, t, name, [[kind, name]...]]
+ *   EVTYPE_DEL   [17, t, name]                      an event type removed (its archive stays)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -806,6 +807,15 @@ cl_status_t cl_model_apply(cl_state_t *s, uint64_t op, cl_cbor_dec_t *d, size_t 
     case CL_REC_DONE: return apply_done(s, d, n);
     case CL_REC_SCENARIO: return apply_scenario(s, d, n);
     case CL_REC_SCENARIO_DEL: return apply_scenario_del(s, d, n);
+    case CL_REC_EVTYPE_DEL: {
+        const char *name;
+        size_t nl;
+        if (n != 3 || cl_cbor_dec_tstr(d, &name, &nl) != CL_OK || !cl_cbor_dec_at_end(d) ||
+            cl_state_evtype(s, name, nl) == NULL)
+            return CL_FAIL(CL_ERR_BAD_INPUT);
+        cl_state_del_evtype(s, name, nl);
+        return CL_OK;
+    }
     default: return CL_FAIL(CL_ERR_BAD_INPUT);
     }
 }

@@ -1194,6 +1194,21 @@ static void test_rules(void **state)
     assert_int_equal(cc_get(&valve, w.rt, "/actions", NULL, body, sizeof body, &bl, &nb),
                      CL_COAP_CONTENT);
     assert_int_equal(actions_of(body, bl, ids, NULL, NULL), 3); /* "hot" still fired */
+
+    /* an event type a rule names cannot go; an unused one can, and only by an admin */
+    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_DELETE, "/event-types/temp", NULL, 0, resp,
+                                sizeof resp, &rl),
+                     CL_COAP_CODE(4, 9));
+    assert_int_equal(evtype_add(&w, "door", NULL), CL_COAP_CREATED);
+    assert_int_equal(cc_request(&sensor, w.rt, CL_COAP_DELETE, "/event-types/door", NULL, 0, resp,
+                                sizeof resp, &rl),
+                     CL_COAP_FORBIDDEN);
+    assert_int_equal(cc_request(&w.owner, w.rt, CL_COAP_DELETE, "/event-types/door", NULL, 0, resp,
+                                sizeof resp, &rl),
+                     CL_COAP_DELETED);
+    assert_int_equal(cc_get(&w.owner, w.rt, "/event-types", NULL, resp, sizeof resp, &rl, &nb),
+                     CL_COAP_CONTENT);
+    assert_false(contains(resp, rl, "door"));
     cc_free(&sensor);
     cc_free(&valve);
     world_free(&w);

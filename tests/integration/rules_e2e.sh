@@ -159,6 +159,10 @@ grep -E "^e2e.setpoint +[0-9]+ +yes" "$WORK/acttype_list.out" >/dev/null ||
     e2e_fail "action-type list does not show e2e.setpoint with its schema"
 e2e_run evtype_add 0 "$CLOISTER" event-type add e2e.temp --owner "$OWNER" \
     --schema "$WORK/setpoint.schema.json"
+e2e_run evtype_unused 0 "$CLOISTER" event-type add e2e.unused --owner "$OWNER"
+e2e_run evtype_remove 0 "$CLOISTER" event-type remove e2e.unused --owner "$OWNER"
+e2e_run evtype_list 0 "$CLOISTER" event-type list --owner "$OWNER"
+grep -q "^e2e.unused " "$WORK/evtype_list.out" && e2e_fail "a removed event type is still listed"
 
 cat >"$WORK/sample-rule.json" <<EOF
 {
