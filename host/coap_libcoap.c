@@ -483,24 +483,16 @@ void cl_lcoap_hold(cl_lcoap_t *ep)
         cl_sendq_hold(&ep->sq);
 }
 
+static void warn_line(void *ctx, const char *line)
+{
+    ulog(ctx, CL_LOG_WARN, "%s", line);
+}
+
 void cl_lcoap_release(cl_lcoap_t *ep, bool ok)
 {
     if (ep == NULL)
         return;
-    size_t failed = 0, full = 0;
-    bool flush = cl_sendq_release(&ep->sq, ok, &failed, &full);
-    if (full > 0)
-        ulog(ep, CL_LOG_WARN,
-             "msg=\"send queue full: core-originated messages dropped\" transport=coap count=%zu "
-             "cap=%zu",
-             full, ep->sq.cap);
-    if (failed > 0) {
-        ep->stats.notify_dropped_failed += failed;
-        ulog(ep, CL_LOG_WARN,
-             "msg=\"core-originated messages dropped: batch failed\" transport=coap count=%zu",
-             failed);
-    }
-    if (!flush)
+    if (!cl_sendq_end(&ep->sq, ok, "coap", warn_line, ep, &ep->stats.notify_dropped_failed))
         return;
     for (size_t i = 0; i < ep->sq.n; i++)
         (void)send_core(ep, ep->sq.e[i].peer, ep->sq.e[i].msg, ep->sq.e[i].len);

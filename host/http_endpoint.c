@@ -981,24 +981,16 @@ void cl_http_hold(cl_http_t *ep)
         cl_sendq_hold(&ep->sq);
 }
 
+static void warn_line(void *ctx, const char *line)
+{
+    hlog(ctx, CL_LOG_WARN, "%s", line);
+}
+
 void cl_http_release(cl_http_t *ep, bool ok)
 {
     if (ep == NULL)
         return;
-    size_t failed = 0, full = 0;
-    bool flush = cl_sendq_release(&ep->sq, ok, &failed, &full);
-    if (full > 0)
-        hlog(ep, CL_LOG_WARN,
-             "msg=\"send queue full: core-originated messages dropped\" transport=http count=%zu "
-             "cap=%zu",
-             full, ep->sq.cap);
-    if (failed > 0) {
-        ep->stats.send_dropped_failed += failed;
-        hlog(ep, CL_LOG_WARN,
-             "msg=\"core-originated messages dropped: batch failed\" transport=http count=%zu",
-             failed);
-    }
-    if (!flush)
+    if (!cl_sendq_end(&ep->sq, ok, "http", warn_line, ep, &ep->stats.send_dropped_failed))
         return;
     for (size_t i = 0; i < ep->sq.n; i++)
         (void)deliver(ep, ep->sq.e[i].peer, ep->sq.e[i].msg, ep->sq.e[i].len);

@@ -9,6 +9,7 @@
  */
 #include "sendq.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +81,30 @@ bool cl_sendq_release(cl_sendq_t *q, bool ok, size_t *dropped_failed, size_t *dr
         return false;
     }
     return q->n > 0;
+}
+
+bool cl_sendq_end(cl_sendq_t *q, bool ok, const char *transport, cl_sendq_warn_fn warn, void *ctx,
+                  uint64_t *failed_total)
+{
+    size_t failed = 0, full = 0;
+    char line[200];
+    bool flush = cl_sendq_release(q, ok, &failed, &full);
+    if (full > 0) {
+        (void)snprintf(line, sizeof line,
+                       "msg=\"send queue full: core-originated messages dropped\" transport=%s "
+                       "count=%zu cap=%zu",
+                       transport, full, q->cap);
+        warn(ctx, line);
+    }
+    if (failed > 0) {
+        *failed_total += failed;
+        (void)snprintf(line, sizeof line,
+                       "msg=\"core-originated messages dropped: batch failed\" transport=%s "
+                       "count=%zu",
+                       transport, failed);
+        warn(ctx, line);
+    }
+    return flush;
 }
 
 cl_status_t cl_sendq_push(cl_sendq_t *q, uint64_t peer, uint16_t transport, const uint8_t *msg,

@@ -64,6 +64,16 @@ void cl_sendq_hold(cl_sendq_t *q);
  * receives the messages refused for lack of room during the round, once.
  */
 bool cl_sendq_release(cl_sendq_t *q, bool ok, size_t *dropped_failed, size_t *dropped_full);
+/** An endpoint's logger for one warning line (no payload is ever in it). */
+typedef void (*cl_sendq_warn_fn)(void *ctx, const char *line);
+/**
+ * cl_sendq_release plus what every endpoint does with its counts: a warning
+ * line naming `transport` for messages refused for lack of room and for
+ * messages dropped with a failed batch, the latter added to *failed_total.
+ * Returns true when the queue must now be sent (then cl_sendq_clear).
+ */
+bool cl_sendq_end(cl_sendq_t *q, bool ok, const char *transport, cl_sendq_warn_fn warn, void *ctx,
+                  uint64_t *failed_total);
 /** Copies one message in. CL_ERR_FULL (counted for the round) when at capacity. */
 cl_status_t cl_sendq_push(cl_sendq_t *q, uint64_t peer, uint16_t transport, const uint8_t *msg,
                           size_t len);

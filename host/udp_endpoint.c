@@ -491,22 +491,14 @@ void cl_udp_hold(cl_udp_t *ep)
  * Ends one hold; at the last one the queue goes into outq and true is
  * returned: the caller sends outq, then clears the queue (outq points into it).
  */
+static void warn_line(void *ctx, const char *line)
+{
+    ulog(ctx, CL_LOG_WARN, "%s", line);
+}
+
 static bool release_into_outq(cl_udp_t *ep, bool ok)
 {
-    size_t failed = 0, full = 0;
-    bool flush = cl_sendq_release(&ep->sq, ok, &failed, &full);
-    if (full > 0)
-        ulog(ep, CL_LOG_WARN,
-             "msg=\"send queue full: core-originated messages dropped\" transport=coap count=%zu "
-             "cap=%zu",
-             full, ep->sq.cap);
-    if (failed > 0) {
-        ep->stats.notify_dropped_failed += failed;
-        ulog(ep, CL_LOG_WARN,
-             "msg=\"core-originated messages dropped: batch failed\" transport=coap count=%zu",
-             failed);
-    }
-    if (!flush)
+    if (!cl_sendq_end(&ep->sq, ok, "coap", warn_line, ep, &ep->stats.notify_dropped_failed))
         return false;
     for (size_t i = 0; i < ep->sq.n; i++) {
         const cl_sendq_ent_t *e = &ep->sq.e[i];
