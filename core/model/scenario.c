@@ -35,6 +35,7 @@
  * CL_CBOR_MAX_DEPTH, which bounds the recursion of the expansion); every
  * document is sized by a counting pass before it is allocated.
  */
+#include "path.h"
 #include "scenario.h"
 
 #include <inttypes.h>
@@ -58,7 +59,6 @@
 #define MAX_RULES 64
 #define TEXT_MAX CL_ECA_MAX_RULE_DOC /* a substituted text (a rule holds it) */
 #define TYPE_DOC_MAX (CL_SCHEMA_MAX + 512)
-#define PATH_LEN 96
 
 /* 2^63 as a double: int64 covers [-2^63, 2^63). */
 #define TWO63 9223372036854775808.0
@@ -116,8 +116,7 @@ typedef struct scn {
     char *why;
     size_t why_size;
     char where[96]; /* "rule \"x\"", "event type \"y\"", "parameter \"z\"" */
-    char path[PATH_LEN + 1];
-    size_t plen;
+    cl_mpath_t path;
     char text[TEXT_MAX];
     uint8_t tdoc[TYPE_DOC_MAX];
 } scn_t;
@@ -142,9 +141,9 @@ static void fail(scn_t *x, const char *fmt, ...)
     va_start(ap, fmt);
     (void)vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    const char *sep = x->where[0] != 0 && x->plen > 0 ? " " : "";
-    if (x->where[0] != 0 || x->plen > 0)
-        (void)snprintf(x->why, x->why_size, "%s%s%s: %s", x->where, sep, x->path, msg);
+    const char *sep = x->where[0] != 0 && x->path.len > 0 ? " " : "";
+    if (x->where[0] != 0 || x->path.len > 0)
+        (void)snprintf(x->why, x->why_size, "%s%s%s: %s", x->where, sep, x->path.s, msg);
     else
         (void)snprintf(x->why, x->why_size, "%s", msg);
 }
@@ -156,43 +155,22 @@ static void set_where(scn_t *x, const char *what, const char *name, size_t len)
     else
         (void)snprintf(x->where, sizeof x->where, "%s \"%.*s\"", what, (int)(len > 64 ? 64 : len),
                        name);
-    x->plen = 0;
-    x->path[0] = 0;
+    cl_mpath_pop(&x->path, 0);
 }
 
 static size_t path_push(scn_t *x, const char *seg, size_t len)
 {
-    size_t old = x->plen;
-    size_t dot = x->plen > 0 ? 1 : 0;
-    if (PATH_LEN - x->plen <= dot)
-        return old;
-    if (dot)
-        x->path[x->plen++] = '.';
-    if (len > PATH_LEN - x->plen)
-        len = PATH_LEN - x->plen;
-    memcpy(x->path + x->plen, seg, len);
-    x->plen += len;
-    x->path[x->plen] = 0;
-    return old;
+    return cl_mpath_push(&x->path, seg, len);
 }
 
 static size_t path_push_index(scn_t *x, size_t i)
 {
-    size_t old = x->plen;
-    char b[24];
-    int k = snprintf(b, sizeof b, "[%zu]", i);
-    if (k > 0 && (size_t)k <= PATH_LEN - x->plen) {
-        memcpy(x->path + x->plen, b, (size_t)k);
-        x->plen += (size_t)k;
-        x->path[x->plen] = 0;
-    }
-    return old;
+    return cl_mpath_push_index(&x->path, i);
 }
 
 static void path_pop(scn_t *x, size_t old)
 {
-    x->plen = old;
-    x->path[old] = 0;
+    cl_mpath_pop(&x->path, old);
 }
 
 /* ------------------------------------------------------------------ */
@@ -871,7 +849,7 @@ static cl_status_t subst_item(scn_t *x, cl_cbor_dec_t *d, cl_cbor_enc_t *e, sub_
                 return CL_FAIL(CL_ERR_BAD_INPUT);
             }
             cl_cbor_enc_raw(e, raw, rl);
-            size_t old = k != NULL ? path_push(x, k, kl) : x->plen;
+            size_t old = k != NULL ? path_push(x, k, kl) : x->path.len;
             st = subst_item(x, d, e, mode, depth + 1);
             path_pop(x, old);
             if (st != CL_OK)

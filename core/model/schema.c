@@ -26,6 +26,7 @@
  * schema levels deep, and both functions recurse once per schema level, so
  * the stack is bounded by the depth limit whatever the value. No allocation.
  */
+#include "path.h"
 #include "schema.h"
 
 #include <inttypes.h>
@@ -41,7 +42,6 @@
 /* Every double at or beyond 2^53 in magnitude is an integer. */
 #define TWO53 9007199254740992.0
 
-#define PATH_MAX_LEN 128
 
 /* The keywords, in the order of the table below (a bit each to catch repeats). */
 typedef enum kw {
@@ -104,8 +104,7 @@ static const char *const TYPE_NAMES[] = {"object",  "string", "number", "integer
 
 /** Where we are (a dotted path for reasons) and where reasons go. */
 typedef struct ctx {
-    char path[PATH_MAX_LEN + 1];
-    size_t plen;
+    cl_mpath_t path;
     char *why;
     size_t why_size;
 } ctx_t;
@@ -149,8 +148,8 @@ static void fail(ctx_t *c, const char *fmt, ...)
     va_start(ap, fmt);
     (void)vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (c->plen > 0)
-        (void)snprintf(c->why, c->why_size, "%s: %s", c->path, msg);
+    if (c->path.len > 0)
+        (void)snprintf(c->why, c->why_size, "%s: %s", c->path.s, msg);
     else
         (void)snprintf(c->why, c->why_size, "%s", msg);
 }
@@ -158,40 +157,18 @@ static void fail(ctx_t *c, const char *fmt, ...)
 /* Appends ".seg" (or "seg" at the root); returns the old length to restore. */
 static size_t path_push(ctx_t *c, const char *seg, size_t len)
 {
-    size_t old = c->plen;
-    size_t room = PATH_MAX_LEN - c->plen;
-    size_t dot = c->plen > 0 ? 1 : 0;
-    if (room <= dot) /* keep what fits: reasons stay readable, never overflow */
-        return old;
-    if (dot)
-        c->path[c->plen++] = '.';
-    room -= dot;
-    if (len > room)
-        len = room;
-    memcpy(c->path + c->plen, seg, len);
-    c->plen += len;
-    c->path[c->plen] = 0;
-    return old;
+    return cl_mpath_push(&c->path, seg, len);
 }
 
 /* Appends "[i]". */
 static size_t path_push_index(ctx_t *c, size_t i)
 {
-    size_t old = c->plen;
-    char b[24];
-    int k = snprintf(b, sizeof b, "[%zu]", i);
-    if (k > 0 && (size_t)k <= PATH_MAX_LEN - c->plen) {
-        memcpy(c->path + c->plen, b, (size_t)k);
-        c->plen += (size_t)k;
-        c->path[c->plen] = 0;
-    }
-    return old;
+    return cl_mpath_push_index(&c->path, i);
 }
 
 static void path_pop(ctx_t *c, size_t old)
 {
-    c->plen = old;
-    c->path[old] = 0;
+    cl_mpath_pop(&c->path, old);
 }
 
 /* ------------------------------------------------------------------ */
@@ -623,8 +600,8 @@ static cl_status_t check_schema(ctx_t *c, const uint8_t *p, size_t len, unsigned
 
 cl_status_t cl_schema_check(const uint8_t *schema, size_t len, char *why, size_t why_size)
 {
-    ctx_t c = {.plen = 0, .why = why, .why_size = why_size};
-    c.path[0] = 0;
+    ctx_t c = {.why = why, .why_size = why_size};
+    c.path.s[0] = 0;
     if (why != NULL && why_size > 0)
         why[0] = 0;
     if (schema == NULL || len == 0) {
@@ -642,8 +619,7 @@ cl_status_t cl_schema_check(const uint8_t *schema, size_t len, char *why, size_t
     if (st == CL_OK && (cl_cbor_validate_seq(schema, len, &items) != CL_OK || items != 1))
         st = CL_FAIL(CL_ERR_BAD_INPUT);
     if (st != CL_OK && why != NULL && why_size > 0 && why[0] == 0) {
-        c.plen = 0;
-        c.path[0] = 0;
+        cl_mpath_pop(&c.path, 0);
         fail(&c, "a schema must be one well-formed CBOR map");
     }
     return st;
@@ -1039,9 +1015,9 @@ static cl_status_t validate(ctx_t *c, const uint8_t *s, size_t sl, const uint8_t
 cl_status_t cl_schema_validate(const uint8_t *schema, size_t schema_len, const uint8_t *value,
                                size_t value_len, char *why, size_t why_size)
 {
-    ctx_t c = {.plen = 0, .why = why, .why_size = why_size};
+    ctx_t c = {.why = why, .why_size = why_size};
     size_t items = 0;
-    c.path[0] = 0;
+    c.path.s[0] = 0;
     if (why != NULL && why_size > 0)
         why[0] = 0;
     if (schema == NULL || schema_len == 0 || schema_len > CL_SCHEMA_MAX ||
