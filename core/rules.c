@@ -258,11 +258,10 @@ void cl_rules_event(cl_core_t *c, const char *type, size_t type_len, uint32_t so
 
 /* ---- effects: one or more EFFECTS records ---- */
 
-static void fx_add_item(struct cl_effects *fx, uint8_t list, cl_cbor_enc_t *probe,
+static void fx_add_item(struct cl_effects *fx, uint8_t list,
                         void (*enc)(cl_cbor_enc_t *e, const void *a), const void *a)
 {
     size_t len;
-    (void)probe;
     cl_cbor_enc_t e;
     cl_cbor_enc_init(&e, NULL, 0);
     enc(&e, a);
@@ -343,7 +342,7 @@ static void on_state(void *arg, const char *name, const uint8_t *cbor, size_t le
     cl_core_t *c = arg;
     kv_t kv = {name, cbor, len, NULL};
     if (cl_model_get(&c->st, CL_MK_RULE, name, strlen(name)) != NULL)
-        fx_add_item(c->fx, 0, NULL, enc_state_item, &kv);
+        fx_add_item(c->fx, 0, enc_state_item, &kv);
 }
 
 static void on_failed(void *arg, const char *name, const char *reason)
@@ -353,7 +352,7 @@ static void on_failed(void *arg, const char *name, const char *reason)
     if (cl_model_get(&c->st, CL_MK_RULE, name, strlen(name)) == NULL)
         return;
     cl_core_log(c, CL_LOG_WARN, "rule %s failed and is stopped", name); /* the reason is the owner's */
-    fx_add_item(c->fx, 1, NULL, enc_failure_item, &kv);
+    fx_add_item(c->fx, 1, enc_failure_item, &kv);
 }
 
 /* Packs items [from, to) into one record. */
@@ -401,7 +400,7 @@ cl_status_t cl_rules_commit(cl_core_t *c)
         id = 1;
     for (size_t i = 0; i < fx->n_acts; i++) {
         act_item_t x = {&fx->acts[i], id + i, c->now_ms + CL_ACTION_TTL_MS};
-        fx_add_item(fx, 2, NULL, enc_action_item, &x);
+        fx_add_item(fx, 2, enc_action_item, &x);
     }
     if (fx->oom) {
         cl_core_log(c, CL_LOG_ERROR, "rules: out of memory while sealing effects; dropped");
