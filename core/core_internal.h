@@ -256,6 +256,11 @@ typedef struct cl_session {
     uint8_t enrollee_pub[65]; /* the key an enrollee proved in EDHOC */
     cl_edhoc_t edhoc;
     cl_oscore_ctx_t oscore;
+    /* the archive tag of the last event type this session published (its
+     * source is the session's client): a steady publisher pays one HMAC */
+    uint8_t tag_type_len; /* 0: none yet */
+    char tag_type[CL_EVTYPE_MAX_NAME];
+    uint8_t tag_val[16];
     /* the last large response, served block-wise (inner Block2, RFC 7959) */
     uint8_t *blk_body; /* heap, plaintext: wiped when replaced or freed */
     size_t blk_len;
@@ -305,6 +310,11 @@ typedef struct cl_core {
     cl_key_t identity_key; /* handles into crypto */
     cl_key_t ca_key;
     cl_key_t archive_aead;
+    /* archive nonces: a random 64-bit prefix per boot (redrawn when the 32-bit
+     * counter wraps) || counter - unique per key without a read_rand per event */
+    uint8_t arch_nonce_prefix[8];
+    uint32_t arch_nonce_ctr;
+    bool arch_nonce_ready;
     /* EDHOC responder configuration */
     int suites[1];
     cl_edhoc_auth_t auth;

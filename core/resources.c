@@ -789,6 +789,70 @@ typedef struct pub_event {
     int64_t time_ms;
 } pub_event_t;
 
+/* The archive tag of (type, source): HMAC-SHA-256(tag key, type || 0x00 || source LE32)[0..16]. */
+static cl_status_t archive_tag(cl_core_t *c, const char *type, size_t type_len, uint32_t source,
+                               uint8_t tag[16])
+{
+    uint8_t full[32], zero = 0;
+    uint8_t src[4] = {(uint8_t)source, (uint8_t)(source >> 8), (uint8_t)(source >> 16),
+                      (uint8_t)(source >> 24)};
+    cl_buf_t parts[3] = {{(const uint8_t *)type, type_len}, {&zero, 1}, {src, 4}};
+    if (cl_hmac_sha256(&c->crypto, c->st.tag_key, 32, parts, 3, full) != CL_OK)
+        return CL_FAIL(CL_ERR_CRYPTO);
+    memcpy(tag, full, 16);
+    cl_wipe(full, sizeof full);
+    return CL_OK;
+}
+
+/*
+ * The same for an event the session x publishes, remembered in the session
+ * (its source never changes): a device publishing one type pays one HMAC per
+ * session, not one per event. The tag key never leaves c->st.
+ */
+static cl_status_t session_tag(cl_core_t *c, cl_session_t *x, const char *type, size_t type_len,
+                               uint8_t tag[16])
+{
+    if (type_len == 0 || type_len > CL_EVTYPE_MAX_NAME)
+        return CL_FAIL(CL_ERR_BAD_INPUT);
+    if (x->tag_type_len == type_len && memcmp(x->tag_type, type, type_len) == 0) {
+        memcpy(tag, x->tag_val, 16);
+        return CL_OK;
+    }
+    cl_status_t st = archive_tag(c, type, type_len, x->client_id, tag);
+    if (st != CL_OK)
+        return st;
+    x->tag_type_len = (uint8_t)type_len;
+    memcpy(x->tag_type, type, type_len);
+    memcpy(x->tag_val, tag, 16);
+    return CL_OK;
+}
+
+/*
+ * The next archive nonce: prefix(8) || counter(4, big-endian). The prefix is
+ * 8 random bytes drawn at the first event of a boot and again whenever the
+ * counter wraps, so a nonce never repeats under the (persistent) archive key
+ * except with probability ~ (prefixes drawn)^2 / 2^65; one read_rand per 2^32
+ * events instead of one per event (NIST SP 800-38D 8.2.1: fixed field +
+ * invocation field).
+ */
+static cl_status_t archive_nonce(cl_core_t *c, uint8_t nonce[12])
+{
+    if (!c->arch_nonce_ready || c->arch_nonce_ctr == UINT32_MAX) {
+        cl_status_t st = c->platform.read_rand(c->platform.self, c->arch_nonce_prefix, 8);
+        if (st != CL_OK)
+            return st;
+        c->arch_nonce_ctr = 0;
+        c->arch_nonce_ready = true;
+    }
+    uint32_t n = ++c->arch_nonce_ctr;
+    memcpy(nonce, c->arch_nonce_prefix, 8);
+    nonce[8] = (uint8_t)(n >> 24);
+    nonce[9] = (uint8_t)(n >> 16);
+    nonce[10] = (uint8_t)(n >> 8);
+    nonce[11] = (uint8_t)n;
+    return CL_OK;
+}
+
 /* One event -> one archive record (tag, bucket, nonce || AES-GCM ciphertext). */
 static cl_status_t archive_event(reqctx_t *r, cl_cbor_dec_t *d, uint8_t *buf, size_t buf_size,
                                  cl_archive_rec_t *rec, pub_event_t *pe, char *why,
@@ -801,7 +865,7 @@ static cl_status_t archive_event(reqctx_t *r, cl_cbor_dec_t *d, uint8_t *buf, si
     const uint8_t *props = NULL;
     size_t props_len = 0;
     int64_t t = c->now_ms; /* read once per batch (handle), not once per event */
-    uint8_t pt[CL_CORE_MAX_MESSAGE + 64], tag[32], aad[24];
+    uint8_t pt[CL_CORE_MAX_MESSAGE + 64], aad[24];
     size_t pt_len, ct_len;
 
     if (cl_cbor_dec_map(d, &n) != CL_OK || n > 3)
@@ -842,13 +906,8 @@ static cl_status_t archive_event(reqctx_t *r, cl_cbor_dec_t *d, uint8_t *buf, si
         return CL_ERR_UNSUPPORTED; /* the properties violate the type's schema */
     *pe = (pub_event_t){type, type_len, props, props_len, t};
     /* tag = HMAC(tag_key, type || 0 || source) truncated; bucket = hours */
-    uint8_t src[4] = {(uint8_t)r->x->client_id, (uint8_t)(r->x->client_id >> 8),
-                      (uint8_t)(r->x->client_id >> 16), (uint8_t)(r->x->client_id >> 24)};
-    uint8_t zero = 0;
-    cl_buf_t parts[3] = {{(const uint8_t *)type, type_len}, {&zero, 1}, {src, 4}};
-    if (cl_hmac_sha256(&c->crypto, c->st.tag_key, 32, parts, 3, tag) != CL_OK)
+    if (session_tag(c, r->x, type, type_len, rec->tag) != CL_OK)
         return CL_FAIL(CL_ERR_CRYPTO);
-    memcpy(rec->tag, tag, 16);
     rec->bucket = (uint64_t)t / 3600000u;
     cl_cbor_enc_t e;
     cl_cbor_enc_init(&e, pt, sizeof pt);
@@ -866,7 +925,7 @@ static cl_status_t archive_event(reqctx_t *r, cl_cbor_dec_t *d, uint8_t *buf, si
     memcpy(aad, rec->tag, 16);
     for (int i = 0; i < 8; i++)
         aad[16 + i] = (uint8_t)(rec->bucket >> (8 * i));
-    cl_status_t st = c->platform.read_rand(c->platform.self, buf, 12);
+    cl_status_t st = archive_nonce(c, buf);
     if (st == CL_OK)
         st = cl_aead_encrypt(&c->crypto, c->archive_aead, buf, 12, aad, sizeof aad, pt, pt_len,
                              buf + 12, buf_size - 12, &ct_len);
@@ -1115,14 +1174,8 @@ static bool may_read(const reqctx_t *r, const cl_evtype_t *t)
 static void tag_of(cl_core_t *c, const char *type, size_t type_len, uint32_t source,
                    uint8_t tag[16])
 {
-    uint8_t full[32];
-    uint8_t src[4] = {(uint8_t)source, (uint8_t)(source >> 8), (uint8_t)(source >> 16),
-                      (uint8_t)(source >> 24)};
-    uint8_t zero = 0;
-    cl_buf_t parts[3] = {{(const uint8_t *)type, type_len}, {&zero, 1}, {src, 4}};
-    if (cl_hmac_sha256(&c->crypto, c->st.tag_key, 32, parts, 3, full) != CL_OK)
-        memset(full, 0, sizeof full);
-    memcpy(tag, full, 16);
+    if (archive_tag(c, type, type_len, source, tag) != CL_OK)
+        memset(tag, 0, 16); /* matches nothing real */
 }
 
 /* Decrypts and checks one archive row for (type, source); adds it to h when it matches. */

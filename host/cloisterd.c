@@ -39,6 +39,8 @@
 #include "cloister/core.h"
 #include "cloister/runtime.h"
 #include "storage.h"
+#include "commit_pipe.h"
+#include "plain_baseline.h"
 #include "udp_endpoint.h"
 #include "coap_libcoap.h"
 #include "http_endpoint.h"
@@ -66,9 +68,11 @@ typedef struct opts {
     const char *log;     /* files|pg */
     const char *pg;      /* libpq conninfo: may hold a password, never logged */
     const char *coap_stack; /* native|libcoap */
+    const char *commit_pipeline;   /* on|off: archive commits on a writer thread */
     const char *http_poll_timeout; /* seconds a long poll waits (default 25) */
     unsigned http_poll_timeout_s;  /* parsed from http_poll_timeout */
     int bind_any; /* -1 unset, 0, 1 */
+    int bench_plain; /* --bench-plain-events: -1 unset, 0, 1 (INSECURE, benchmark only) */
 } opts_t;
 
 static void usage(FILE *out)
@@ -94,6 +98,13 @@ static void usage(FILE *out)
             "  --log files|pg         sealed log + snapshot backend (default files)\n"
             "  --pg CONNINFO          libpq connection string for the pg backends\n"
             "  --coap-stack native|libcoap  CoAP/UDP message layer (default native)\n"
+            "  --commit-pipeline on|off  commit the SQLite archive on a writer thread while\n"
+            "                         the next batch is processed; answers still leave only\n"
+            "                         once durable (default on; native CoAP stack)\n"
+            "  --bench-plain-events   BENCHMARK ONLY, INSECURE: answer plain (unprotected)\n"
+            "                         CoAP POST /events in the host, archiving the payload\n"
+            "                         as is - the baseline of `cloister bench --baseline`\n"
+            "                         (loopback only)\n"
             "  --help                 this text\n"
             "Flags override the config file. Exit: 0 clean, 1 runtime error, 2 usage.\n",
 #ifdef CL_DEFAULT_CORE_IMAGE
@@ -131,6 +142,7 @@ static bool set_opt(opts_t *o, const char *key, const char *val)
         {"pg", offsetof(opts_t, pg)},
         {"coap-stack", offsetof(opts_t, coap_stack)},
         {"http-poll-timeout", offsetof(opts_t, http_poll_timeout)},
+        {"commit-pipeline", offsetof(opts_t, commit_pipeline)},
     };
     if (strcmp(key, "bind-any") == 0) {
         if (val == NULL || strcmp(val, "true") == 0 || strcmp(val, "1") == 0 ||
@@ -296,6 +308,9 @@ typedef struct handler_ctx {
     cl_udp_t *udp;     /* the CoAP endpoint: native ... */
     cl_lcoap_t *lcoap; /* ... or libcoap */
     cl_http_t *http;   /* NULL without --http-listen */
+    cl_pipe_t *pipe;   /* the archive's commit pipe (--commit-pipeline on), or NULL */
+    bool bench_plain;  /* --bench-plain-events */
+    uint64_t ticket;   /* commit ticket of the last pipelined batch */
 } handler_ctx_t;
 
 /* Core-originated messages wait in every endpoint until the commit (nested holds). */
@@ -336,6 +351,16 @@ static cl_status_t send_cb(void *ctx, uint64_t peer, uint16_t transport, const u
     return CL_ERR_UNSUPPORTED;
 }
 
+/* The core's handle(), or - benchmark baseline only - the host's plain POST /events. */
+static cl_status_t run_batch(handler_ctx_t *h, const uint8_t *in, size_t in_len, uint8_t *out,
+                             size_t out_size, size_t *out_len)
+{
+    if (h->bench_plain && cl_plain_batch(in, in_len))
+        return cl_plain_handle(cl_storage_ops(h->storage), real_ms(), in, in_len, out, out_size,
+                               out_len);
+    return cl_runtime_handle(h->rt, in, in_len, out, out_size, out_len);
+}
+
 /*
  * One handle() batch, then the group commit (cl_storage_sync): the archive
  * rows the batch wrote become durable BEFORE any of its responses - or any
@@ -347,7 +372,7 @@ static cl_status_t handle_cb(void *ctx, const uint8_t *in, size_t in_len, uint8_
 {
     handler_ctx_t *h = ctx;
     hold_sends(h);
-    cl_status_t st = cl_runtime_handle(h->rt, in, in_len, out, out_size, out_len);
+    cl_status_t st = run_batch(h, in, in_len, out, out_size, out_len);
     cl_status_t sy = cl_storage_sync(h->storage);
     /* The calling endpoint still holds its own queue: it sends after its responses. */
     release_sends(h, st == CL_OK && sy == CL_OK);
@@ -358,6 +383,53 @@ static cl_status_t handle_cb(void *ctx, const uint8_t *in, size_t in_len, uint8_
         return sy;
     }
     return st;
+}
+
+/*
+ * The native CoAP endpoint's handler with the pipelined commit: the batch's
+ * rows go to the writer thread and the endpoint parks the answers under
+ * h->ticket (cl_udp_set_pipeline). Messages the core sent meanwhile to the
+ * HTTP endpoint cannot be parked there: then the commit is awaited here.
+ */
+static cl_status_t handle_pipelined_cb(void *ctx, const uint8_t *in, size_t in_len, uint8_t *out,
+                                       size_t out_size, size_t *out_len)
+{
+    handler_ctx_t *h = ctx;
+    hold_sends(h);
+    cl_status_t st = run_batch(h, in, in_len, out, out_size, out_len);
+    uint64_t t = 0;
+    cl_status_t sy = cl_storage_submit(h->storage, &t);
+    if (sy == CL_OK && cl_http_held(h->http) > 0)
+        sy = cl_pipe_wait(h->pipe, t);
+    h->ticket = t;
+    release_sends(h, st == CL_OK && sy == CL_OK); /* the CoAP queue stays held: parked */
+    if (sy != CL_OK) {
+        dlog(h->lg, CL_LOG_ERROR,
+             "msg=\"storage commit failed: batch not answered\" status=%s", cl_status_str(sy));
+        *out_len = 0;
+        return sy;
+    }
+    return st;
+}
+
+static uint64_t pl_ticket(void *ctx)
+{
+    return ((handler_ctx_t *)ctx)->ticket;
+}
+
+static uint64_t pl_resolved(void *ctx)
+{
+    return cl_pipe_resolved(((handler_ctx_t *)ctx)->pipe);
+}
+
+static bool pl_ticket_ok(void *ctx, uint64_t t)
+{
+    return cl_pipe_ticket_ok(((handler_ctx_t *)ctx)->pipe, t);
+}
+
+static void pl_wait(void *ctx, uint64_t t)
+{
+    (void)!cl_pipe_wait(((handler_ctx_t *)ctx)->pipe, t); /* the outcome: pl_ticket_ok */
 }
 
 /* tick() + commit, sends held in between (timers may archive rows too). */
@@ -417,6 +489,23 @@ static void log_stats(daemon_log_t *lg, const cl_udp_t *ep, const cl_lcoap_t *lp
              s.notify_dropped_peer);
 }
 
+/* The commit pipe's counters (rows per commit = how well the group commit groups). */
+static void log_pipe_stats(daemon_log_t *lg, cl_pipe_t *p, const cl_udp_t *ep, const char *msg)
+{
+    if (p == NULL)
+        return;
+    cl_pipe_stats_t ps;
+    cl_udp_stats_t us;
+    cl_pipe_get_stats(p, &ps);
+    cl_udp_get_stats(ep, &us);
+    dlog(lg, CL_LOG_INFO,
+         "msg=\"%s\" batches=%" PRIu64 " commits=%" PRIu64 " rows=%" PRIu64
+         " failed_commits=%" PRIu64 " queue_full_waits=%" PRIu64 " parked_full_waits=%" PRIu64
+         " batches_dropped=%" PRIu64,
+         msg, ps.batches, ps.commits, ps.rows, ps.failed_commits, ps.full_waits,
+         us.parked_full_waits, us.commit_failed_batches);
+}
+
 static int run(const opts_t *o, daemon_log_t *lg)
 {
     int rc = EXIT_RUNTIME;
@@ -468,9 +557,26 @@ static int run(const opts_t *o, daemon_log_t *lg)
     ucfg.bind_any = o->bind_any == 1;
     hctx.rt = rt;
     hctx.storage = storage;
+    hctx.bench_plain = o->bench_plain == 1;
+    if (hctx.bench_plain)
+        dlog(lg, CL_LOG_WARN,
+             "msg=\"BENCHMARK MODE --bench-plain-events: plain POST /events is answered and "
+             "archived UNPROTECTED by the host\"");
     if ((st = cl_storage_sync(storage)) != CL_OK) { /* whatever open archived */
         dlog(lg, CL_LOG_ERROR, "msg=\"storage commit failed\" status=%s", cl_status_str(st));
         goto done;
+    }
+    bool want_pipe = o->commit_pipeline == NULL || strcmp(o->commit_pipeline, "on") == 0;
+    if (want_pipe && strcmp(o->coap_stack, "native") == 0) {
+        st = cl_storage_start_pipeline(storage, 0);
+        if (st == CL_OK) {
+            hctx.pipe = cl_storage_pipe(storage);
+            dlog(lg, CL_LOG_INFO, "msg=\"archive commits pipelined\" writer=thread");
+        } else if (st != CL_ERR_UNSUPPORTED) {
+            dlog(lg, CL_LOG_ERROR, "msg=\"cannot start the commit pipeline\" status=%s",
+                 cl_status_str(st));
+            goto done;
+        }
     }
     if (strcmp(o->coap_stack, "libcoap") == 0) {
         cl_lcoap_config_t lcfg;
@@ -479,7 +585,17 @@ static int run(const opts_t *o, daemon_log_t *lg)
         lcfg.bind_any = ucfg.bind_any;
         st = cl_lcoap_open(&lcfg, handle_cb, &hctx, log_sink, lg, &lp);
     } else {
-        st = cl_udp_open(&ucfg, handle_cb, &hctx, log_sink, lg, &ep);
+        st = cl_udp_open(&ucfg, hctx.pipe != NULL ? handle_pipelined_cb : handle_cb, &hctx,
+                         log_sink, lg, &ep);
+        if (st == CL_OK && hctx.pipe != NULL) {
+            cl_udp_pipeline_t pl = {.ticket = pl_ticket,
+                                    .resolved = pl_resolved,
+                                    .ticket_ok = pl_ticket_ok,
+                                    .wait = pl_wait,
+                                    .ctx = &hctx,
+                                    .max_parked = 0};
+            st = cl_udp_set_pipeline(ep, &pl);
+        }
     }
     if (st != CL_OK) {
         dlog(lg, CL_LOG_ERROR, "msg=\"cannot listen\" listen=\"%s\" status=%s", o->listen,
@@ -534,8 +650,9 @@ static int run(const opts_t *o, daemon_log_t *lg)
     int tick_failures = 0;
     while (!stop_signal) {
         int coap_fd = lp != NULL ? cl_lcoap_fd(lp) : cl_udp_fd(ep);
-        struct pollfd pfd[2] = {{.fd = coap_fd, .events = POLLIN, .revents = 0},
-                                {.fd = cl_http_fd(hp), .events = POLLIN, .revents = 0}};
+        struct pollfd pfd[3] = {{.fd = coap_fd, .events = POLLIN, .revents = 0},
+                                {.fd = cl_http_fd(hp), .events = POLLIN, .revents = 0},
+                                {.fd = cl_pipe_fd(hctx.pipe), .events = POLLIN, .revents = 0}};
         uint64_t wait = next_tick > now ? next_tick - now : 0;
         int http_wait = cl_http_timeout_ms(hp);
         if (http_wait >= 0 && (uint64_t)http_wait < wait)
@@ -545,13 +662,17 @@ static int run(const opts_t *o, daemon_log_t *lg)
             wait = (uint64_t)con_wait;
         struct timespec ts = {.tv_sec = (time_t)(wait / 1000),
                               .tv_nsec = (long)(wait % 1000) * 1000000L};
-        int pr = ppoll(pfd, 2, &ts, &orig); /* fd -1 (no HTTP endpoint) is ignored */
+        int pr = ppoll(pfd, 3, &ts, &orig); /* fd -1 (no HTTP endpoint, no pipe) is ignored */
         if (pr < 0 && errno != EINTR) {
             dlog(lg, CL_LOG_ERROR, "msg=\"poll failed\" errno=%d", errno);
             goto done;
         }
         now = mono_ms();
         cl_udp_timers(ep, now);
+        if (pr > 0 && (pfd[2].revents & POLLIN) != 0) { /* commits resolved: answers leave */
+            cl_pipe_ack_fd(hctx.pipe);
+            cl_udp_flush_resolved(ep);
+        }
         if (pr > 0 && (pfd[0].revents & POLLIN) != 0) {
             /* Drain a bounded number of batches, then give timers a turn. */
             for (int k = 0; k < 16 && !stop_signal; k++) {
@@ -584,14 +705,17 @@ static int run(const opts_t *o, daemon_log_t *lg)
         }
         if (now >= next_stats) {
             log_stats(lg, ep, lp, "stats");
+            log_pipe_stats(lg, hctx.pipe, ep, "archive commits");
             next_stats = now + STATS_EVERY_MS;
         }
     }
     dlog(lg, CL_LOG_INFO, "msg=\"shutting down\" signal=%d", (int)stop_signal);
+    cl_udp_drain(ep); /* parked answers whose commit is running: commit, then send */
     rc = 0;
 done:
     if (ep != NULL || lp != NULL) {
         log_stats(lg, ep, lp, "endpoint totals");
+        log_pipe_stats(lg, hctx.pipe, ep, "archive commit totals");
         cl_udp_log_peers(ep, CL_LOG_DEBUG);
         cl_lcoap_log_peers(lp, CL_LOG_DEBUG);
     }
@@ -624,6 +748,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--bind-any") == 0) {
             flags.bind_any = 1;
+            continue;
+        }
+        if (strcmp(a, "--bench-plain-events") == 0) {
+            flags.bench_plain = 1;
             continue;
         }
         if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
@@ -680,12 +808,19 @@ int main(int argc, char **argv)
     OVERLAY(pg);
     OVERLAY(coap_stack);
     OVERLAY(http_poll_timeout);
+    OVERLAY(commit_pipeline);
 #undef OVERLAY
     if (flags.bind_any >= 0)
         o.bind_any = flags.bind_any;
+    o.bench_plain = flags.bench_plain == 1;
 
     daemon_log_t lg = {.level = CL_LOG_INFO};
     int rc = EXIT_USAGE;
+    if (o.bench_plain && o.bind_any == 1) {
+        fprintf(stderr, "cloisterd: --bench-plain-events is for loopback benchmarks only "
+                        "(not with --bind-any)\n");
+        goto out;
+    }
     if (strcmp(o.log_level, "error") == 0)
         lg.level = CL_LOG_ERROR;
     else if (strcmp(o.log_level, "warn") == 0)
@@ -711,6 +846,11 @@ int main(int argc, char **argv)
     }
     if (strcmp(o.coap_stack, "native") != 0 && strcmp(o.coap_stack, "libcoap") != 0) {
         fprintf(stderr, "cloisterd: --coap-stack must be native or libcoap\n");
+        goto out;
+    }
+    if (o.commit_pipeline != NULL && strcmp(o.commit_pipeline, "on") != 0 &&
+        strcmp(o.commit_pipeline, "off") != 0) {
+        fprintf(stderr, "cloisterd: --commit-pipeline must be on or off\n");
         goto out;
     }
     if (o.http_poll_timeout != NULL) {

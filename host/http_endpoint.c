@@ -975,6 +975,11 @@ cl_status_t cl_http_send(void *ctx, uint64_t peer, uint16_t transport, const uin
     return deliver(ep, peer, msg, len);
 }
 
+size_t cl_http_held(const cl_http_t *ep)
+{
+    return ep != NULL ? ep->sq.n : 0;
+}
+
 void cl_http_hold(cl_http_t *ep)
 {
     if (ep != NULL)

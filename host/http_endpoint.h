@@ -131,6 +131,8 @@ cl_status_t cl_http_process(cl_http_t *ep, uint64_t now_ms) CL_MUST_CHECK;
  */
 cl_status_t cl_http_send(void *ep, uint64_t peer, uint16_t transport, const uint8_t *msg,
                          size_t len);
+/** Messages held now (waiting for the group commit of the batch that made them). */
+size_t cl_http_held(const cl_http_t *ep);
 /** Holds core-originated messages until cl_http_release (nested; see cl_udp_hold). */
 void cl_http_hold(cl_http_t *ep);
 /** Ends one hold: at the last one, delivers the queue - or drops it (counted) when the

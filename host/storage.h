@@ -81,11 +81,17 @@ void cl_files_close(cl_files_t *f);
 
 /*
  * archive_sqlite.c: the default archive. <dir>/archive.sqlite (0600, WAL,
- * synchronous=FULL), tables schema_version(version) = 1 and
- * events(id INTEGER PRIMARY KEY, tag BLOB, bucket INTEGER, data BLOB) with an
- * index on (tag, bucket, id). archive_put inserts into an open transaction
- * (BEGIN on the first put of a batch); cl_sqlite_sync commits it (durable on
- * return). Buckets above INT64_MAX are refused (buckets are hours).
+ * synchronous=FULL, 1 KiB pages for new files), tables schema_version(version)
+ * = 2, events(id INTEGER PRIMARY KEY, tag BLOB, bucket INTEGER, data BLOB)
+ * without a secondary index, events_idx(tag, bucket, id) WITHOUT ROWID and
+ * archive_meta('indexed_upto'). A commit appends to events only (its last
+ * pages); once 16,384 rows are unindexed they are merged into events_idx in
+ * one sorted transaction (each index leaf written once per merge, not once
+ * per commit); a scan reads events_idx plus the unmerged tail. Version 1
+ * files (one index on events) are migrated at open. archive_put inserts into
+ * an open transaction (BEGIN on the first put of a batch); cl_sqlite_sync
+ * commits it (durable on return). Buckets above INT64_MAX are refused
+ * (buckets are hours).
  */
 typedef struct cl_sqlite cl_sqlite_t;
 
@@ -100,6 +106,20 @@ const cl_host_ops_t *cl_sqlite_ops(cl_sqlite_t *a);
 cl_status_t cl_sqlite_sync(cl_sqlite_t *a) CL_MUST_CHECK;
 /** Rolls back an unsynced batch (it was never acknowledged), closes, frees. */
 void cl_sqlite_close(cl_sqlite_t *a);
+
+typedef struct cl_pipe cl_pipe_t; /* commit_pipe.h */
+/**
+ * Pipelined group commit (commit_pipe.h): from now on archive_put only copies
+ * the rows (ids assigned at once, as before) and a writer thread with its own
+ * connection inserts and commits them, batch after batch; archive_scan keeps
+ * the daemon thread's connection and sees committed rows. cl_sqlite_sync then
+ * means submit + wait. max_queued 0 = the pipe's default.
+ */
+cl_status_t cl_sqlite_start_pipeline(cl_sqlite_t *a, size_t max_queued) CL_MUST_CHECK;
+/** Rows left unindexed before they are merged into events_idx (0 = default 16384; tests). */
+void cl_sqlite_set_merge_rows(cl_sqlite_t *a, size_t rows);
+/** The pipe after cl_sqlite_start_pipeline, else NULL. */
+cl_pipe_t *cl_sqlite_pipe(cl_sqlite_t *a);
 
 /* ------------------------------------------------------------ PostgreSQL */
 
@@ -156,6 +176,19 @@ cl_status_t cl_storage_open(const cl_storage_config_t *cfg, cl_storage_t **out) 
 const cl_host_ops_t *cl_storage_ops(cl_storage_t *s);
 /** Makes every archive_put since the last sync durable (group commit). */
 cl_status_t cl_storage_sync(cl_storage_t *s) CL_MUST_CHECK;
+/**
+ * Pipelined group commit for the archive (SQLite only: CL_ERR_UNSUPPORTED for
+ * the others, which stay synchronous). See cl_sqlite_start_pipeline.
+ */
+cl_status_t cl_storage_start_pipeline(cl_storage_t *s, size_t max_queued) CL_MUST_CHECK;
+/** The archive's commit pipe, or NULL when commits are synchronous. */
+cl_pipe_t *cl_storage_pipe(cl_storage_t *s);
+/**
+ * Closes the batch: with a pipe, hands it to the writer and returns its
+ * ticket (resolved later, commit_pipe.h); without, commits it now
+ * (cl_storage_sync) and returns ticket 0 ("already durable").
+ */
+cl_status_t cl_storage_submit(cl_storage_t *s, uint64_t *ticket) CL_MUST_CHECK;
 /** Routes the send() ocall (default: CL_ERR_UNSUPPORTED). */
 void cl_storage_set_send(cl_storage_t *s, cl_host_send_fn fn, void *ctx);
 /** "files+sqlite" etc., for the start-up log line. */

@@ -14,6 +14,7 @@
  * testable; the daemon sees one table and one sync call.
  */
 #include "storage.h"
+#include "commit_pipe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +198,31 @@ cl_status_t cl_storage_sync(cl_storage_t *s)
     default:
         return CL_OK; /* files: every archive_put is fsynced before it returns */
     }
+}
+
+cl_status_t cl_storage_start_pipeline(cl_storage_t *s, size_t max_queued)
+{
+    if (s == NULL)
+        return CL_FAIL(CL_ERR_INVALID_ARG);
+    if (s->arch_kind != B_SQLITE)
+        return CL_ERR_UNSUPPORTED;
+    return cl_sqlite_start_pipeline(s->sqlite, max_queued);
+}
+
+cl_pipe_t *cl_storage_pipe(cl_storage_t *s)
+{
+    return s != NULL && s->arch_kind == B_SQLITE ? cl_sqlite_pipe(s->sqlite) : NULL;
+}
+
+cl_status_t cl_storage_submit(cl_storage_t *s, uint64_t *ticket)
+{
+    if (s == NULL || ticket == NULL)
+        return CL_FAIL(CL_ERR_INVALID_ARG);
+    cl_pipe_t *p = cl_storage_pipe(s);
+    if (p != NULL)
+        return cl_pipe_submit(p, ticket);
+    *ticket = 0;
+    return cl_storage_sync(s);
 }
 
 void cl_storage_set_send(cl_storage_t *s, cl_host_send_fn fn, void *ctx)

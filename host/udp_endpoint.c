@@ -92,6 +92,25 @@ typedef struct req {
     int32_t ent; /* dedup entry or NO_ENT */
 } req_t;
 
+/* One message of a parked batch (bytes in the batch's arena). */
+typedef struct parked_msg {
+    uint64_t peer;
+    size_t off, len;
+    int16_t req; /* index into reqs for a positional response, else -1 */
+    uint8_t how; /* TX_* */
+} parked_msg_t;
+
+/* A batch answered by the core whose archive commit is still running. */
+typedef struct parked {
+    uint64_t ticket;
+    req_t reqs[CL_CORE_MAX_BATCH];
+    size_t nreq;
+    parked_msg_t *msg;
+    size_t nmsg, msg_cap;
+    uint8_t *bytes;
+    size_t used, bytes_cap;
+} parked_t;
+
 /* A batch's responses, sent with one sendmmsg (one syscall instead of one per response). */
 typedef struct out_queue {
     struct mmsghdr m[CL_CORE_MAX_BATCH];
@@ -130,6 +149,12 @@ struct cl_udp {
     uint64_t rng;
 
     cl_sendq_t sq; /* core-originated messages held during a batch */
+
+    /* pipelined group commit: batches whose commit is still running (a ring) */
+    cl_udp_pipeline_t pl;
+    bool pipelined;
+    parked_t *parked;
+    size_t parked_cap, parked_head, parked_n;
 
     /* per-iteration buffers */
     uint8_t rx[CL_CORE_MAX_BATCH][CL_UDP_MAX_DATAGRAM];
@@ -662,14 +687,14 @@ static void cache_response(cl_udp_t *ep, const req_t *rq, const uint8_t *msg, si
 }
 
 /* After a failed ecall: forget the pending entries so a retransmission retries. */
-static void drop_pending(cl_udp_t *ep, size_t nreq)
+static void drop_pending(cl_udp_t *ep, const req_t *reqs, size_t nreq)
 {
     for (size_t i = 0; i < nreq; i++) {
-        int32_t idx = ep->reqs[i].ent;
+        int32_t idx = reqs[i].ent;
         if (idx == NO_ENT)
             continue;
         cl_dedup_ent_t *e = &ep->dd.e[idx];
-        if (!e->used || !e->pending || e->peer != ep->reqs[i].peer || e->mid != ep->reqs[i].mid)
+        if (!e->used || !e->pending || e->peer != reqs[i].peer || e->mid != reqs[i].mid)
             continue;
         cl_dedup_unlink(&ep->dd, idx); /* the ring slot stays until it is the oldest */
         e->pending = false;
@@ -677,12 +702,12 @@ static void drop_pending(cl_udp_t *ep, size_t nreq)
     }
 }
 
-static void finish_pending(cl_udp_t *ep, size_t nreq)
+static void finish_pending(cl_udp_t *ep, const req_t *reqs, size_t nreq)
 {
     for (size_t i = 0; i < nreq; i++) {
-        int32_t idx = ep->reqs[i].ent;
+        int32_t idx = reqs[i].ent;
         if (idx != NO_ENT && ep->dd.e[idx].used && ep->dd.e[idx].pending &&
-            ep->dd.e[idx].peer == ep->reqs[i].peer && ep->dd.e[idx].mid == ep->reqs[i].mid)
+            ep->dd.e[idx].peer == reqs[i].peer && ep->dd.e[idx].mid == reqs[i].mid)
             ep->dd.e[idx].pending = false;
     }
 }
@@ -717,6 +742,8 @@ static void dispatch_responses(cl_udp_t *ep, size_t nreq, size_t out_len)
         outq_add(ep, p, it.peer, it.msg, it.len, positional ? TX_RESPONSE : TX_NOTIFY);
     }
 }
+
+static void park_batch(cl_udp_t *ep, uint64_t ticket, size_t nreq, size_t out_len);
 
 cl_status_t cl_udp_process(cl_udp_t *ep, uint64_t now_ms, size_t *got)
 {
@@ -793,8 +820,13 @@ cl_status_t cl_udp_process(cl_udp_t *ep, uint64_t now_ms, size_t *got)
         ep->stats.handler_errors++;
         ulog(ep, CL_LOG_ERROR, "msg=\"core handle failed\" status=%s requests=%zu",
              cl_status_str(st), nreq);
-        drop_pending(ep, nreq);
+        drop_pending(ep, ep->reqs, nreq);
         cl_udp_release(ep, false); /* nothing of a failed batch leaves */
+        return CL_OK;
+    }
+    if (ep->pipelined) { /* the responses wait for the batch's commit */
+        park_batch(ep, ep->pl.ticket(ep->pl.ctx), nreq, out_len);
+        cl_udp_flush_resolved(ep);
         return CL_OK;
     }
     ep->outq.n = 0;
@@ -803,7 +835,177 @@ cl_status_t cl_udp_process(cl_udp_t *ep, uint64_t now_ms, size_t *got)
     send_queue(ep, &ep->outq);
     if (flushed)
         cl_sendq_clear(&ep->sq);
-    finish_pending(ep, nreq);
+    finish_pending(ep, ep->reqs, nreq);
+    return CL_OK;
+}
+
+/* ------------------------------------------------------------ pipelined commit */
+
+static bool park_msg(parked_t *pk, uint64_t peer, const uint8_t *msg, size_t len, int req,
+                     unsigned how)
+{
+    if (pk->nmsg == pk->msg_cap) {
+        size_t cap = pk->msg_cap ? 2 * pk->msg_cap : 2 * CL_CORE_MAX_BATCH;
+        parked_msg_t *m = realloc(pk->msg, cap * sizeof *m);
+        if (m == NULL)
+            return false;
+        pk->msg = m;
+        pk->msg_cap = cap;
+    }
+    if (pk->used + len > pk->bytes_cap) {
+        size_t cap = pk->bytes_cap ? pk->bytes_cap : 16384;
+        while (cap < pk->used + len)
+            cap *= 2;
+        uint8_t *b = realloc(pk->bytes, cap);
+        if (b == NULL)
+            return false;
+        pk->bytes = b;
+        pk->bytes_cap = cap;
+    }
+    if (len > 0)
+        memcpy(pk->bytes + pk->used, msg, len);
+    pk->msg[pk->nmsg++] = (parked_msg_t){
+        .peer = peer, .off = pk->used, .len = len, .req = (int16_t)req, .how = (uint8_t)how};
+    pk->used += len;
+    return true;
+}
+
+/* Sends (ok) or drops (!ok) the oldest parked batch. */
+static void unpark_oldest(cl_udp_t *ep, bool ok)
+{
+    parked_t *pk = &ep->parked[ep->parked_head];
+    if (ok) {
+        ep->outq.n = 0;
+        for (size_t i = 0; i < pk->nmsg; i++) {
+            const parked_msg_t *m = &pk->msg[i];
+            const uint8_t *b = pk->bytes + m->off;
+            if (m->req >= 0)
+                cache_response(ep, &pk->reqs[m->req], b, m->len);
+            if (m->len == 0)
+                continue;
+            peer_t *p = peer_by_id(ep, m->peer);
+            if (p == NULL) {
+                if (m->how == TX_NOTIFY)
+                    ep->stats.notify_dropped_peer++;
+                else
+                    ep->stats.dropped_unmatched++;
+                continue;
+            }
+            outq_add(ep, p, m->peer, b, m->len, m->how);
+        }
+        send_queue(ep, &ep->outq);
+        finish_pending(ep, pk->reqs, pk->nreq);
+    } else {
+        size_t notes = 0;
+        for (size_t i = 0; i < pk->nmsg; i++)
+            notes += pk->msg[i].how == TX_NOTIFY && pk->msg[i].len > 0;
+        ep->stats.notify_dropped_failed += notes;
+        ep->stats.commit_failed_batches++;
+        drop_pending(ep, pk->reqs, pk->nreq); /* the clients retransmit */
+        ulog(ep, CL_LOG_ERROR,
+             "msg=\"archive commit failed: batch not answered\" requests=%zu notifications=%zu",
+             pk->nreq, notes);
+    }
+    pk->nmsg = 0;
+    pk->used = 0;
+    pk->nreq = 0;
+    ep->parked_head = (ep->parked_head + 1) % ep->parked_cap;
+    ep->parked_n--;
+}
+
+void cl_udp_flush_resolved(cl_udp_t *ep)
+{
+    if (ep == NULL || !ep->pipelined || ep->parked_n == 0)
+        return;
+    uint64_t done = ep->pl.resolved(ep->pl.ctx);
+    while (ep->parked_n > 0) {
+        uint64_t t = ep->parked[ep->parked_head].ticket;
+        if (t > done)
+            break;
+        unpark_oldest(ep, ep->pl.ticket_ok(ep->pl.ctx, t));
+    }
+}
+
+void cl_udp_drain(cl_udp_t *ep)
+{
+    while (ep != NULL && ep->pipelined && ep->parked_n > 0) {
+        size_t last = (ep->parked_head + ep->parked_n - 1) % ep->parked_cap;
+        ep->pl.wait(ep->pl.ctx, ep->parked[last].ticket);
+        cl_udp_flush_resolved(ep);
+    }
+}
+
+size_t cl_udp_parked(const cl_udp_t *ep)
+{
+    return ep != NULL ? ep->parked_n : 0;
+}
+
+/*
+ * Parks the batch just answered (responses and the messages the core sent
+ * meanwhile) under its commit ticket. When the ring is full, waits for the
+ * oldest ticket first (back-pressure: the socket is not read meanwhile).
+ */
+static void park_batch(cl_udp_t *ep, uint64_t ticket, size_t nreq, size_t out_len)
+{
+    if (ep->parked_n == ep->parked_cap) {
+        ep->stats.parked_full_waits++;
+        ep->pl.wait(ep->pl.ctx, ep->parked[ep->parked_head].ticket);
+        cl_udp_flush_resolved(ep);
+    }
+    parked_t *pk = &ep->parked[(ep->parked_head + ep->parked_n) % ep->parked_cap];
+    pk->ticket = ticket;
+    pk->nreq = nreq;
+    memcpy(pk->reqs, ep->reqs, nreq * sizeof *pk->reqs);
+    pk->nmsg = pk->used = 0;
+    ep->parked_n++;
+    bool ok = true;
+    size_t count = 0, pos = 0, i = 0;
+    cl_batch_item_t it;
+    if (cl_batch_validate(ep->batch_out, out_len, &count) != CL_OK) {
+        ulog(ep, CL_LOG_ERROR, "msg=\"core returned an invalid batch\" size=%zu", out_len);
+        ep->stats.handler_errors++;
+        count = 0;
+    }
+    while (count > 0 && cl_batch_next(ep->batch_out, out_len, &pos, &it) == CL_OK) {
+        bool positional = i < nreq && it.peer == ep->reqs[i].peer;
+        int req = positional ? (int)i : -1;
+        i++;
+        if (it.len > 0 && it.transport != CL_TRANSPORT_COAP) {
+            ulog(ep, CL_LOG_WARN, "msg=\"response for another transport dropped\" transport=%u",
+                 (unsigned)it.transport);
+            if (req < 0)
+                continue;
+            it.len = 0; /* still settles the dedup entry */
+        }
+        if (req < 0 && it.len == 0)
+            continue;
+        ok = ok && park_msg(pk, it.peer, it.msg, it.len, req, req >= 0 ? TX_RESPONSE : TX_NOTIFY);
+    }
+    if (cl_sendq_end(&ep->sq, true, "coap", warn_line, ep, &ep->stats.notify_dropped_failed)) {
+        for (size_t k = 0; k < ep->sq.n; k++) {
+            const cl_sendq_ent_t *e = &ep->sq.e[k];
+            ok = ok && park_msg(pk, e->peer, e->msg, e->len, -1, TX_NOTIFY);
+        }
+        cl_sendq_clear(&ep->sq);
+    }
+    if (!ok) { /* out of memory: this batch gets no answer; its clients retransmit */
+        ulog(ep, CL_LOG_ERROR, "msg=\"out of memory parking a batch: not answered\"");
+        pk->nmsg = pk->used = 0;
+    }
+}
+
+cl_status_t cl_udp_set_pipeline(cl_udp_t *ep, const cl_udp_pipeline_t *pl)
+{
+    if (ep == NULL || pl == NULL || pl->ticket == NULL || pl->resolved == NULL ||
+        pl->ticket_ok == NULL || pl->wait == NULL || ep->pipelined)
+        return CL_FAIL(CL_ERR_INVALID_ARG);
+    size_t cap = pl->max_parked ? pl->max_parked : CL_UDP_MAX_PARKED;
+    ep->parked = calloc(cap, sizeof *ep->parked);
+    if (ep->parked == NULL)
+        return CL_FAIL(CL_ERR_FULL);
+    ep->parked_cap = cap;
+    ep->pl = *pl;
+    ep->pipelined = true;
     return CL_OK;
 }
 
@@ -886,6 +1088,17 @@ cl_status_t cl_udp_open(const cl_udp_config_t *cfg, cl_udp_handler_fn handler, v
         st = CL_FAIL(CL_ERR_PERSIST);
         goto fail;
     }
+    /* Room for bursts from many devices while a batch is processed (the kernel
+     * caps it at net.core.rmem_max / wmem_max; the effective size is logged). */
+    int want = (int)(cfg->socket_buffer ? cfg->socket_buffer : CL_UDP_SOCKET_BUFFER), got = 0;
+    socklen_t gl = sizeof got;
+    (void)setsockopt(ep->fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+    (void)setsockopt(ep->fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+    if (getsockopt(ep->fd, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0 && got / 2 < want)
+        ulog(ep, CL_LOG_INFO,
+             "msg=\"receive buffer smaller than asked (raise net.core.rmem_max)\" asked=%d "
+             "got=%d",
+             want, got / 2);
     struct sockaddr_storage bound;
     socklen_t bl = sizeof bound;
     if (getsockname(ep->fd, (struct sockaddr *)&bound, &bl) != 0) {
@@ -942,6 +1155,12 @@ void cl_udp_close(cl_udp_t *ep)
     free(ep->con_hash);
     cl_sendq_free(&ep->sq);
     cl_dedup_free(&ep->dd);
+    if (ep->parked != NULL)
+        for (size_t i = 0; i < ep->parked_cap; i++) {
+            free(ep->parked[i].msg);
+            free(ep->parked[i].bytes);
+        }
+    free(ep->parked);
     free(ep->peers);
     free(ep);
 }

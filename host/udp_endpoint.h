@@ -46,6 +46,7 @@ extern "C" {
 #define CL_UDP_ACK_TIMEOUT_MS 2000   /**< RFC 7252 section 4.8 ACK_TIMEOUT */
 #define CL_UDP_MAX_RETRANSMIT 4      /**< RFC 7252 section 4.8 MAX_RETRANSMIT */
 #define CL_UDP_CON_ENTRIES 4096      /**< core-originated CONs awaiting their ACK */
+#define CL_UDP_SOCKET_BUFFER (4u << 20) /**< SO_RCVBUF / SO_SNDBUF asked for */
 
 /** The core's handle() as the endpoint sees it (cl_runtime_handle shaped). */
 typedef cl_status_t (*cl_udp_handler_fn)(void *ctx, const uint8_t *in, size_t in_len,
@@ -60,6 +61,7 @@ typedef struct cl_udp_config {
     size_t con_entries;           /**< 0 = CL_UDP_CON_ENTRIES (retransmission table) */
     uint32_t ack_timeout_ms;      /**< 0 = CL_UDP_ACK_TIMEOUT_MS (tests shorten it) */
     size_t send_queue;            /**< 0 = CL_SENDQ_CAP (messages held during a batch) */
+    size_t socket_buffer;         /**< 0 = CL_UDP_SOCKET_BUFFER */
 } cl_udp_config_t;
 
 /** Counters only: never contents. */
@@ -77,6 +79,9 @@ typedef struct cl_udp_stats {
     uint64_t notify_dropped_full;  /**< hold queue full */
     uint64_t notify_dropped_failed; /**< held during a batch that failed */
     uint64_t notify_dropped_peer;  /**< peer id unknown or evicted */
+    /* pipelined group commit */
+    uint64_t commit_failed_batches; /**< parked batches dropped: their commit failed */
+    uint64_t parked_full_waits;     /**< the loop waited for the writer (ring full) */
 } cl_udp_stats_t;
 
 typedef struct cl_udp cl_udp_t;
@@ -120,6 +125,36 @@ void cl_udp_timers(cl_udp_t *ep, uint64_t now_ms);
 /** Milliseconds until cl_udp_timers has work (-1: nothing outstanding). */
 int cl_udp_timeout_ms(const cl_udp_t *ep, uint64_t now_ms);
 void cl_udp_get_stats(const cl_udp_t *ep, cl_udp_stats_t *out);
+
+/*
+ * Pipelined group commit (host/commit_pipe.h). Without it, the handler
+ * commits before it returns and the batch's answers leave at once. With it,
+ * the handler hands the batch's rows to a writer thread and returns; `ticket`
+ * then names that commit, and the batch's responses and held messages are
+ * parked (copied, in order) until `resolved` covers the ticket: sent when
+ * `ticket_ok`, dropped (counted, the dedup entries forgotten so the clients'
+ * retransmissions are processed again) when the commit failed. A
+ * retransmission of a parked request is dropped as in flight. At most
+ * `max_parked` batches are parked; then the endpoint waits for the oldest
+ * before it reads more datagrams.
+ */
+#define CL_UDP_MAX_PARKED 32
+typedef struct cl_udp_pipeline {
+    uint64_t (*ticket)(void *ctx);              /**< the last handled batch's ticket */
+    uint64_t (*resolved)(void *ctx);            /**< every ticket <= this is resolved */
+    bool (*ticket_ok)(void *ctx, uint64_t t);   /**< resolved t: committed? */
+    void (*wait)(void *ctx, uint64_t t);        /**< blocks until t is resolved */
+    void *ctx;
+    size_t max_parked; /**< 0 = CL_UDP_MAX_PARKED */
+} cl_udp_pipeline_t;
+/** Turns parking on (once, before the first cl_udp_process). */
+cl_status_t cl_udp_set_pipeline(cl_udp_t *ep, const cl_udp_pipeline_t *pl) CL_MUST_CHECK;
+/** Sends (or drops) every parked batch whose ticket is resolved, oldest first. */
+void cl_udp_flush_resolved(cl_udp_t *ep);
+/** Waits for every parked batch's commit and flushes them (shutdown). */
+void cl_udp_drain(cl_udp_t *ep);
+/** Batches parked now. */
+size_t cl_udp_parked(const cl_udp_t *ep);
 /** Logs one line per known peer: address, counts and sizes. */
 void cl_udp_log_peers(const cl_udp_t *ep, int level);
 void cl_udp_close(cl_udp_t *ep);

@@ -23,6 +23,7 @@
 #include <sqlite3.h>
 
 #include "storage.h"
+#include "commit_pipe.h"
 
 #include "archive_cases.h"
 
@@ -103,15 +104,15 @@ static void test_schema_version_refused(void **state)
     sq_fx_t *fx = *state;
     cl_sqlite_close(fx->a);
     fx->a = NULL;
-    raw_exec(fx->path, "UPDATE schema_version SET version = 2;");
+    raw_exec(fx->path, "UPDATE schema_version SET version = 3;");
     cl_sqlite_t *a = NULL;
     fx->ac.log_lines = 0;
     assert_int_equal(cl_sqlite_open(fx->dir, ac_capture_log, &fx->ac, &a), CL_ERR_PERSIST);
     assert_null(a);
     assert_non_null(strstr(fx->ac.last_log, "newer"));
-    assert_non_null(strstr(fx->ac.last_log, "found=2"));
-    /* back to 1: opens again, data intact */
-    raw_exec(fx->path, "UPDATE schema_version SET version = 1;");
+    assert_non_null(strstr(fx->ac.last_log, "found=3"));
+    /* back to 2: opens again, data intact */
+    raw_exec(fx->path, "UPDATE schema_version SET version = 2;");
     sq_open(fx);
 }
 
@@ -130,23 +131,185 @@ static void test_schema_created_once(void **state)
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(q, 0), 1);
-    assert_int_equal(sqlite3_column_int(q, 1), 1);
+    assert_int_equal(sqlite3_column_int(q, 1), 2);
     sqlite3_finalize(q);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
     sqlite3_finalize(q);
-    /* the (tag, bucket, id) index exists */
+    /* v2: no index on events (appends stay cheap); events_idx and the merge mark exist */
     assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT count(*) FROM sqlite_master WHERE type='index' "
-                                        "AND tbl_name='events'",
+                                        "SELECT (SELECT count(*) FROM sqlite_master WHERE "
+                                        "type='index' AND tbl_name='events'),"
+                                        " (SELECT count(*) FROM sqlite_master WHERE "
+                                        "type='table' AND name='events_idx'),"
+                                        " (SELECT v FROM archive_meta WHERE k='indexed_upto')",
                                         -1, &q, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 1);
+    assert_int_equal(sqlite3_column_int(q, 0), 0);
+    assert_int_equal(sqlite3_column_int(q, 1), 1);
+    assert_int_equal(sqlite3_column_int(q, 2), 0);
     sqlite3_finalize(q);
     sqlite3_close(db);
     sq_open(fx);
+}
+
+/* One integer from the (closed) database file. */
+static int64_t raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
+/* A version 1 file (one index on events) is migrated at open, rows intact. */
+static void test_migrate_v1(void **state)
+{
+    sq_fx_t *fx = *state;
+    cl_sqlite_close(fx->a);
+    fx->a = NULL;
+    ht_rm_rf(fx->dir);
+    assert_int_equal(mkdir(fx->dir, 0700), 0);
+    raw_exec(fx->path,
+             "PRAGMA journal_mode=WAL;"
+             "CREATE TABLE schema_version(version INTEGER NOT NULL);"
+             "INSERT INTO schema_version VALUES (1);"
+             "CREATE TABLE events(id INTEGER PRIMARY KEY, tag BLOB NOT NULL,"
+             " bucket INTEGER NOT NULL, data BLOB NOT NULL);"
+             "CREATE INDEX events_tag_bucket_id ON events(tag, bucket, id);"
+             "INSERT INTO events VALUES (1, x'0102030405060708090a0b0c0d0e0f10', 5, x'01');"
+             "INSERT INTO events VALUES (2, x'aa02030405060708090a0b0c0d0e0f00', 5, x'02');"
+             "INSERT INTO events VALUES (3, x'0102030405060708090a0b0c0d0e0f10', 6, x'0303');");
+    fx->ac.log_lines = 0;
+    sq_open(fx);
+    assert_non_null(strstr(fx->ac.last_log, "migrated"));
+    uint64_t got[8];
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_A, 0, UINT64_MAX, 0, got, 8), 2);
+    assert_int_equal(got[0], 1);
+    assert_int_equal(got[1], 3);
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_B, 5, 5, 0, got, 8), 1);
+    assert_int_equal(got[0], 2);
+    /* new ids continue after the migrated ones */
+    uint8_t d[3] = {7, 7, 7};
+    assert_int_equal(ac_put1(&fx->ac, TAG_A, 6, d, sizeof d), 4);
+    assert_int_equal(ac_sync(&fx->ac), CL_OK);
+    cl_sqlite_close(fx->a);
+    fx->a = NULL;
+    assert_int_equal(raw_int(fx->path, "SELECT max(version) FROM schema_version"), 2);
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM events_idx"), 3);
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                       "'events_tag_bucket_id'"),
+                     0);
+    assert_int_equal(raw_int(fx->path, "SELECT v FROM archive_meta WHERE k = 'indexed_upto'"),
+                     3);
+    sq_open(fx);
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_A, 0, UINT64_MAX, 0, got, 8), 3);
+}
+
+/* Rows are merged into events_idx in bulk; scans see indexed and unmerged rows alike. */
+static void test_index_merge(void **state)
+{
+    sq_fx_t *fx = *state;
+    cl_sqlite_set_merge_rows(fx->a, 4);
+    uint8_t d[16];
+    uint64_t ids[11];
+    for (int i = 0; i < 11; i++) {
+        ac_fill(d, sizeof d, (unsigned)i);
+        ids[i] = ac_put1(&fx->ac, (i % 3) ? TAG_A : TAG_B, (uint64_t)(10 + i / 4), d,
+                         1 + (size_t)i);
+        if (i % 2 == 1)
+            assert_int_equal(ac_sync(&fx->ac), CL_OK);
+    }
+    assert_int_equal(ac_sync(&fx->ac), CL_OK);
+    /* TAG_B: i = 0, 3, 6, 9; TAG_A the others, in id order across idx and tail */
+    uint64_t got[16];
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_B, 0, UINT64_MAX, 0, got, 16), 4);
+    assert_int_equal(got[0], ids[0]);
+    assert_int_equal(got[3], ids[9]);
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_A, 0, UINT64_MAX, 0, got, 16), 7);
+    assert_int_equal(got[0], ids[1]);
+    assert_int_equal(got[6], ids[10]);
+    /* paging across the boundary: after the 4th TAG_A row */
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_A, 0, UINT64_MAX, got[3], got, 16), 3);
+    assert_int_equal(got[0], ids[7]);
+    /* bucket filter (bucket 11 = i 4..7) */
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_A, 11, 11, 0, got, 16), 3);
+    assert_int_equal(got[0], ids[4]);
+    assert_int_equal(got[2], ids[7]);
+    cl_sqlite_close(fx->a);
+    fx->a = NULL;
+    int64_t upto = raw_int(fx->path, "SELECT v FROM archive_meta WHERE k = 'indexed_upto'");
+    assert_true(upto >= (int64_t)ids[7] && upto <= (int64_t)ids[10]);
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM events_idx"), upto - (int64_t)ids[0] + 1);
+    assert_int_equal(raw_int(fx->path, "SELECT count(*) FROM events"), 11);
+    sq_open(fx);
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_A, 0, UINT64_MAX, 0, got, 16), 7);
+}
+
+/* The pipelined commit: rows are committed by the writer thread; a scan sees
+ * only committed rows; tickets resolve in order; close commits what was
+ * submitted and drops what was not. */
+static void test_pipeline(void **state)
+{
+    sq_fx_t *fx = *state;
+    cl_sqlite_set_merge_rows(fx->a, 16);
+    assert_int_equal(cl_sqlite_start_pipeline(fx->a, 4), CL_OK);
+    cl_pipe_t *p = cl_sqlite_pipe(fx->a);
+    assert_non_null(p);
+    uint8_t d[40];
+    uint64_t got[256];
+    ac_fill(d, sizeof d, 3);
+    uint64_t first = ac_put1(&fx->ac, TAG_A, 1, d, sizeof d);
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_A, 0, UINT64_MAX, 0, got, 8), 0); /* not yet */
+    uint64_t t1 = 0, t_empty = 0, last = 0;
+    assert_int_equal(cl_pipe_submit(p, &t1), CL_OK);
+    assert_true(t1 > 0);
+    assert_int_equal(cl_pipe_submit(p, &t_empty), CL_OK); /* nothing new: the same ticket */
+    assert_int_equal(t_empty, t1);
+    assert_int_equal(cl_pipe_wait(p, t1), CL_OK);
+    assert_true(cl_pipe_resolved(p) >= t1);
+    assert_true(cl_pipe_ticket_ok(p, t1));
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_A, 0, UINT64_MAX, 0, got, 8), 1);
+    assert_int_equal(got[0], first);
+    /* 40 batches submitted without waiting (the queue bound of 4 makes submit wait) */
+    for (int b = 0; b < 40; b++) {
+        for (int k = 0; k < 5; k++)
+            (void)ac_put1(&fx->ac, (k & 1) ? TAG_B : TAG_A, 2, d, 1 + (size_t)k);
+        uint64_t t = 0;
+        assert_int_equal(cl_pipe_submit(p, &t), CL_OK);
+        assert_true(t > last);
+        last = t;
+    }
+    assert_int_equal(cl_pipe_wait(p, last), CL_OK);
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_A, 0, UINT64_MAX, 0, got, 256), 1 + 40 * 3);
+    for (size_t i = 1; i < 1 + 40 * 3; i++)
+        assert_true(got[i] > got[i - 1]);
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_B, 0, UINT64_MAX, 0, got, 256), 40 * 2);
+    /* cl_sqlite_sync in pipelined mode = submit + wait */
+    (void)ac_put1(&fx->ac, TAG_B, 3, d, 2);
+    assert_int_equal(ac_sync(&fx->ac), CL_OK);
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_B, 3, 3, 0, got, 8), 1);
+    cl_pipe_stats_t ps;
+    cl_pipe_get_stats(p, &ps);
+    assert_int_equal(ps.rows, 1 + 40 * 5 + 1);
+    assert_int_equal(ps.failed_commits, 0);
+    assert_true(ps.commits >= 3 && ps.commits <= ps.batches);
+    /* one batch submitted (committed at close), one only put (dropped at close) */
+    (void)ac_put1(&fx->ac, TAG_B, 4, d, 3);
+    uint64_t t = 0;
+    assert_int_equal(cl_pipe_submit(p, &t), CL_OK);
+    (void)ac_put1(&fx->ac, TAG_B, 5, d, 4);
+    ac_reopen(&fx->ac);
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_B, 4, 4, 0, got, 8), 1);
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_B, 5, 5, 0, got, 8), 0);
+    assert_int_equal(ac_scan_ids(&fx->ac, TAG_A, 0, UINT64_MAX, 0, got, 256), 1 + 40 * 3);
 }
 
 static void test_corrupt_oversized_row_skipped(void **state)
@@ -296,6 +459,9 @@ int main(void)
         AC_CASES(setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_created_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_oversized_row_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
