@@ -6,17 +6,23 @@
 #      (RelWithDebInfo, no sanitizers) in --build DIR;
 #   2. per runtime (sim, process): starts cloisterd on 127.0.0.1 with a fresh
 #      data directory (its default storage backends), `cloister owner init` +
-#      `provision --allow-simulated`, then `cloister bench` REPS times secure
-#      and REPS times baseline, interleaved (secure, baseline, secure, ...);
+#      `provision --allow-simulated`, then `cloister bench` REPS times in each
+#      of three modes, interleaved (secure, plain, transport, secure, ...):
+#      secure = OSCORE POST /events from EDHOC-established devices, archived;
+#      plain = the baseline: the daemon started with --bench-plain-events
+#      archives unprotected POST /events itself through the same storage and
+#      commit path (the same work minus the security); transport =
+#      unprotected POST /events refused 4.01 by the core (nothing archived);
 #      the secure runs pass --rss-pid for cloisterd and (process runtime) its
 #      cloister-core child, so RSS is read before and after the N sessions exist;
 #   3. stops the daemon and writes bench/results/daemon-latest.txt: machine,
 #      build flags, runtime, storage backend, load before/after, every run,
-#      median and min..max, the ratio secure/baseline, handshakes/s and the
-#      memory per session (from the first secure run, on a fresh daemon).
+#      median and min..max, the ratios secure/plain and secure/transport,
+#      rows per group commit, handshakes/s and the memory per session (from
+#      the secure runs, each on a fresh daemon).
 #
 # usage: scripts/bench-daemon.sh [--build DIR] [--runtimes "sim process"]
-#            [--devices 1000] [--seconds 10] [--window 64] [--reps 3]
+#            [--devices 1000] [--seconds 10] [--window 1000] [--reps 3]
 #            [--out FILE] [--no-build] [--keep] [--perf]
 #   --perf  afterwards, one more secure run per runtime with `perf record
 #           --call-graph dwarf` on the daemon (and the core child): the setup
@@ -32,7 +38,7 @@ BUILD=$ROOT/build-daemon-bench
 RUNTIMES="sim process"
 DEVICES=1000
 SECONDS_=10
-WINDOW=64
+WINDOW=1000 # one request in flight per device (the 1,000 devices)
 REPS=3
 OUT=$ROOT/bench/results/daemon-latest.txt
 DO_BUILD=1
@@ -51,7 +57,7 @@ while [ $# -gt 0 ]; do
     --no-build) DO_BUILD=0; shift ;;
     --keep) KEEP_=1; shift ;;
     --perf) PERF=1; shift ;;
-    -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "bench-daemon.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
 done
