@@ -40,7 +40,13 @@ PACKAGES=(
     gcc-arm-none-eabi    # mcu/: lib/ and the client firmware cross-compiled for Cortex-M (issue 9)
     binutils-arm-none-eabi   # arm-none-eabi-size / nm / objdump: scripts/mcu-footprint.sh
     libnewlib-arm-none-eabi  # newlib-nano (nano.specs, libc_nano.a) the firmware links
+    nodejs               # web/: the browser client's protocol library is tested in Node (>= 18)
 )
+# npm for web/: Debian packages it apart from nodejs; a nodejs that brings its own npm
+# (e.g. a NodeSource build, which conflicts with Debian's npm) needs nothing more.
+if ! command -v npm >/dev/null 2>&1; then
+    PACKAGES+=(npm)
+fi
 
 # Known for later issues - add them to PACKAGES in the change that first needs them:
 #   libcoap3-dev        host/ CoAP endpoint (issue 5)

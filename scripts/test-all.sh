@@ -14,6 +14,10 @@
 #            lib/ (and later core/) on build/ - DESIGN.md rule 1
 #   clang    clang -Werror build of everything in build-clang/, ctest, and the
 #            symbol check on clang's objects
+#   web      the browser client's protocol library (web/): npm ci, then npm test
+#            (tsc strict, the RFC vectors, unit tests, the browser bundle, and
+#            the interop test against cloisterd + the cloister CLI of build/
+#            when the unit stage configured it, else of build-web/)
 #   mcu      lib/ and the minimal EDHOC + OSCORE client firmware cross-compiled
 #            for Cortex-M4 and M0+ (arm-none-eabi-gcc -Os, -Werror) in
 #            build-mcu*/, the image checked to need nothing but the platform
@@ -30,7 +34,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-ALL_STAGES=(unit asan fuzz symbols clang mcu)
+ALL_STAGES=(unit asan fuzz symbols clang mcu web)
 JOBS=$(nproc)
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 
@@ -163,6 +167,29 @@ stage_mcu() {
     # the committed bench/results/mcu-footprint.txt is refreshed by running the
     # script by hand; the test run keeps its report in the build directory
     bash scripts/mcu-footprint.sh --jobs "$JOBS" --out build-mcu/mcu-footprint.txt
+}
+
+stage_web() {
+    # The C side the interop test runs: reuse build/ (the unit stage's) when it is
+    # configured, else build-web/; only the three targets the test needs.
+    local b=build-web
+    [ -f build/CMakeCache.txt ] && b=build
+    [ -f "$b/CMakeCache.txt" ] || cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    cmake --build "$b" -j "$JOBS" --target cloisterd cloister cloister_core_image
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "web: npm is missing (scripts/install-deps.sh installs nodejs and npm)"
+        return 1
+    fi
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]')
+    if [ "$major" -lt 18 ]; then
+        echo "web: Node.js >= 18 is needed, found $(node --version)"
+        return 1
+    fi
+    echo "web: node $(node --version), npm $(npm --version), cloisterd from $b/"
+    cd web
+    npm ci --no-audit --no-fund
+    CLOISTER_BUILD_DIR="$ROOT/$b" CLOISTER_INTEROP_REQUIRED=1 npm test
 }
 
 # ---------------------------------------------------------------- driver
