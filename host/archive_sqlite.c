@@ -24,6 +24,7 @@
  * log line), and nothing is copied beyond the caller's buffer. Errors become
  * CL_ERR_PERSIST plus a log line that never contains row contents.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "storage.h"
 #include "storage_common.h"
 
@@ -38,6 +39,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <time.h>
+
 #include <sqlite3.h>
 
 #include "commit_pipe.h"
@@ -47,9 +51,8 @@
 #ifndef CL_SQLITE_PAGE_SIZE
 #define CL_SQLITE_PAGE_SIZE "1024"
 #endif
-#ifndef CL_SQLITE_CHECKPOINT_PAGES
-#define CL_SQLITE_CHECKPOINT_PAGES "16384"
-#endif
+#define CKPT_FRAMES 8192  /* pipelined: the checkpointer runs when the WAL holds more */
+#define CKPT_PERIOD_MS 200 /* and looks that often */
 
 enum {
     ST_INSERT,
@@ -108,6 +111,14 @@ struct cl_sqlite {
     cl_pipe_t *pipe;
     sqlite3 *wdb;
     sqlite3_stmt *wst[ST_COUNT];
+    /* pipelined: WAL checkpoints on a third thread and connection (PASSIVE:
+     * they run alongside the writer's commits instead of inside one) */
+    sqlite3 *cdb;
+    pthread_t ckpt;
+    bool ckpt_started, ckpt_stop;
+    int wal_frames; /* frames in the WAL after the writer's last commit (ckpt_mu) */
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -598,6 +609,17 @@ void cl_sqlite_close(cl_sqlite_t *a)
     if (a == NULL)
         return;
     cl_pipe_close(a->pipe); /* commits what was submitted, drops the unsubmitted rest */
+    if (a->ckpt_started) {
+        pthread_mutex_lock(&a->ckpt_mu);
+        a->ckpt_stop = true;
+        pthread_cond_signal(&a->ckpt_cv);
+        pthread_mutex_unlock(&a->ckpt_mu);
+        pthread_join(a->ckpt, NULL);
+        pthread_cond_destroy(&a->ckpt_cv);
+        pthread_mutex_destroy(&a->ckpt_mu);
+    }
+    if (a->cdb != NULL)
+        sqlite3_close(a->cdb);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(a->wst[i]);
     if (a->wdb != NULL)
@@ -661,6 +683,50 @@ static cl_status_t pipe_write(void *ctx, const cl_archive_rec_t *recs, const uin
     return CL_OK;
 }
 
+/* Writer thread, after each commit: how long the WAL is (the checkpointer's cue). */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    cl_sqlite_t *a = arg;
+    (void)db;
+    (void)name;
+    pthread_mutex_lock(&a->ckpt_mu);
+    a->wal_frames = frames;
+    pthread_mutex_unlock(&a->ckpt_mu);
+    return SQLITE_OK;
+}
+
+/* Checkpointer thread: every CKPT_PERIOD_MS, a PASSIVE checkpoint when the WAL is long. */
+static void *ckpt_main(void *arg)
+{
+    cl_sqlite_t *a = arg;
+    pthread_mutex_lock(&a->ckpt_mu);
+    while (!a->ckpt_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)CKPT_PERIOD_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&a->ckpt_cv, &a->ckpt_mu, &ts);
+        if (a->ckpt_stop)
+            break;
+        if (a->wal_frames < CKPT_FRAMES)
+            continue;
+        pthread_mutex_unlock(&a->ckpt_mu);
+        int log_frames = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(a->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                           &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            (void)db_fail_on(a, a->cdb, "checkpoint (retried)", rc);
+        pthread_mutex_lock(&a->ckpt_mu);
+        if (rc == SQLITE_OK)
+            a->wal_frames = 0; /* the writer's next commit says how many there are */
+    }
+    pthread_mutex_unlock(&a->ckpt_mu);
+    return NULL;
+}
+
 cl_status_t cl_sqlite_start_pipeline(cl_sqlite_t *a, size_t max_queued)
 {
     if (a == NULL)
@@ -672,14 +738,27 @@ cl_status_t cl_sqlite_start_pipeline(cl_sqlite_t *a, size_t max_queued)
         return st;
     if ((st = open_conn(a, &a->wdb)) != CL_OK)
         return st;
-    /* The writer touches one index leaf per active (type, source) tag per commit:
-     * keep those pages cached (64 MiB) instead of reading them back, and
-     * checkpoint less often so a hot page is written to the database once per
-     * checkpoint rather than once per 1,000 WAL frames (the WAL is still
-     * fsynced at every commit: durability is unchanged). */
-    int prc = sqlite3_exec(a->wdb, "PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=" CL_SQLITE_CHECKPOINT_PAGES ";", NULL, NULL, NULL);
+    /* The writer keeps the pages it appends to and merges into cached (64 MiB)
+     * and never checkpoints itself: the checkpointer thread does, PASSIVE, on
+     * its own connection, so a commit never waits for a checkpoint (the WAL
+     * is still fsynced at every commit: durability is unchanged). */
+    int prc = sqlite3_exec(a->wdb, "PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0;", NULL,
+                           NULL, NULL);
     if (prc != SQLITE_OK)
         return db_fail_on(a, a->wdb, "open (pragmas)", prc);
+    if ((st = open_conn(a, &a->cdb)) != CL_OK)
+        return st;
+    pthread_mutex_init(&a->ckpt_mu, NULL);
+    pthread_cond_init(&a->ckpt_cv, NULL);
+    if (pthread_create(&a->ckpt, NULL, ckpt_main, a) != 0) {
+        pthread_cond_destroy(&a->ckpt_cv);
+        pthread_mutex_destroy(&a->ckpt_mu);
+        slog(a, CL_LOG_ERROR, "msg=\"cannot start the checkpointer\" backend=sqlite");
+        return CL_FAIL(CL_ERR_PERSIST);
+    }
+    a->ckpt_started = true;
+    (void)pthread_setname_np(a->ckpt, "cl-checkpoint");
+    sqlite3_wal_hook(a->wdb, wal_hook, a); /* replaces the auto-checkpoint hook (off anyway) */
     for (int i = 0; i < ST_COUNT; i++) {
         int rc = sqlite3_prepare_v3(a->wdb, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                     &a->wst[i], NULL);
