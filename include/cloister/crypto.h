@@ -41,6 +41,7 @@ typedef enum cl_aead_alg {
     CL_AEAD_A128GCM = 1,             /**< AES-128-GCM, 12-byte nonce, 16-byte tag */
     CL_AEAD_AES_CCM_16_64_128 = 10,  /**< AES-128-CCM, 13-byte nonce, 8-byte tag */
     CL_AEAD_AES_CCM_16_128_128 = 30, /**< AES-128-CCM, 13-byte nonce, 16-byte tag */
+    CL_AEAD_CHACHA20_POLY1305 = 24,  /**< RFC 8439, 32-byte key, 12-byte nonce, 16-byte tag */
 } cl_aead_alg_t;
 
 /** Signature algorithms (COSE values). */

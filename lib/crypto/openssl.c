@@ -1,9 +1,12 @@
 /*
  * openssl.c - the OpenSSL 3 crypto provider (cl_crypto_ops_t).
  *
- * What: random, SHA-256, HMAC-SHA-256, HKDF (RFC 5869), the three AEADs of
- * OSCORE/EDHOC/HPKE (AES-CCM-16-64-128, AES-CCM-16-128-128, A128GCM), and
- * P-256 (ECDH, ES256), X25519 and Ed25519 behind key handles.
+ * What: random, SHA-256, HMAC-SHA-256, HKDF (RFC 5869), the AEADs of
+ * OSCORE/EDHOC/HPKE (AES-CCM-16-64-128, AES-CCM-16-128-128, A128GCM,
+ * ChaCha20-Poly1305), and P-256 (ECDH, ES256), X25519 and Ed25519 behind
+ * key handles. ChaCha20-Poly1305 is optional: an OpenSSL without it (e.g. a
+ * FIPS-only configuration) still gives an instance, whose aead_import
+ * answers CL_ERR_UNSUPPORTED for that algorithm.
  *
  * Why it is shaped this way: protocol code calls the provider per message
  * (OSCORE) and several times per handshake (EDHOC), so everything that can
@@ -121,6 +124,7 @@ typedef struct prov {
     EVP_MAC_CTX *mac;
     EVP_CIPHER *ccm;
     EVP_CIPHER *gcm;
+    EVP_CIPHER *chacha; /* ChaCha20-Poly1305; NULL when this OpenSSL lacks it */
     EC_GROUP *p256;
     BN_CTX *bn;
     EVP_PKEY *p256_tmpl; /* P-256 parameters only: cloned for public keys */
@@ -494,6 +498,11 @@ static EVP_CIPHER_CTX *evp_aead_ctx(const EVP_CIPHER *cipher, int enc, size_t no
     return c;
 }
 
+static int is_ccm(cl_aead_alg_t alg)
+{
+    return alg == CL_AEAD_AES_CCM_16_64_128 || alg == CL_AEAD_AES_CCM_16_128_128;
+}
+
 static cl_status_t op_aead_import(void *self, cl_aead_alg_t alg, const uint8_t *key, size_t key_len,
                                   cl_key_t *out)
 {
@@ -522,12 +531,20 @@ static cl_status_t op_aead_import(void *self, cl_aead_alg_t alg, const uint8_t *
     a->nonce_len = (uint8_t)nl;
     a->tag_len = (uint8_t)tl;
 
-    if (alg != CL_AEAD_A128GCM && p->fast) {
+    if (is_ccm(alg) && p->fast) {
         if ((rc = cl_aesni_ccm_init(&a->ni, key, tl)) != CL_OK)
             goto done;
         a->fast = 1;
     } else {
-        const EVP_CIPHER *cipher = alg == CL_AEAD_A128GCM ? p->gcm : p->ccm;
+        const EVP_CIPHER *cipher = p->chacha;
+        if (is_ccm(alg))
+            cipher = p->ccm;
+        else if (alg == CL_AEAD_A128GCM)
+            cipher = p->gcm;
+        if (cipher == NULL) {
+            rc = CL_FAIL(CL_ERR_UNSUPPORTED);
+            goto done;
+        }
         a->ectx = evp_aead_ctx(cipher, 1, nl, tl, key);
         a->dctx = evp_aead_ctx(cipher, 0, nl, tl, key);
         if (a->ectx == NULL || a->dctx == NULL) {
@@ -565,6 +582,10 @@ static int evp_ccm_encrypt(const aead_key_t *a, const uint8_t *nonce, const uint
            EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, a->tag_len, out + pt_len) == 1;
 }
 
+/*
+ * AES-GCM and ChaCha20-Poly1305 through EVP: the same flow (nonce, AAD,
+ * data, final, tag), and both keep their key when only a nonce is given.
+ */
 static int evp_gcm_encrypt(const aead_key_t *a, const uint8_t *nonce, const uint8_t *aad,
                            size_t aad_len, const uint8_t *pt, size_t pt_len, uint8_t *out)
 {
@@ -619,7 +640,7 @@ static int evp_gcm_decrypt(const aead_key_t *a, const uint8_t *nonce, const uint
 
 static size_t max_pt(const aead_key_t *a)
 {
-    return a->alg == CL_AEAD_A128GCM ? (size_t)INT_MAX - CL_AEAD_MAX_TAG : CCM_MAX_PT;
+    return is_ccm(a->alg) ? CCM_MAX_PT : (size_t)INT_MAX - CL_AEAD_MAX_TAG;
 }
 
 static cl_status_t op_aead_encrypt(void *self, cl_key_t key, const uint8_t *nonce, size_t nonce_len,
@@ -647,8 +668,8 @@ static cl_status_t op_aead_encrypt(void *self, cl_key_t key, const uint8_t *nonc
         if ((rc = cl_aesni_ccm_encrypt(&a->ni, nonce, aad, aad_len, pt, pt_len, out)) != CL_OK)
             goto done;
     } else {
-        ok = a->alg == CL_AEAD_A128GCM ? evp_gcm_encrypt(a, nonce, aad, aad_len, pt, pt_len, out)
-                                       : evp_ccm_encrypt(a, nonce, aad, aad_len, pt, pt_len, out);
+        ok = is_ccm(a->alg) ? evp_ccm_encrypt(a, nonce, aad, aad_len, pt, pt_len, out)
+                            : evp_gcm_encrypt(a, nonce, aad, aad_len, pt, pt_len, out);
         if (!ok) {
             ERR_clear_error();
             cl_wipe(out, pt_len + a->tag_len);
@@ -697,8 +718,8 @@ static cl_status_t op_aead_decrypt(void *self, cl_key_t key, const uint8_t *nonc
         if ((rc = cl_aesni_ccm_decrypt(&a->ni, nonce, aad, aad_len, in, in_len, out)) != CL_OK)
             goto done;
     } else {
-        ok = a->alg == CL_AEAD_A128GCM ? evp_gcm_decrypt(a, nonce, aad, aad_len, in, pt_len, out)
-                                       : evp_ccm_decrypt(a, nonce, aad, aad_len, in, pt_len, out);
+        ok = is_ccm(a->alg) ? evp_ccm_decrypt(a, nonce, aad, aad_len, in, pt_len, out)
+                            : evp_gcm_decrypt(a, nonce, aad, aad_len, in, pt_len, out);
         if (!ok) {
             ERR_clear_error();
             if (pt_len != 0)
@@ -1547,6 +1568,7 @@ static void prov_free(prov_t *p)
     EVP_MAC_free(p->hmac);
     EVP_CIPHER_free(p->ccm);
     EVP_CIPHER_free(p->gcm);
+    EVP_CIPHER_free(p->chacha);
     EC_GROUP_free(p->p256);
     BN_CTX_free(p->bn);
     EVP_PKEY_free(p->p256_tmpl);
@@ -1610,6 +1632,9 @@ cl_status_t cl_crypto_openssl_new(cl_crypto_t *c, unsigned flags)
     p->mac = p->hmac != NULL ? EVP_MAC_CTX_new(p->hmac) : NULL;
     p->ccm = EVP_CIPHER_fetch(NULL, "AES-128-CCM", NULL);
     p->gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
+    p->chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+    if (p->chacha == NULL)
+        ERR_clear_error(); /* optional: aead_import refuses the algorithm */
     p->p256 = EC_GROUP_new_by_curve_name_ex(NULL, NULL, NID_X9_62_prime256v1);
     p->bn = BN_CTX_new();
     p->gen_x25519 = keygen_ctx("X25519");

@@ -29,6 +29,11 @@ cl_status_t cl_aead_params(cl_aead_alg_t alg, size_t *key_len, size_t *nonce_len
         n = 13;
         t = 16;
         break;
+    case CL_AEAD_CHACHA20_POLY1305:
+        k = 32;
+        n = 12;
+        t = 16;
+        break;
     default: return CL_FAIL(CL_ERR_UNSUPPORTED);
     }
     if (key_len != NULL)
