@@ -207,6 +207,7 @@ static void core_free(cl_core_t *c)
         return;
     cl_sessions_free(c);
     cl_rules_free(c);
+    cl_archive_discard(c, true);
     for (size_t i = 0; i < CL_EVIDENCE_CACHE; i++)
         free(c->evcache[i].ev);
     if (c->log_open)
@@ -332,6 +333,7 @@ static cl_status_t ecall_handle(cl_core_handle_t h, const uint8_t *in, size_t in
         goto out;
     (void)cl_core_now(c);
     cl_batch_item_t it;
+    c->arch_defer = true; /* the batch's archive rows leave in one archive_put, below */
     while ((st = cl_batch_next(batch, in_len, &pos, &it)) == CL_OK) {
         size_t alen = 0;
         memcpy(msg, it.msg, it.len);
@@ -346,6 +348,10 @@ static cl_status_t ecall_handle(cl_core_handle_t h, const uint8_t *in, size_t in
     }
     if (st != CL_ERR_NOT_FOUND)
         goto out;
+    /* Answers that say "accepted" are only true once the rows are with the host: a failed
+     * put fails the whole batch (the host sends none of its answers; clients retry). */
+    if ((st = cl_archive_flush(c)) != CL_OK)
+        goto out;
     if (olen > out_size) {
         st = CL_FAIL(CL_ERR_BUFFER_TOO_SMALL);
         goto out;
@@ -354,6 +360,8 @@ static cl_status_t ecall_handle(cl_core_handle_t h, const uint8_t *in, size_t in
     *out_len = olen;
     st = CL_OK;
 out:
+    c->arch_defer = false;
+    cl_archive_discard(c, false); /* nothing queued on success; a failed batch's rows go */
     if (msg != NULL)
         cl_wipe(msg, CL_CORE_MAX_MESSAGE);
     if (ans != NULL)

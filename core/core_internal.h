@@ -315,6 +315,14 @@ typedef struct cl_core {
     uint8_t arch_nonce_prefix[8];
     uint32_t arch_nonce_ctr;
     bool arch_nonce_ready;
+    /* archive rows of the current handle() batch, handed to the host in ONE
+     * archive_put at its end (one ocall per batch, not per request) */
+    bool arch_defer;   /* inside handle(): queue instead of putting */
+    bool arch_failed;  /* a put of this batch failed: the batch fails */
+    cl_archive_rec_t *arch_recs; /* data = offset into arch_buf until the flush */
+    size_t arch_n, arch_cap;
+    uint8_t *arch_buf;
+    size_t arch_used, arch_buf_cap;
     /* EDHOC responder configuration */
     int suites[1];
     cl_edhoc_auth_t auth;
@@ -361,6 +369,19 @@ void cl_sessions_expire(cl_core_t *c);
 void cl_session_free(cl_session_t *x);
 
 /* resources.c */
+/**
+ * Archive rows: put at once outside handle(); inside it (c->arch_defer)
+ * copied and queued for cl_archive_flush at the batch's end (flushed early
+ * when the queue holds CL_ARCHIVE_QUEUE_BYTES). CL_ERR_PERSIST marks the batch
+ * failed: none of its answers may leave (the host drops them, as for a
+ * failed group commit).
+ */
+#define CL_ARCHIVE_QUEUE_BYTES (256u * 1024u)
+cl_status_t cl_archive_queue(cl_core_t *c, const cl_archive_rec_t *recs, size_t n) CL_MUST_CHECK;
+/** Hands the queued rows to the host in one archive_put; empties the queue. */
+cl_status_t cl_archive_flush(cl_core_t *c) CL_MUST_CHECK;
+/** Drops the queue (a failed batch) and frees its buffers when `release`. */
+void cl_archive_discard(cl_core_t *c, bool release);
 /** Handles one transport message; *out_len 0 = no answer (*flags: CL_BATCH_F_*). */
 void cl_core_dispatch(cl_core_t *c, uint64_t peer, uint16_t transport, uint8_t *msg, size_t len,
                       uint8_t *out, size_t out_size, size_t *out_len, uint16_t *flags);

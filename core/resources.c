@@ -937,6 +937,83 @@ static cl_status_t archive_event(reqctx_t *r, cl_cbor_dec_t *d, uint8_t *buf, si
     return CL_OK;
 }
 
+cl_status_t cl_archive_flush(cl_core_t *c)
+{
+    if (c->arch_n == 0)
+        return c->arch_failed ? CL_FAIL(CL_ERR_PERSIST) : CL_OK;
+    uint64_t *ids = malloc(c->arch_n * sizeof *ids);
+    cl_status_t st = ids == NULL ? CL_FAIL(CL_ERR_FULL) : CL_OK;
+    for (size_t i = 0; st == CL_OK && i < c->arch_n; i++) /* offsets -> pointers */
+        c->arch_recs[i].data = c->arch_buf + (uintptr_t)c->arch_recs[i].data;
+    if (st == CL_OK)
+        st = c->host.archive_put(c->host.ctx, c->arch_recs, c->arch_n, ids);
+    free(ids);
+    c->arch_n = 0;
+    c->arch_used = 0;
+    if (st != CL_OK)
+        c->arch_failed = true;
+    return c->arch_failed ? CL_FAIL(CL_ERR_PERSIST) : CL_OK;
+}
+
+void cl_archive_discard(cl_core_t *c, bool release)
+{
+    c->arch_n = 0;
+    c->arch_used = 0;
+    c->arch_failed = false;
+    if (release) {
+        free(c->arch_recs);
+        free(c->arch_buf);
+        c->arch_recs = NULL;
+        c->arch_buf = NULL;
+        c->arch_cap = c->arch_buf_cap = 0;
+    }
+}
+
+cl_status_t cl_archive_queue(cl_core_t *c, const cl_archive_rec_t *recs, size_t n)
+{
+    if (!c->arch_defer) { /* outside a batch: at once */
+        uint64_t ids[MAX_EVENTS_PER_REQUEST];
+        if (n > MAX_EVENTS_PER_REQUEST)
+            return CL_FAIL(CL_ERR_LIMIT);
+        return c->host.archive_put(c->host.ctx, recs, n, ids);
+    }
+    if (c->arch_failed)
+        return CL_FAIL(CL_ERR_PERSIST);
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += recs[i].len;
+    if (c->arch_used + bytes > CL_ARCHIVE_QUEUE_BYTES && cl_archive_flush(c) != CL_OK)
+        return CL_FAIL(CL_ERR_PERSIST);
+    if (c->arch_n + n > c->arch_cap) {
+        size_t cap = c->arch_cap ? c->arch_cap : 64;
+        while (cap < c->arch_n + n)
+            cap *= 2;
+        cl_archive_rec_t *r = realloc(c->arch_recs, cap * sizeof *r);
+        if (r == NULL)
+            return CL_FAIL(CL_ERR_FULL);
+        c->arch_recs = r;
+        c->arch_cap = cap;
+    }
+    if (c->arch_used + bytes > c->arch_buf_cap) {
+        size_t cap = c->arch_buf_cap ? c->arch_buf_cap : 16384;
+        while (cap < c->arch_used + bytes)
+            cap *= 2;
+        uint8_t *b = realloc(c->arch_buf, cap);
+        if (b == NULL)
+            return CL_FAIL(CL_ERR_FULL);
+        c->arch_buf = b;
+        c->arch_buf_cap = cap;
+    }
+    for (size_t i = 0; i < n; i++) { /* ciphertext: copied, nothing to wipe */
+        cl_archive_rec_t *q = &c->arch_recs[c->arch_n++];
+        *q = recs[i];
+        memcpy(c->arch_buf + c->arch_used, recs[i].data, recs[i].len);
+        q->data = (const uint8_t *)(uintptr_t)c->arch_used; /* an offset until the flush */
+        c->arch_used += recs[i].len;
+    }
+    return CL_OK;
+}
+
 static cl_status_t post_events(reqctx_t *r)
 {
     cl_core_t *c = r->c;
@@ -984,7 +1061,8 @@ static cl_status_t post_events(reqctx_t *r)
         return cl_res_error(r, CL_COAP_BAD_REQUEST, "bad-request",
                      "event: {\"type\": text, \"properties\": map, \"time\": ms?}");
     }
-    st = c->host.archive_put(c->host.ctx, recs, n, ids);
+    (void)ids;
+    st = cl_archive_queue(c, recs, n);
     free(buf);
     if (st != CL_OK)
         return cl_res_error(r, CL_COAP_SERVICE_UNAVAILABLE, "storage-failed",
