@@ -192,6 +192,26 @@ static void lose_batch(cl_sqlite_t *a)
     a->lost = a->lost || had;
 }
 
+/* One INSERT of a row with its id (the statement is reset and unbound after). */
+static int insert_row(sqlite3_stmt *s, int64_t id, const cl_archive_rec_t *r)
+{
+    static const uint8_t empty[1] = {0};
+    int rc = sqlite3_bind_int64(s, 1, id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(s, 2, r->tag, 16, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(s, 3, (int64_t)r->bucket);
+    if (rc == SQLITE_OK) /* zero-length, but never NULL (data is NOT NULL) */
+        rc = sqlite3_bind_blob(s, 4, r->len ? r->data : empty, (int)r->len, SQLITE_STATIC);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
 /* ------------------------------------------------------------ ocalls */
 
 static cl_status_t sqlite_archive_put(void *ctx, const cl_archive_rec_t *recs, size_t n,
@@ -224,23 +244,9 @@ static cl_status_t sqlite_archive_put(void *ctx, const cl_archive_rec_t *recs, s
     if ((rc = run_stmt(a, ST_SAVEPOINT)) != SQLITE_OK)
         return db_fail(a, "put", rc);
     sqlite3_stmt *s = a->st[ST_INSERT];
-    static const uint8_t empty[1] = {0};
     for (size_t i = 0; i < n; i++) {
         int64_t id = a->next_id + (int64_t)i;
-        rc = sqlite3_bind_int64(s, 1, id);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_blob(s, 2, recs[i].tag, 16, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(s, 3, (int64_t)recs[i].bucket);
-        if (rc == SQLITE_OK) /* zero-length, but never NULL (data is NOT NULL) */
-            rc = sqlite3_bind_blob(s, 4, recs[i].len ? recs[i].data : empty, (int)recs[i].len,
-                                   SQLITE_STATIC);
-        if (rc == SQLITE_OK) {
-            rc = sqlite3_step(s);
-            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-        }
-        sqlite3_reset(s);
-        sqlite3_clear_bindings(s);
+        rc = insert_row(s, id, &recs[i]);
         if (rc != SQLITE_OK) {
             cl_status_t st = db_fail(a, "put", rc);
             /* Undo this put only; the batch's earlier puts stay. */
@@ -642,29 +648,13 @@ static cl_status_t pipe_write(void *ctx, const cl_archive_rec_t *recs, const uin
                               size_t n)
 {
     cl_sqlite_t *a = ctx;
-    static const uint8_t empty[1] = {0};
     int rc = sqlite3_step(a->wst[ST_BEGIN]);
     sqlite3_reset(a->wst[ST_BEGIN]);
     if (rc != SQLITE_DONE)
         return db_fail_on(a, a->wdb, "begin", rc);
-    sqlite3_stmt *s = a->wst[ST_INSERT];
-    for (size_t i = 0; i < n; i++) {
-        rc = sqlite3_bind_int64(s, 1, (int64_t)ids[i]);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_blob(s, 2, recs[i].tag, 16, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(s, 3, (int64_t)recs[i].bucket);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_blob(s, 4, recs[i].len ? recs[i].data : empty, (int)recs[i].len,
-                                   SQLITE_STATIC);
-        if (rc == SQLITE_OK) {
-            rc = sqlite3_step(s);
-            rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-        }
-        sqlite3_reset(s);
-        if (rc != SQLITE_OK)
-            break;
-    }
+    rc = SQLITE_OK;
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++)
+        rc = insert_row(a->wst[ST_INSERT], (int64_t)ids[i], &recs[i]);
     if (rc == SQLITE_OK) {
         rc = sqlite3_step(a->wst[ST_COMMIT]);
         sqlite3_reset(a->wst[ST_COMMIT]);

@@ -72,7 +72,7 @@ struct cl_pipe {
     /* writer thread only */
     cl_archive_rec_t *wrecs;
     uint64_t *wids;
-    size_t wcap;
+    size_t wrecs_cap, wids_cap;
 };
 
 static void plog(const cl_pipe_t *p, int level, const char *line)
@@ -100,20 +100,14 @@ static cl_status_t gather(cl_pipe_t *p, pbatch_t *list, size_t *n_out)
     size_t n = 0;
     for (pbatch_t *b = list; b != NULL; b = b->next)
         n += b->n;
-    if (n > p->wcap) {
-        size_t cap = p->wcap ? p->wcap : 256;
-        while (cap < n)
-            cap *= 2;
-        cl_archive_rec_t *r = realloc(p->wrecs, cap * sizeof *r);
-        if (r != NULL)
-            p->wrecs = r;
-        uint64_t *ids = realloc(p->wids, cap * sizeof *ids);
-        if (ids != NULL)
-            p->wids = ids;
-        if (r == NULL || ids == NULL)
-            return CL_FAIL(CL_ERR_PERSIST);
-        p->wcap = cap;
-    }
+    cl_archive_rec_t *r = cl_grow(p->wrecs, &p->wrecs_cap, n, sizeof *r, 256);
+    if (r != NULL)
+        p->wrecs = r;
+    uint64_t *ids = cl_grow(p->wids, &p->wids_cap, n, sizeof *ids, 256);
+    if (ids != NULL)
+        p->wids = ids;
+    if (r == NULL || ids == NULL)
+        return CL_FAIL(CL_ERR_PERSIST);
     size_t k = 0;
     for (pbatch_t *b = list; b != NULL; b = b->next)
         for (size_t i = 0; i < b->n; i++, k++) {
@@ -256,26 +250,14 @@ cl_status_t cl_pipe_put(cl_pipe_t *p, const cl_archive_rec_t *recs, const uint64
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
         bytes += recs[i].len;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n)
-            cap *= 2;
-        prow_t *r = realloc(b->rows, cap * sizeof *r);
-        if (r == NULL)
-            return CL_FAIL(CL_ERR_PERSIST);
-        b->rows = r;
-        b->cap = cap;
-    }
-    if (b->used + bytes > b->arena_cap) {
-        size_t cap = b->arena_cap ? b->arena_cap : 16384;
-        while (cap < b->used + bytes)
-            cap *= 2;
-        uint8_t *a = realloc(b->arena, cap);
-        if (a == NULL)
-            return CL_FAIL(CL_ERR_PERSIST);
-        b->arena = a;
-        b->arena_cap = cap;
-    }
+    prow_t *rows = cl_grow(b->rows, &b->cap, b->n + n, sizeof *rows, 64);
+    if (rows == NULL)
+        return CL_FAIL(CL_ERR_PERSIST);
+    b->rows = rows;
+    uint8_t *arena = cl_grow(b->arena, &b->arena_cap, b->used + bytes, 1, 16384);
+    if (arena == NULL)
+        return CL_FAIL(CL_ERR_PERSIST);
+    b->arena = arena;
     for (size_t i = 0; i < n; i++) {
         prow_t *row = &b->rows[b->n++];
         row->id = ids[i];

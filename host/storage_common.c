@@ -4,7 +4,9 @@
  */
 #include "storage_common.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void cl_store_put32(uint8_t *p, uint32_t v)
@@ -85,4 +87,22 @@ cl_status_t cl_scan_page_add(cl_scan_page_t *pg, uint64_t id, uint64_t bucket, c
     pg->pos += need;
     pg->count++;
     return CL_OK;
+}
+
+void *cl_grow(void *buf, size_t *cap, size_t need, size_t elem, size_t first)
+{
+    if (need <= *cap && buf != NULL)
+        return buf;
+    size_t c = *cap ? *cap : (first ? first : 1);
+    while (c < need) {
+        if (c > SIZE_MAX / 2)
+            return NULL;
+        c *= 2;
+    }
+    if (elem == 0 || c > SIZE_MAX / elem)
+        return NULL;
+    void *p = realloc(buf, c * elem);
+    if (p != NULL)
+        *cap = c;
+    return p;
 }

@@ -28,6 +28,14 @@ extern "C" {
 void cl_store_put32(uint8_t *p, uint32_t v); /**< little-endian */
 void cl_store_put64(uint8_t *p, uint64_t v); /**< little-endian */
 
+/**
+ * A buffer of *cap elements of `elem` bytes made to hold at least `need`:
+ * *cap doubles from `first`. Returns the (possibly moved) buffer, or NULL
+ * when out of memory or on overflow - then `buf` and *cap are unchanged and
+ * still the caller's. For host/ buffers that grow with a batch.
+ */
+void *cl_grow(void *buf, size_t *cap, size_t need, size_t elem, size_t first) CL_MUST_CHECK;
+
 /** The backends' logger when none is given: "level=NAME line" on stderr. */
 void cl_store_default_log(void *ctx, int level, const char *line);
 

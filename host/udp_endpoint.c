@@ -47,6 +47,7 @@
 #include "dedup.h"
 #include "net_addr.h"
 #include "sendq.h"
+#include "storage_common.h"
 
 #define NO_ENT CL_DEDUP_NONE
 #define EXPECT_ENTRIES 1024 /* NON messages we sent recently: an RST to them goes to the core */
@@ -844,24 +845,14 @@ cl_status_t cl_udp_process(cl_udp_t *ep, uint64_t now_ms, size_t *got)
 static bool park_msg(parked_t *pk, uint64_t peer, const uint8_t *msg, size_t len, int req,
                      unsigned how)
 {
-    if (pk->nmsg == pk->msg_cap) {
-        size_t cap = pk->msg_cap ? 2 * pk->msg_cap : 2 * CL_CORE_MAX_BATCH;
-        parked_msg_t *m = realloc(pk->msg, cap * sizeof *m);
-        if (m == NULL)
-            return false;
-        pk->msg = m;
-        pk->msg_cap = cap;
-    }
-    if (pk->used + len > pk->bytes_cap) {
-        size_t cap = pk->bytes_cap ? pk->bytes_cap : 16384;
-        while (cap < pk->used + len)
-            cap *= 2;
-        uint8_t *b = realloc(pk->bytes, cap);
-        if (b == NULL)
-            return false;
-        pk->bytes = b;
-        pk->bytes_cap = cap;
-    }
+    parked_msg_t *m = cl_grow(pk->msg, &pk->msg_cap, pk->nmsg + 1, sizeof *m, 2 * CL_CORE_MAX_BATCH);
+    if (m == NULL)
+        return false;
+    pk->msg = m;
+    uint8_t *b = cl_grow(pk->bytes, &pk->bytes_cap, pk->used + len, 1, 16384);
+    if (b == NULL)
+        return false;
+    pk->bytes = b;
     if (len > 0)
         memcpy(pk->bytes + pk->used, msg, len);
     pk->msg[pk->nmsg++] = (parked_msg_t){
