@@ -44,6 +44,7 @@
 #include "udp_endpoint.h"
 #include "coap_libcoap.h"
 #include "http_endpoint.h"
+#include "ngsi/ngsi.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -73,6 +74,10 @@ typedef struct opts {
     unsigned http_poll_timeout_s;  /* parsed from http_poll_timeout */
     int bind_any; /* -1 unset, 0, 1 */
     int bench_plain; /* --bench-plain-events: -1 unset, 0, 1 (INSECURE, benchmark only) */
+    /* NGSI-v2 facade (host/ngsi/, docs/ngsi.md): off unless ngsi_listen is set */
+    const char *ngsi_listen;
+    const char *ngsi_port_file;
+    const char *ngsi_store; /* sqlite (<data>/ngsi.sqlite, default) | pg (--pg CONNINFO) */
 } opts_t;
 
 static void usage(FILE *out)
@@ -105,6 +110,11 @@ static void usage(FILE *out)
             "                         CoAP POST /events in the host, archiving the payload\n"
             "                         as is - the baseline of `cloister bench --baseline`\n"
             "                         (loopback only)\n"
+            "  --ngsi-listen ADDR:PORT  NGSI-v2 facade (FIWARE-style broker, Orion uses 1026);\n"
+            "                         default none; port 0 = any\n"
+            "  --print-ngsi-port-file FILE  write the bound NGSI port there\n"
+            "  --ngsi-store sqlite|pg the facade's store: <data>/ngsi.sqlite (default) or\n"
+            "                         the --pg database (tables ngsi_*)\n"
             "  --help                 this text\n"
             "Flags override the config file. Exit: 0 clean, 1 runtime error, 2 usage.\n",
 #ifdef CL_DEFAULT_CORE_IMAGE
@@ -137,6 +147,9 @@ static bool set_opt(opts_t *o, const char *key, const char *val)
         {"print-port-file", offsetof(opts_t, port_file)},
         {"http-listen", offsetof(opts_t, http_listen)},
         {"print-http-port-file", offsetof(opts_t, http_port_file)},
+        {"ngsi-listen", offsetof(opts_t, ngsi_listen)},
+        {"print-ngsi-port-file", offsetof(opts_t, ngsi_port_file)},
+        {"ngsi-store", offsetof(opts_t, ngsi_store)},
         {"archive", offsetof(opts_t, archive)},
         {"log", offsetof(opts_t, log)},
         {"pg", offsetof(opts_t, pg)},
@@ -515,6 +528,7 @@ static int run(const opts_t *o, daemon_log_t *lg)
     cl_udp_t *ep = NULL;
     cl_lcoap_t *lp = NULL; /* --coap-stack libcoap: used instead of ep */
     cl_http_t *hp = NULL;
+    cl_ngsi_t *ngsi = NULL; /* --ngsi-listen: its own threads, not in the loop below */
     cl_status_t st;
 
     cl_runtime_config_t rcfg;
@@ -637,6 +651,31 @@ static int run(const opts_t *o, daemon_log_t *lg)
         dlog(lg, CL_LOG_INFO, "msg=\"listening\" transport=http port=%u",
              (unsigned)cl_http_port(hp));
     }
+    if (o->ngsi_listen != NULL && o->ngsi_listen[0] != '\0') { /* NGSI-v2 facade */
+        bool on_pg = o->ngsi_store != NULL && strcmp(o->ngsi_store, "pg") == 0;
+        cl_ngsi_config_t ncfg;
+        memset(&ncfg, 0, sizeof ncfg);
+        ncfg.listen = o->ngsi_listen;
+        ncfg.bind_any = o->bind_any == 1;
+        ncfg.data_dir = on_pg ? NULL : o->data;
+        ncfg.pg_conninfo = on_pg ? o->pg : NULL;
+        ncfg.log = log_sink;
+        ncfg.log_ctx = lg;
+        ncfg.log_debug = lg->level >= CL_LOG_DEBUG;
+        if ((st = cl_ngsi_open(&ncfg, &ngsi)) != CL_OK) {
+            dlog(lg, CL_LOG_ERROR, "msg=\"cannot start the NGSI facade\" listen=\"%s\" status=%s",
+                 o->ngsi_listen, cl_status_str(st));
+            if (st == CL_ERR_INVALID_ARG)
+                rc = EXIT_USAGE;
+            goto done;
+        }
+        if (o->ngsi_port_file != NULL && !write_port_file(o->ngsi_port_file, cl_ngsi_port(ngsi))) {
+            dlog(lg, CL_LOG_ERROR, "msg=\"cannot write ngsi port file\" errno=%d", errno);
+            goto done;
+        }
+        dlog(lg, CL_LOG_INFO, "msg=\"listening\" transport=ngsi port=%u store=%s",
+             (unsigned)cl_ngsi_port(ngsi), on_pg ? "pg" : "sqlite");
+    }
 
     sigset_t block, orig;
     sigemptyset(&block);
@@ -724,6 +763,7 @@ done:
     hctx.udp = NULL;
     hctx.lcoap = NULL;
     hctx.http = NULL;
+    cl_ngsi_close(ngsi); /* answers what it queued, stops its threads */
     cl_http_close(hp);
     cl_udp_close(ep);
     cl_lcoap_close(lp);
@@ -809,6 +849,9 @@ int main(int argc, char **argv)
     OVERLAY(coap_stack);
     OVERLAY(http_poll_timeout);
     OVERLAY(commit_pipeline);
+    OVERLAY(ngsi_listen);
+    OVERLAY(ngsi_port_file);
+    OVERLAY(ngsi_store);
 #undef OVERLAY
     if (flags.bind_any >= 0)
         o.bind_any = flags.bind_any;
@@ -866,6 +909,16 @@ int main(int argc, char **argv)
     if ((strcmp(o.archive, "pg") == 0 || strcmp(o.log, "pg") == 0) &&
         (o.pg == NULL || o.pg[0] == '\0')) {
         fprintf(stderr, "cloisterd: --pg CONNINFO is required with a pg backend\n");
+        goto out;
+    }
+    if (o.ngsi_store != NULL && strcmp(o.ngsi_store, "sqlite") != 0 &&
+        strcmp(o.ngsi_store, "pg") != 0) {
+        fprintf(stderr, "cloisterd: --ngsi-store must be sqlite or pg\n");
+        goto out;
+    }
+    if (o.ngsi_store != NULL && strcmp(o.ngsi_store, "pg") == 0 &&
+        (o.pg == NULL || o.pg[0] == '\0')) {
+        fprintf(stderr, "cloisterd: --pg CONNINFO is required with --ngsi-store pg\n");
         goto out;
     }
     if (o.core_image == NULL) {

@@ -37,6 +37,7 @@ PACKAGES=(
     python3              # scripts/bench-daemon.sh: medians and spreads of the runs
     sqlite3              # sqlite3 CLI: the kill -9 test and the canary count archive.sqlite rows
     duktape-dev          # core/js: the JS sandbox, built from /usr/share/duktape at build time
+    libcurl4-openssl-dev # host/ngsi: HTTP notifications of the NGSI-v2 facade (libcurl multi)
     gcc-arm-none-eabi    # mcu/: lib/ and the client firmware cross-compiled for Cortex-M (issue 9)
     binutils-arm-none-eabi   # arm-none-eabi-size / nm / objdump: scripts/mcu-footprint.sh
     libnewlib-arm-none-eabi  # newlib-nano (nano.specs, libc_nano.a) the firmware links
