@@ -9,7 +9,7 @@
 #            leaks detected, first error aborts
 #   fuzz     clang libFuzzer build in build-fuzz/: every committed corpus
 #            fuzz/corpus/<harness>/ replayed through the libFuzzer binary, then
-#            each harness fuzzed for FUZZ_SECONDS (default 20) into a temp dir
+#            each harness fuzzed for FUZZ_SECONDS (default 12) into a temp dir
 #   symbols  scripts/check-symbols.sh --self-test, then the symbol check of
 #            lib/ (and later core/) on build/ - DESIGN.md rule 1
 #   clang    clang -Werror build of everything in build-clang/, ctest, and the
@@ -26,7 +26,7 @@
 #            (scripts/mcu-footprint.sh; the report goes to build-mcu/)
 #
 # Usage: scripts/test-all.sh [STAGE...]      e.g. scripts/test-all.sh unit asan
-# Environment: FUZZ_SECONDS (per harness, default 20; 0 = replay only),
+# Environment: FUZZ_SECONDS (per harness, default 12; 0 = replay only),
 #              CL_SKIP_DEPS=1 (do not run scripts/install-deps.sh)
 # Exit status: 0 when every selected stage passed, 1 otherwise, 2 on bad usage.
 set -euo pipefail
@@ -36,7 +36,7 @@ cd "$ROOT"
 
 ALL_STAGES=(unit asan fuzz symbols clang mcu web)
 JOBS=$(nproc)
-FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_SECONDS=${FUZZ_SECONDS:-12}
 
 usage() {
     awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "${BASH_SOURCE[0]}"
