@@ -14,6 +14,7 @@
 
 #include "ngsi.h"
 #include "ngsi_test_util.h"
+#include "../host/host_test_util.h"
 
 typedef struct nfx {
     cl_ngsi_t *ng;

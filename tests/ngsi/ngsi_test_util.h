@@ -422,27 +422,6 @@ static inline void nt_rx_set(nt_rx_t *rx, int status, int delay_ms)
     pthread_mutex_unlock(&rx->mu);
 }
 
-/* ------------------------------------------------------------ temp dirs */
-
-static inline void nt_rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d != NULL) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            char p[1024];
-            int n = snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-            if (n < 0 || (size_t)n >= sizeof p)
-                continue;
-            nt_rm_rf(p);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
+/* temp dirs: ht_rm_rf from tests/host/host_test_util.h */
 
 #endif

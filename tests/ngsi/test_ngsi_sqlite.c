@@ -24,7 +24,7 @@ static void backend_init(nfx_t *f)
 
 static void backend_fini(nfx_t *f)
 {
-    nt_rm_rf(f->dir);
+    ht_rm_rf(f->dir);
 }
 
 static void db_exec(nfx_t *f, const char *sql)
